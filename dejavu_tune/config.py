@@ -1,0 +1,286 @@
+"""Typed configuration of one training run.
+
+Every section is a frozen dataclass that validates itself in ``__post_init__``;
+``TrainConfig.from_dict`` builds the tree from plain (YAML-shaped) dicts and
+rejects unknown keys. Errors are :class:`ConfigError` and name the key path,
+the value received and what is allowed, so a typo never runs silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+__all__ = [
+    "ConfigError",
+    "parse_override",
+    "CRMConfig",
+    "DataConfig",
+    "DejaVuConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RedactionConfig",
+    "TrainConfig",
+    "REDACTION_KINDS",
+    "SPECTRAL_KINDS",
+    "CRM_KINDS",
+]
+
+REDACTION_KINDS = ("random_blocks", "checkerboard", "lowpass", "highpass", "bandstop")
+SPECTRAL_KINDS = ("lowpass", "highpass", "bandstop")
+CRM_KINDS = ("crm_f", "crm_r")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type or out of range."""
+
+
+def _fail(path: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"{path}={value!r} is not allowed: expected {allowed}")
+
+
+def _check_int(path: str, value: Any, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (
+        high is not None and value > high
+    ):
+        upper = f" and {high}" if high is not None else " or more"
+        what = f"an integer between {low}{upper}" if high is not None else f"an integer of {low}{upper}"
+        _fail(path, value, what)
+
+
+def _check_float(path: str, value: Any, low: float, high: float = math.inf,
+                 low_open: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        bracket = "(" if low_open else "["
+        upper = "inf)" if high == math.inf else f"{high}]"
+        _fail(path, value, f"a finite number in {bracket}{low}, {upper}")
+
+
+def _check_choice(path: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        _fail(path, value, "one of " + ", ".join(choices))
+
+
+@dataclass(frozen=True)
+class RedactionConfig:
+    """How the input image is redacted before regeneration (METHOD.md, Redaction)."""
+
+    kind: str = "random_blocks"
+    block_size: int = 32  # seed C.1: b=32 for Cityscapes/ADE20K/KITTI/NYUD-v2
+    threshold: float = 0.4  # seed C.1: t=0.4; only random_blocks reads it
+    fill: float = 0.0  # redacted pixels take this value; 0 is the mean grey of [-1, 1] images
+    cutoff: float = 0.25  # lowpass removes radius >= cutoff, highpass removes radius < cutoff
+    band_low: float = 0.1  # bandstop removes band_low <= radius < band_high
+    band_high: float = 0.5
+
+    def validate(self, prefix: str = "redaction") -> None:
+        _check_choice(f"{prefix}.kind", self.kind, REDACTION_KINDS)
+        _check_int(f"{prefix}.block_size", self.block_size, 1, 1024)
+        _check_float(f"{prefix}.threshold", self.threshold, 0.0, 1.0)
+        _check_float(f"{prefix}.fill", self.fill, -math.inf)
+        _check_float(f"{prefix}.cutoff", self.cutoff, 0.0, 1.0)
+        _check_float(f"{prefix}.band_low", self.band_low, 0.0, 1.0)
+        _check_float(f"{prefix}.band_high", self.band_high, 0.0, 1.0)
+        if self.kind == "bandstop" and self.band_low >= self.band_high:
+            _fail(f"{prefix}.band_low", self.band_low,
+                  f"a value below {prefix}.band_high={self.band_high}")
+
+
+@dataclass(frozen=True)
+class CRMConfig:
+    """The Conditional Regeneration Module (METHOD.md, CRM)."""
+
+    kind: str = "crm_r"
+    stages: int = 2  # seed Table B.3: 2 stages is best for CRM-F
+    steps: int = 20  # seed C.1: 20 recursion steps for CRM-R
+    width: int = 32  # channels of the first level; small because the CRM is discarded after training
+    downsample: int = 4  # the CRM works at 1/4 resolution: cost / 16, output still full size
+    checkpointing: bool = False  # recompute CRM-R steps in backward: memory no longer grows with K
+    weights: str | None = None  # stored CRM checkpoint to start from (seed C.1)
+
+    def validate(self, prefix: str = "crm") -> None:
+        _check_choice(f"{prefix}.kind", self.kind, CRM_KINDS)
+        _check_int(f"{prefix}.stages", self.stages, 1, 4)
+        _check_int(f"{prefix}.steps", self.steps, 1, 200)
+        _check_int(f"{prefix}.width", self.width, 4, 512)
+        _check_choice(f"{prefix}.downsample", self.downsample, (1, 2, 4, 8))  # type: ignore[arg-type]
+        if not isinstance(self.checkpointing, bool):
+            _fail(f"{prefix}.checkpointing", self.checkpointing, "true or false")
+        if self.weights is not None and not isinstance(self.weights, str):
+            _fail(f"{prefix}.weights", self.weights, "a file path or null")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of L = L_task + gamma * (gamma1 * MSE + gamma2 * LPIPS) + cl_weight * L_CL."""
+
+    gamma: float = 1.0  # seed C.1
+    gamma1: float = 1.0  # seed C.1
+    gamma2: float = 0.3  # seed C.1 (segmentation)
+    cl_weight: float = 0.0  # seed B.1 uses 0.1; off by default because it costs a second forward
+
+    def validate(self, prefix: str = "loss") -> None:
+        for name in ("gamma", "gamma1", "gamma2", "cl_weight"):
+            _check_float(f"{prefix}.{name}", getattr(self, name), 0.0, 1000.0)
+
+
+@dataclass(frozen=True)
+class DejaVuConfig:
+    enabled: bool = True
+    redaction: RedactionConfig = field(default_factory=RedactionConfig)
+    crm: CRMConfig = field(default_factory=CRMConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def validate(self, prefix: str = "dejavu") -> None:
+        if not isinstance(self.enabled, bool):
+            _fail(f"{prefix}.enabled", self.enabled, "true or false")
+        self.redaction.validate(f"{prefix}.redaction")
+        self.crm.validate(f"{prefix}.crm")
+        self.loss.validate(f"{prefix}.loss")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "synthetic"
+    image_size: int = 64  # small enough for a CPU, large enough for b=8..16 blocks
+    num_classes: int = 5
+    num_train: int = 384
+    num_val: int = 96
+    noise: float = 0.05  # pixel noise of the synthetic scenes, in [-1, 1] units
+    input_noise: float = 0.0  # Gaussian noise sigma added to validation inputs (seed Table B.1)
+    seed: int = 0
+
+    def validate(self, prefix: str = "data") -> None:
+        _check_choice(f"{prefix}.name", self.name, ("synthetic",))
+        _check_int(f"{prefix}.image_size", self.image_size, 16, 4096)
+        _check_int(f"{prefix}.num_classes", self.num_classes, 2, 8)
+        _check_int(f"{prefix}.num_train", self.num_train, 1)
+        _check_int(f"{prefix}.num_val", self.num_val, 1)
+        _check_float(f"{prefix}.noise", self.noise, 0.0, 2.0)
+        _check_float(f"{prefix}.input_noise", self.input_noise, 0.0, 2.0)
+        _check_int(f"{prefix}.seed", self.seed, 0)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "small"
+    width: int = 16  # channels of the small network's first level
+
+    def validate(self, prefix: str = "model") -> None:
+        from dejavu_tune.models import MODELS  # local: keeps config import free of torch
+
+        _check_choice(f"{prefix}.name", self.name, tuple(MODELS))
+        _check_int(f"{prefix}.width", self.width, 4, 512)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """The seed's vanilla strategy (C.1): SGD, lr 0.01, polynomial decay with power 2."""
+
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    poly_power: float = 2.0
+    epochs: int = 10
+    batch_size: int = 16
+    grad_clip: float = 0.0  # 0 disables clipping
+
+    def validate(self, prefix: str = "optim") -> None:
+        _check_float(f"{prefix}.lr", self.lr, 0.0, 10.0, low_open=True)
+        _check_float(f"{prefix}.momentum", self.momentum, 0.0, 1.0)
+        _check_float(f"{prefix}.weight_decay", self.weight_decay, 0.0, 1.0)
+        _check_float(f"{prefix}.poly_power", self.poly_power, 0.0, 10.0)
+        _check_int(f"{prefix}.epochs", self.epochs, 1)
+        _check_int(f"{prefix}.batch_size", self.batch_size, 1)
+        _check_float(f"{prefix}.grad_clip", self.grad_clip, 0.0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs; the unit a search trial samples."""
+
+    seed: int = 0
+    device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto" (cuda when available)
+    precision: str = "fp32"  # bf16/fp16 autocast is for CUDA; fp32 keeps CPU runs exact
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    dejavu: DejaVuConfig = field(default_factory=DejaVuConfig)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        _check_int("seed", self.seed, 0)
+        if not isinstance(self.device, str) or not (
+            self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")
+        ):
+            _fail("device", self.device, "cpu, cuda, cuda:N or auto")
+        _check_choice("precision", self.precision, PRECISIONS)
+        self.data.validate("data")
+        self.model.validate("model")
+        self.optim.validate("optim")
+        self.dejavu.validate("dejavu")
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None = None) -> TrainConfig:
+        return _build(cls, raw or {}, "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **overrides: Any) -> TrainConfig:
+        """Copy with dotted-key overrides, e.g. ``replace(**{"dejavu.crm.steps": 5})``."""
+        tree = self.to_dict()
+        for dotted, value in overrides.items():
+            node = tree
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                if not isinstance(node.get(part), dict):
+                    raise ConfigError(f"{dotted} is not a configuration key")
+                node = node[part]
+            if leaf not in node:
+                raise ConfigError(f"{dotted} is not a configuration key")
+            node[leaf] = value
+        return TrainConfig.from_dict(tree)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"dejavu.crm.steps=5"`` -> ``("dejavu.crm.steps", 5)``; the value is read as YAML."""
+    import yaml  # deferred: only command lines need it
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} is not allowed: expected KEY=VALUE, "
+                          "e.g. dejavu.crm.steps=5")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({exc})") from None
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        _fail(prefix.rstrip(".") or "config", raw, "a mapping")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        path = prefix + str(unknown[0])
+        raise ConfigError(f"{path} is not a known key: expected one of " + ", ".join(names))
+    kwargs = {}
+    for name, value in raw.items():
+        sub = hints[name]
+        if dataclasses.is_dataclass(sub):
+            kwargs[name] = _build(sub, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = value
+    # Sections are validated once, by TrainConfig.__post_init__, with full key paths.
+    return cls(**kwargs)

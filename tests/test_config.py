@@ -1,0 +1,50 @@
+import pytest
+
+from dejavu_tune.config import ConfigError, TrainConfig
+
+
+def test_defaults_are_valid_and_round_trip():
+    cfg = TrainConfig()
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.optim.lr == 0.01 and cfg.optim.poly_power == 2.0  # seed C.1 vanilla strategy
+    assert (cfg.dejavu.loss.gamma, cfg.dejavu.loss.gamma1, cfg.dejavu.loss.gamma2) == (1, 1, 0.3)
+
+
+def test_nested_dict_builds_sections():
+    cfg = TrainConfig.from_dict({"dejavu": {"crm": {"kind": "crm_f", "stages": 3}},
+                                 "optim": {"epochs": 2}})
+    assert cfg.dejavu.crm.kind == "crm_f" and cfg.dejavu.crm.stages == 3
+    assert cfg.optim.epochs == 2
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"dejavu": {"crm": {"stagse": 2}}},
+     "dejavu.crm.stagse is not a known key: expected one of kind, stages, steps"),
+    ({"dejavu": {"crm": {"stages": 5}}},
+     "dejavu.crm.stages=5 is not allowed: expected an integer between 1 and 4"),
+    ({"dejavu": {"redaction": {"kind": "blur"}}},
+     "dejavu.redaction.kind='blur' is not allowed: expected one of random_blocks, checkerboard"),
+    ({"dejavu": {"redaction": {"threshold": 1.5}}},
+     "dejavu.redaction.threshold=1.5 is not allowed: expected a finite number in [0.0, 1.0]"),
+    ({"optim": {"lr": 0}}, "optim.lr=0 is not allowed: expected a finite number in (0.0, 10.0]"),
+    ({"optim": {"epochs": 2.5}}, "optim.epochs=2.5 is not allowed: expected an integer of 1"),
+    ({"dejavu": {"loss": {"gamma": float("nan")}}}, "dejavu.loss.gamma=nan is not allowed"),
+    ({"dejavu": {"redaction": {"kind": "bandstop", "band_low": 0.6, "band_high": 0.5}}},
+     "dejavu.redaction.band_low=0.6 is not allowed: expected a value below "
+     "dejavu.redaction.band_high=0.5"),
+    ({"model": {"name": "resnet9000"}}, "model.name='resnet9000' is not allowed: expected one of small"),
+    ({"device": "tpu"}, "device='tpu' is not allowed"),
+    ({"dejavu": "yes"}, "dejavu='yes' is not allowed: expected a mapping"),
+    ({"bogus": 1}, "bogus is not a known key"),
+])
+def test_bad_values_name_key_value_and_allowed(raw, message):
+    with pytest.raises(ConfigError) as err:
+        TrainConfig.from_dict(raw)
+    assert message in str(err.value)
+
+
+def test_replace_with_dotted_keys():
+    cfg = TrainConfig().replace(**{"dejavu.crm.steps": 5, "seed": 3})
+    assert cfg.dejavu.crm.steps == 5 and cfg.seed == 3
+    with pytest.raises(ConfigError, match="dejavu.crm.nope is not a configuration key"):
+        TrainConfig().replace(**{"dejavu.crm.nope": 1})
