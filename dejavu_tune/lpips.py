@@ -14,6 +14,7 @@ this file's own directory would come first on sys.path and shadow ``lpips``).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import importlib.util
 import os
@@ -29,7 +30,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-__all__ = ["LPIPSWeightsError", "load_lpips", "lpips_distance", "load_image", "main"]
+__all__ = ["LPIPSWeightsError", "load_lpips", "shared_lpips", "lpips_distance", "load_image",
+           "main"]
 
 WEIGHTS_ENV = "DEJAVU_LPIPS_WEIGHTS"
 TORCHVISION_FILE = "alexnet-owt-7be5be79.pth"
@@ -193,6 +195,13 @@ def load_lpips(device: str | torch.device = "cpu",
             lin.model[-1].weight.copy_(weight)
     net.requires_grad_(False)
     return net.eval().to(device)
+
+
+@functools.lru_cache(maxsize=4)
+def shared_lpips(device: str | torch.device = "cpu") -> nn.Module:
+    """One frozen LPIPS per process and device: trials that reuse a worker process
+    (Ray's reuse_actors) skip the 0.4 s load. Safe to share: it has no trainable state."""
+    return load_lpips(device)
 
 
 def lpips_distance(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

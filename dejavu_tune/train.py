@@ -9,6 +9,7 @@ The baseline is the very same step with ``dejavu.enabled = false``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +38,14 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the run cannot continue."""
 
 
+@functools.lru_cache(maxsize=2)
+def _splits(num_train: int, num_val: int, image_size: int, num_classes: int, seed: int,
+            noise: float) -> tuple[Any, Any]:
+    """The synthetic splits, generated once per process for trials that share a worker."""
+    return synthetic_splits(num_train, num_val, image_size=image_size,
+                            num_classes=num_classes, seed=seed, noise=noise)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -53,13 +62,13 @@ class Trainer:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         data = cfg.data
-        train_split, val_split = synthetic_splits(
-            data.num_train, data.num_val, image_size=data.image_size,
-            num_classes=data.num_classes, seed=data.seed, noise=data.noise)
-        self.train_images = train_split.images.to(self.device)
-        self.train_labels = train_split.labels.to(self.device)
-        self.val_images = val_split.images.to(self.device)
-        self.val_labels = val_split.labels.to(self.device)
+        train_split, val_split = _splits(data.num_train, data.num_val, data.image_size,
+                                         data.num_classes, data.seed, data.noise)
+        # Copies: the cached splits are shared by every trial of this process.
+        self.train_images = train_split.images.to(self.device, copy=True)
+        self.train_labels = train_split.labels.to(self.device, copy=True)
+        self.val_images = val_split.images.to(self.device, copy=True)
+        self.val_labels = val_split.labels.to(self.device, copy=True)
 
         dv = cfg.dejavu
         # Weight init draws from the global RNG; fork it so a run leaves no trace behind.
@@ -76,9 +85,9 @@ class Trainer:
         self.lpips = None
         if dv.enabled and dv.loss.gamma2 > 0:
             if lpips_net is None:
-                from dejavu_tune.lpips import load_lpips
+                from dejavu_tune.lpips import shared_lpips
 
-                lpips_net = load_lpips(self.device)
+                lpips_net = shared_lpips(self.device)
             self.lpips = lpips_net.to(self.device)
 
         opt = cfg.optim
@@ -132,7 +141,7 @@ class Trainer:
         if not math.isfinite(value):
             raise NonFiniteLossError(
                 f"loss became {value} at epoch {self.epoch + 1}, iteration {self.iteration + 1} "
-                f"(parts: {', '.join(f'{k}={float(v):.4g}' for k, v in parts.items())})")
+                f"(parts: {', '.join(f'{k}={float(v.detach()):.4g}' for k, v in parts.items())})")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.cfg.optim.grad_clip > 0:
@@ -283,7 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     final = {}
     for name, run_cfg in runs.items():
         print(f"[{name}]")
-        history = train(run_cfg, on_epoch=lambda m: print("  " + _format(m), flush=True))
+        try:
+            history = train(run_cfg, on_epoch=lambda m: print("  " + _format(m), flush=True))
+        except NonFiniteLossError as exc:
+            print(f"error: {name}: {exc}", file=sys.stderr)
+            return 1
         final[name] = history[-1]["val_miou"]
     if args.compare:
         print(f"val_miou baseline={final['baseline']:.4f} dejavu={final['dejavu']:.4f} "

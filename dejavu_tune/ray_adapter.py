@@ -1,0 +1,158 @@
+"""Every Ray call dejavu-tune depends on, in one place (Ray's API moves between releases).
+
+Trainable side: ``trial_identity``, ``report`` (metrics + a checkpoint directory
+holding the trainer state), ``restore_state``. Driver side: ``start_ray``,
+``make_tuner`` / ``restore_tuner`` (OptunaSearch + ASHA), ``StatusCallback``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["trial_identity", "report", "restore_state", "start_ray", "make_tuner",
+           "restore_tuner", "make_status_callback", "CHECKPOINT_FILE", "trial_error"]
+
+CHECKPOINT_FILE = "trainer.pt"
+
+
+# -- inside a trial ----------------------------------------------------------------
+def trial_identity() -> tuple[str, str]:
+    from ray import tune
+
+    ctx = tune.get_context()
+    return ctx.get_trial_id(), ctx.get_trial_name()
+
+
+def report(metrics: dict[str, float], state: dict[str, Any]) -> None:
+    """Report one epoch with a checkpoint of ``state`` (tensors and plain values only)."""
+    from ray import tune
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / CHECKPOINT_FILE
+        torch.save(state, path)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def restore_state() -> dict[str, Any] | None:
+    """The trainer state of the trial's latest checkpoint, or None on a fresh start."""
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:
+        # weights_only: a checkpoint is data, never code to run.
+        return torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu",
+                          weights_only=True)
+
+
+# -- the driver --------------------------------------------------------------------
+def start_ray(address: str | None = None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        # The dashboard is a web server: a local search does not need one listening.
+        ray.init(include_dashboard=False, log_to_driver=False)
+
+
+def _trainable(fn: Callable[..., None], resources: dict[str, float], **constants: Any) -> Any:
+    from ray import tune
+
+    return tune.with_resources(tune.with_parameters(fn, **constants),
+                               {"cpu": resources["cpu"], "gpu": resources["gpu"]})
+
+
+def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: dict[str, float],
+               *, storage_path: str, name: str, num_samples: int,
+               metric: str, mode: str, max_epochs: int,
+               define_by_run: Callable[[Any], None] | None = None, seed: int = 0,
+               max_concurrent: int = 1, grace_period: int = 1, reduction_factor: int = 2,
+               param_space: dict[str, Any] | None = None, callbacks: list[Any] | None = None,
+               max_failures: int = 0) -> Any:
+    """A Tuner: OptunaSearch (seeded TPE) + ASHA when ``define_by_run`` is given, else a
+    fixed ``param_space`` run (the baseline)."""
+    import optuna
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    # Epochs of small trials are seconds long; Tune's warning about frequent experiment
+    # snapshots (forced by num_to_keep) is expected here and not actionable.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    search_alg, scheduler = None, None
+    if define_by_run is not None:
+        searcher = OptunaSearch(space=define_by_run, metric=metric, mode=mode,
+                                sampler=optuna.samplers.TPESampler(seed=seed))
+        search_alg = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_epochs,
+                                  grace_period=min(grace_period, max_epochs),
+                                  reduction_factor=reduction_factor)
+    tune_config = tune.TuneConfig(
+        metric=metric, mode=mode, num_samples=num_samples, search_alg=search_alg,
+        scheduler=scheduler, max_concurrent_trials=max_concurrent,
+        # Actor start-up dominates short trials: reuse the worker processes between trials.
+        reuse_actors=True)
+    run_config = tune.RunConfig(
+        name=name, storage_path=storage_path, callbacks=callbacks or [], verbose=0,
+        failure_config=tune.FailureConfig(max_failures=max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
+    return tune.Tuner(_trainable(fn, resources, **constants), param_space=param_space or {},
+                      tune_config=tune_config, run_config=run_config)
+
+
+def restore_tuner(path: str, fn: Callable[..., None], constants: dict[str, Any],
+                  resources: dict[str, float], param_space: dict[str, Any] | None = None) -> Any:
+    """Continue an interrupted experiment: finished trials are kept, unfinished ones resume
+    from their checkpoints, errored ones stay errored, and the searcher keeps its history."""
+    from ray import tune
+
+    trainable = _trainable(fn, resources, **constants)
+    # Unpickling the saved trials checks that their trainable is registered, before
+    # Tuner.restore registers the one passed in: register it under its old name first.
+    tune.register_trainable(fn.__name__, trainable)
+    return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
+                              resume_errored=False, param_space=param_space)
+
+
+def can_restore(path: str) -> bool:
+    from ray import tune
+
+    return tune.Tuner.can_restore(path)
+
+
+def trial_error(trial: Any) -> str:
+    """A one-line reason for a failed trial, from the error file Ray wrote."""
+    path = getattr(trial, "error_file", None)
+    if path and os.path.exists(path):
+        lines = [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
+        for line in reversed(lines):
+            if "Error" in line or "Exception" in line:
+                return line
+        return lines[-1] if lines else "unknown error"
+    return "unknown error"
+
+
+def make_status_callback(on_complete: Callable[[str, dict[str, Any]], None],
+                         on_error: Callable[[str, str], None]) -> Any:
+    """A Tune callback that forwards each trial's end (id, last result / reason)."""
+    from ray import tune
+
+    class _Status(tune.Callback):
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any):
+            on_complete(trial.trial_id, dict(trial.last_result or {}))
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any):
+            on_error(trial.trial_id, trial_error(trial))
+
+    return _Status()

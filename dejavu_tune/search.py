@@ -1,0 +1,137 @@
+"""``python -m dejavu_tune.search``: a DejaVu hyperparameter search, every trial in MLflow.
+
+With no arguments it runs ``search_spaces/default.yaml`` on the local machine:
+a baseline trial (DejaVu off, same network, schedule and budget), then
+``num_samples`` DejaVu trials sampled by Optuna's seeded TPE over the YAML's
+conditional space, stopped early by ASHA, each logged as a child run of one
+MLflow parent run. ``--resume`` continues an interrupted search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from dejavu_tune.config import ConfigError, parse_override
+from dejavu_tune.space import SearchSpace, SpaceError, load_space
+
+__all__ = ["main", "build_parser", "DEFAULT_SPACE"]
+
+DEFAULT_SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "default.yaml"
+META_FILE = "search.json"
+# Flags that are shorthands for keys of the space file's `search` / `resources` sections.
+_FLAG_KEYS = {"num_samples": "search.num_samples", "max_concurrent": "search.max_concurrent",
+              "seed": "search.seed", "grace_period": "search.grace_period",
+              "reduction_factor": "search.reduction_factor",
+              "cpus_per_trial": "resources.cpu", "gpus_per_trial": "resources.gpu"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dejavu_tune.search", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--space", default=str(DEFAULT_SPACE), help="search-space YAML file")
+    p.add_argument("--num-samples", type=int, help="DejaVu trials (the baseline comes on top)")
+    p.add_argument("--max-concurrent", type=int, help="trials running at once")
+    p.add_argument("--seed", type=int, help="seed of the TPE sampler")
+    p.add_argument("--grace-period", type=int, help="ASHA: epochs before a trial can stop")
+    p.add_argument("--reduction-factor", type=int, help="ASHA: keep 1/factor at each rung")
+    p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial")
+    p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (0.5 = two per GPU)")
+    p.add_argument("--storage-path", default="runs",
+                   help="where trial checkpoints and results go (shared storage on a cluster)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: a SQLite file in "
+                                          "the storage path)")
+    p.add_argument("--experiment", default="dejavu-tune", help="MLflow experiment name")
+    p.add_argument("--name", help="name of this search (default: <space>-<timestamp>)")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--max-failures", type=int, default=0,
+                   help="retries of a failed trial from its last checkpoint")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the space file, e.g. optim.epochs=2 or "
+                        "search.metric=val_pixel_acc (repeatable)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate, print the resolved space and budget, start nothing")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the search --name (default: the latest) in --storage-path")
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides = dict(parse_override(text) for text in args.set)
+    for attr, key in _FLAG_KEYS.items():
+        value = getattr(args, attr)
+        if value is not None:
+            overrides[key] = int(value) if key.startswith("search.") else value
+    return overrides
+
+
+def describe(space: SearchSpace, name: str | None = None) -> str:
+    cfg = space.base_config()
+    s = space.search
+    trials = s.num_samples + int(s.baseline)
+    lines = [f"space: {space.path}" + (f"   search: {name}" if name else ""),
+             f"network: {cfg.model.name}   data: {cfg.data.name} {cfg.data.image_size}px "
+             f"({cfg.data.num_train} train / {cfg.data.num_val} val)   device: {cfg.device}",
+             "parameters:"]
+    lines += [f"  {p.name:<30} {p.describe()}" for p in space.params]
+    lines += [
+        f"search: {s.num_samples} TPE trials (seed {s.seed}) + "
+        f"{'1 baseline' if s.baseline else 'no baseline'}, {s.max_concurrent} at once, "
+        f"{s.mode} {s.metric}",
+        f"ASHA: grace period {s.grace_period} epoch(s), reduction factor {s.reduction_factor}",
+        f"budget: at most {trials} trials x {cfg.optim.epochs} epochs = "
+        f"{trials * cfg.optim.epochs} trial-epochs; resources per trial: "
+        f"{space.resources['cpu']:g} CPU, {space.resources['gpu']:g} GPU",
+    ]
+    return "\n".join(lines)
+
+
+def _latest(storage: Path) -> Path | None:
+    candidates = sorted(storage.glob(f"*/{META_FILE}"), key=lambda p: p.stat().st_mtime)
+    return candidates[-1].parent if candidates else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    storage = Path(args.storage_path).resolve()
+    try:
+        if args.resume:
+            if args.set or any(getattr(args, a) is not None for a in _FLAG_KEYS):
+                raise ConfigError("--resume continues a search as it was started: "
+                                  "drop --set and the search/resource flags")
+            root = storage / args.name if args.name else _latest(storage)
+            if root is None or not (root / META_FILE).is_file():
+                raise ConfigError(f"--resume: no search to continue in {storage} "
+                                  f"(expected {root or storage}/{META_FILE})")
+            meta = json.loads((root / META_FILE).read_text())
+            space = load_space(root / "space.yaml", meta["overrides"])
+        else:
+            overrides = _overrides(args)
+            space = load_space(args.space, overrides)
+            name = args.name or f"{Path(args.space).stem}-{datetime.now():%Y%m%d-%H%M%S}"
+            root = storage / name
+            if (root / META_FILE).exists():
+                raise ConfigError(f"search {name!r} already exists in {storage}: "
+                                  "use --resume to continue it, or another --name")
+            meta = {"name": name, "space_file": str(Path(args.space).resolve()),
+                    "overrides": overrides, "experiment": args.experiment,
+                    "tracking_uri": args.tracking_uri, "baseline": None}
+    except (SpaceError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print(describe(space, root.name))
+        return 0
+    from dejavu_tune.search_run import run_search  # deferred: imports Ray, MLflow, torch
+
+    return run_search(space, root, meta, args.address, args.max_failures, resume=args.resume,
+                      started=time.time())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

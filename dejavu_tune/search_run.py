@@ -1,0 +1,247 @@
+"""Runs a validated search: MLflow parent run, the baseline trial, the Optuna/ASHA trials,
+trial statuses, and the parent run's summary, best configuration and Optuna plots."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from dejavu_tune import ray_adapter, tracking
+from dejavu_tune.space import SearchSpace
+from trainables.dejavu_trainable import TrialContext, dejavu_trainable
+
+__all__ = ["run_search", "summarise"]
+
+
+def _save_meta(root: Path, meta: dict[str, Any]) -> None:
+    tmp = root / "search.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2))
+    tmp.replace(root / "search.json")  # atomic: a killed driver never leaves half a file
+
+
+def _trial_status(result: Any, epochs: int) -> tuple[str, str | None]:
+    if result.error is not None:
+        return "failed", f"{type(result.error).__name__}: {result.error}".splitlines()[0][:500]
+    done = int((result.metrics or {}).get("training_iteration", 0))
+    return ("completed", None) if done >= epochs else ("stopped_early", None)
+
+
+def _fit(tuner: Any) -> list[Any]:
+    grid = tuner.fit()
+    return [grid[i] for i in range(len(grid))]
+
+
+def run_search(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | None,
+               max_failures: int, resume: bool, started: float) -> int:
+    root.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        shutil.copyfile(space.path, root / "space.yaml")
+    uri = meta["tracking_uri"] or tracking.default_tracking_uri(root.parent)
+    meta["tracking_uri"] = uri
+    exp_id, parent = tracking.open_parent_run(uri, meta["experiment"], meta["name"],
+                                              meta.get("parent_run_id"))
+    meta.update(experiment_id=exp_id, parent_run_id=parent)
+    _save_meta(root, meta)
+    if not resume:
+        _log_parent_setup(uri, parent, space, root)
+
+    cfg = space.base_config()
+    s = space.search
+    ray_adapter.start_ray(address)
+    context = TrialContext(fixed=space.fixed, tracking_uri=uri, experiment_id=exp_id,
+                           parent_run_id=parent, metric=s.metric, cpus=space.resources["cpu"])
+    common = dict(storage_path=str(root), metric=s.metric, mode=s.mode,
+                  max_epochs=cfg.optim.epochs, max_concurrent=s.max_concurrent,
+                  max_failures=max_failures)
+    epochs = cfg.optim.epochs
+
+    def on_complete(trial_id: str, last: dict[str, Any]) -> None:
+        status = "completed" if last.get("training_iteration", 0) >= epochs else "stopped_early"
+        _set_status(uri, exp_id, parent, trial_id, status)
+        value = last.get(s.metric, float("nan"))
+        print(f"  trial {trial_id}: {status} after {last.get('training_iteration', 0)} "
+              f"epoch(s), {s.metric}={value:.4f}", flush=True)
+
+    def on_error(trial_id: str, reason: str) -> None:
+        _set_status(uri, exp_id, parent, trial_id, "failed", reason)
+        print(f"  trial {trial_id}: failed: {reason}", flush=True)
+
+    callbacks = [ray_adapter.make_status_callback(on_complete, on_error)]
+
+    if s.baseline and meta.get("baseline") is None:
+        print("baseline: DejaVu off, same network, schedule and budget", flush=True)
+        path = str(root / "baseline")
+        param_space = {"dejavu.enabled": False}
+        if resume and ray_adapter.can_restore(path):
+            tuner = ray_adapter.restore_tuner(path, dejavu_trainable, {"context": context},
+                                              space.resources, param_space=param_space)
+        else:
+            tuner = ray_adapter.make_tuner(dejavu_trainable, {"context": context},
+                                           space.resources, name="baseline", num_samples=1,
+                                           param_space=param_space, callbacks=callbacks,
+                                           **common)
+        (baseline,) = _fit(tuner)
+        if baseline.error is not None:
+            print(f"error: the baseline trial failed ({baseline.error}); no trial can be "
+                  "compared, stopping", file=sys.stderr)
+            tracking.set_trial_status(uri, parent, "failed", f"baseline failed: {baseline.error}")
+            return 1
+        history = baseline.metrics_dataframe.sort_values("training_iteration")[s.metric]
+        meta["baseline"] = [float(v) for v in history]
+        _save_meta(root, meta)
+    baseline_curve = tuple(meta.get("baseline") or ())
+    context = TrialContext(**{**context.__dict__, "baseline": baseline_curve})
+
+    print(f"search: {s.num_samples} trials, {s.max_concurrent} at once", flush=True)
+    path = str(root / "search")
+    if resume and ray_adapter.can_restore(path):
+        tuner = ray_adapter.restore_tuner(path, dejavu_trainable, {"context": context},
+                                          space.resources)
+    else:
+        tuner = ray_adapter.make_tuner(dejavu_trainable, {"context": context}, space.resources,
+                                       name="search", num_samples=s.num_samples,
+                                       define_by_run=space.define_by_run, seed=s.seed,
+                                       grace_period=s.grace_period,
+                                       reduction_factor=s.reduction_factor,
+                                       callbacks=callbacks, **common)
+    results = _fit(tuner)
+    for result in results:  # idempotent: also settles trials whose driver died mid-way
+        status, reason = _trial_status(result, epochs)
+        trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
+        _set_status(uri, exp_id, parent, trial_id, status, reason)
+    table, best = summarise(space, results, baseline_curve)
+    _log_parent_results(uri, parent, space, results, table, best, baseline_curve,
+                        wall=time.time() - started)
+    print("\n" + table)
+    if best is not None:
+        print(f"\nbest: {best['trial']}  {s.metric}={best['value']:.4f}"
+              + (f"  gain={best['gain']:+.4f}" if best.get("gain") is not None else ""))
+        print("best configuration: " + json.dumps(best["config"], sort_keys=True))
+    print(f"\nresults: {root}\nopen them with:  mlflow ui --backend-store-uri {uri}\n"
+          f"then browse http://127.0.0.1:5000 (experiment {meta['experiment']!r}, "
+          f"parent run {meta['name']!r}; select child runs and press Compare)")
+    meta["finished"] = True
+    _save_meta(root, meta)
+    return 0
+
+
+def _set_status(uri: str, exp_id: str, parent: str, trial_id: str, status: str,
+                reason: str | None = None) -> None:
+    runs = tracking.child_runs(uri, exp_id, parent)
+    for run in runs:
+        if run.data.tags.get(tracking.TRIAL_TAG) != trial_id:
+            continue
+        if run.data.tags.get(tracking.STATUS_TAG) == "failed" and status == "failed":
+            return  # the trial's own, more precise reason stays
+        tracking.set_trial_status(uri, run.info.run_id, status, reason)
+
+
+def summarise(space: SearchSpace, results: list[Any],
+              baseline: tuple[float, ...]) -> tuple[str, dict[str, Any] | None]:
+    """A Markdown table of trials and the best one by the search metric."""
+    s = space.search
+    epochs = space.base_config().optim.epochs
+    rows, best = [], None
+    sign = 1 if s.mode == "max" else -1
+    for result in sorted(results, key=lambda r: (r.metrics or {}).get("trial_id", "")):
+        metrics = result.metrics or {}
+        status, reason = _trial_status(result, epochs)
+        value = metrics.get(s.metric)
+        gain = metrics.get("gain")
+        params = ", ".join(f"{_short(k)}={v:.3g}" if isinstance(v, float) else f"{_short(k)}={v}"
+                           for k, v in sorted(result.config.items()))
+        rows.append(f"| {metrics.get('trial_id', '?')} | {status} | "
+                    f"{metrics.get('training_iteration', 0)} | "
+                    f"{'' if value is None else f'{value:.4f}'} | "
+                    f"{'' if gain is None else f'{gain:+.4f}'} | {reason or params} |")
+        if value is not None and math.isfinite(value) and status != "failed" and (
+                best is None or sign * value > sign * best["value"]):
+            best = {"trial": metrics.get("trial_id"), "value": value, "gain": gain,
+                    "config": dict(result.config)}
+    header = [f"| trial | status | epochs | {s.metric} | gain | parameters |",
+              "|---|---|---|---|---|---|"]
+    if baseline:
+        header.append(f"| baseline | completed | {len(baseline)} | {baseline[-1]:.4f} | "
+                      "+0.0000 | DejaVu off |")
+    return "\n".join(header + rows), best
+
+
+def _short(key: str) -> str:
+    return key.removeprefix("dejavu.")
+
+
+def _log_parent_setup(uri: str, parent: str, space: SearchSpace, root: Path) -> None:
+    s = space.search
+    tracking.log_params(uri, parent, {
+        "space_file": Path(space.path).name, "num_samples": s.num_samples, "metric": s.metric,
+        "mode": s.mode, "seed": s.seed, "max_concurrent": s.max_concurrent,
+        "grace_period": s.grace_period, "reduction_factor": s.reduction_factor,
+        "cpus_per_trial": space.resources["cpu"], "gpus_per_trial": space.resources["gpu"],
+        "epochs": space.base_config().optim.epochs})
+    tracking.log_artifact_file(uri, parent, root / "space.yaml")
+
+
+def _log_parent_results(uri: str, parent: str, space: SearchSpace, results: list[Any],
+                        table: str, best: dict[str, Any] | None,
+                        baseline: tuple[float, ...], wall: float) -> None:
+    s = space.search
+    tracking.log_artifact_text(uri, parent, "summary.md", table + "\n")
+    metrics: dict[str, float] = {"wall_time_s": wall, "trials": float(len(results))}
+    if baseline:
+        metrics[f"baseline_{s.metric}"] = baseline[-1]
+    if best is not None:
+        metrics[f"best_{s.metric}"] = best["value"]
+        if best.get("gain") is not None:
+            metrics["best_gain"] = best["gain"]
+        tracking.log_json(uri, parent, "best_config.json",
+                          {"trial": best["trial"], s.metric: best["value"],
+                           "config": space.trial_config(best["config"]).to_dict()})
+    tracking.log_epoch(uri, parent, metrics, step=0)
+    _log_optuna_plots(uri, parent, space, results)
+    tracking.set_trial_status(uri, parent, "completed")
+
+
+def _log_optuna_plots(uri: str, parent: str, space: SearchSpace, results: list[Any]) -> None:
+    """Optuna's optimisation-history and parameter-importance plots of this search's trials."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import optuna
+    from optuna.visualization import matplotlib as ovm
+
+    s = space.search
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize" if s.mode == "max" else "minimize")
+    dists = {p.name: p.distribution() for p in space.params}
+    for result in sorted(results, key=lambda r: (r.metrics or {}).get("trial_id", "")):
+        value = (result.metrics or {}).get(s.metric)
+        if result.error is not None or value is None or not math.isfinite(value):
+            continue
+        config = {k: v for k, v in result.config.items() if k in dists}
+        study.add_trial(optuna.trial.create_trial(
+            params=config, distributions={k: dists[k] for k in config}, value=value))
+    plots = {"optimization_history.png": ovm.plot_optimization_history}
+    if len(study.trials) >= 2:
+        plots["param_importances.png"] = ovm.plot_param_importances
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # Optuna flags its matplotlib plots as experimental and warns about sparse regimes
+        # of conditional parameters; neither is actionable for the user of a finished search.
+        warnings.simplefilter("ignore")
+        for name, plot in plots.items():
+            try:
+                axes = plot(study)
+            except (ValueError, RuntimeError) as exc:  # e.g. too few trials for importances
+                tracking.log_artifact_text(uri, parent, name.replace(".png", ".txt"),
+                                           f"not drawn: {exc}\n")
+                continue
+            figure = axes.figure if hasattr(axes, "figure") else axes[0].figure
+            figure.tight_layout()
+            figure.savefig(Path(tmp) / name, dpi=100)
+            tracking.log_artifact_file(uri, parent, Path(tmp) / name)

@@ -1,0 +1,287 @@
+"""YAML search spaces -> a validated ``SearchSpace`` -> an Optuna define-by-run function.
+
+A space file has four sections (documented in ``docs/search_spaces.md``)::
+
+    fixed:      TrainConfig keys every trial shares (nested, as in dejavu_tune/config.py)
+    params:     dotted TrainConfig keys -> {type, low, high, log, step, choices, when}
+    search:     metric, mode, num_samples, max_concurrent, seed, grace_period,
+                reduction_factor, baseline
+    resources:  cpu, gpu per trial (gpu may be fractional)
+
+``when`` makes the space conditional: ``{dejavu.crm.kind: crm_f}`` (or a list of
+values) means the parameter exists only when an *earlier* parameter took one of
+those values. Every problem is a :class:`SpaceError` naming the file, the key
+path and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dejavu_tune.config import ConfigError, TrainConfig
+
+__all__ = ["SpaceError", "Param", "SearchSettings", "SearchSpace", "load_space", "parse_space"]
+
+_TOP = ("fixed", "params", "search", "resources")
+_PARAM_KEYS = {"type", "low", "high", "log", "step", "choices", "when"}
+_TYPES = ("float", "int", "categorical")
+
+
+class SpaceError(ValueError):
+    """A search-space file is malformed or contradictory."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str  # a dotted TrainConfig key, e.g. "dejavu.crm.steps"
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+    when: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+
+    def active(self, values: dict[str, Any]) -> bool:
+        return all(name in values and values[name] in allowed
+                   for name, allowed in self.when.items())
+
+    def suggest(self, trial: Any) -> Any:
+        if self.type == "categorical":
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.type == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high),
+                                     step=int(self.step or 1), log=self.log)
+        return trial.suggest_float(self.name, float(self.low), float(self.high),
+                                   step=self.step, log=self.log)
+
+    def distribution(self) -> Any:
+        """The Optuna distribution this parameter samples from."""
+        import optuna.distributions as od
+
+        if self.type == "categorical":
+            return od.CategoricalDistribution(list(self.choices))
+        if self.type == "int":
+            return od.IntDistribution(int(self.low), int(self.high), log=self.log,
+                                      step=int(self.step or 1))
+        return od.FloatDistribution(float(self.low), float(self.high), log=self.log,
+                                    step=self.step)
+
+    def describe(self) -> str:
+        if self.type == "categorical":
+            text = "one of " + ", ".join(map(str, self.choices))
+        else:
+            text = f"{self.type} in [{self.low}, {self.high}]" + (" log" if self.log else "") + (
+                f" step {self.step}" if self.step else "")
+        if self.when:
+            text += "  when " + ", ".join(f"{k} in {list(v)}" for k, v in self.when.items())
+        return text
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    metric: str = "val_miou"
+    mode: str = "max"
+    num_samples: int = 8  # DejaVu trials; the baseline trial comes on top
+    max_concurrent: int = 2  # one trial per core of a 2-core laptop
+    seed: int = 0  # seeds the TPE sampler, so a search is repeatable
+    grace_period: int = 1  # ASHA: epochs every trial gets before it can be stopped
+    reduction_factor: int = 2  # ASHA: keep the best 1/reduction_factor at each rung
+    baseline: bool = True  # run the same training with DejaVu off, for gains
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    path: str
+    fixed: dict[str, Any]
+    params: tuple[Param, ...]
+    search: SearchSettings
+    resources: dict[str, float]
+
+    def base_config(self) -> TrainConfig:
+        return TrainConfig.from_dict(self.fixed)
+
+    def define_by_run(self, trial: Any) -> None:
+        """Optuna define-by-run: suggest only the parameters whose conditions hold."""
+        values: dict[str, Any] = {}
+        for param in self.params:
+            if param.active(values):
+                values[param.name] = param.suggest(trial)
+
+    def trial_config(self, sampled: dict[str, Any]) -> TrainConfig:
+        return self.base_config().replace(**sampled)
+
+
+def _err(path: str, where: str, message: str) -> SpaceError:
+    return SpaceError(f"{path}: {where}: {message}")
+
+
+def _number(path: str, where: str, value: Any, integer: bool) -> float:
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok or not math.isfinite(value):
+        raise _err(path, where, f"{value!r} is not allowed: expected "
+                   + ("an integer" if integer else "a finite number"))
+    return value
+
+
+def _parse_param(path: str, name: str, raw: Any, earlier: dict[str, Param],
+                 base: TrainConfig) -> Param:
+    where = f"params.{name}"
+    if not isinstance(raw, dict):
+        raise _err(path, where, f"{raw!r} is not allowed: expected a mapping with "
+                   "type, low/high or choices")
+    unknown = sorted(set(raw) - _PARAM_KEYS)
+    if unknown:
+        raise _err(path, f"{where}.{unknown[0]}", "is not a known key: expected one of "
+                   + ", ".join(sorted(_PARAM_KEYS)))
+    kind = raw.get("type")
+    if kind not in _TYPES:
+        raise _err(path, f"{where}.type", f"{kind!r} is not allowed: expected one of "
+                   + ", ".join(_TYPES))
+    when = {}
+    for cond, allowed in (raw.get("when") or {}).items():
+        if cond not in earlier:
+            raise _err(path, f"{where}.when.{cond}", "is not a parameter defined above: "
+                       "expected one of " + (", ".join(earlier) or "(none defined yet)"))
+        allowed = tuple(allowed) if isinstance(allowed, list) else (allowed,)
+        target = earlier[cond]
+        if target.type == "categorical":
+            bad = [v for v in allowed if v not in target.choices]
+            if bad:
+                raise _err(path, f"{where}.when.{cond}", f"{bad[0]!r} is never sampled: "
+                           "expected one of " + ", ".join(map(str, target.choices)))
+        when[cond] = allowed
+    if kind == "categorical":
+        extra = sorted({"low", "high", "log", "step"} & set(raw))
+        if extra:
+            raise _err(path, f"{where}.{extra[0]}", "is not allowed for a categorical: "
+                       "use choices")
+        choices = raw.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise _err(path, f"{where}.choices", f"{choices!r} is not allowed: expected a "
+                       "non-empty list")
+        param = Param(name, kind, choices=tuple(choices), when=when)
+        values = list(choices)
+    else:
+        if "choices" in raw:
+            raise _err(path, f"{where}.choices", f"is not allowed for type {kind}: use low/high")
+        for key in ("low", "high"):
+            if key not in raw:
+                raise _err(path, f"{where}.{key}", f"is missing: type {kind} needs low and high")
+        low = _number(path, f"{where}.low", raw["low"], kind == "int")
+        high = _number(path, f"{where}.high", raw["high"], kind == "int")
+        if low > high:
+            raise _err(path, f"{where}.low", f"{low} is above high={high}: expected low <= high")
+        log = raw.get("log", False)
+        if not isinstance(log, bool):
+            raise _err(path, f"{where}.log", f"{log!r} is not allowed: expected true or false")
+        step = raw.get("step")
+        if step is not None:
+            step = _number(path, f"{where}.step", step, kind == "int")
+            if step <= 0:
+                raise _err(path, f"{where}.step", f"{step} is not allowed: expected > 0")
+            if log:
+                raise _err(path, f"{where}.step", "cannot be combined with log: true")
+        if log and low <= 0:
+            raise _err(path, f"{where}.low", f"{low} is not allowed with log: true: "
+                       "expected low > 0")
+        param = Param(name, kind, low=low, high=high, log=log, step=step, when=when)
+        values = [low, high]
+    # Every value the sampler can return must make a valid training config.
+    for value in values:
+        try:
+            base.replace(**{name: value})
+        except ConfigError as exc:
+            raise _err(path, where, str(exc)) from None
+    return param
+
+
+def parse_space(raw: Any, path: str = "<space>",
+                overrides: dict[str, Any] | None = None) -> SearchSpace:
+    """Validate a loaded YAML document; ``overrides`` are dotted ``--set`` keys."""
+    if not isinstance(raw, dict):
+        raise _err(path, "top level", "expected a mapping with sections " + ", ".join(_TOP))
+    unknown = sorted(set(raw) - set(_TOP))
+    if unknown:
+        raise _err(path, unknown[0], "is not a known section: expected one of " + ", ".join(_TOP))
+    raw = {k: dict(raw.get(k) or {}) for k in _TOP}
+    for key, value in (overrides or {}).items():
+        section, _, rest = key.partition(".")
+        if section in ("search", "resources") and rest:
+            raw[section][rest] = value
+        else:
+            raw["fixed"] = _set_dotted(raw["fixed"], key, value)
+    try:
+        base = TrainConfig.from_dict(raw["fixed"])
+    except ConfigError as exc:
+        raise _err(path, "fixed", str(exc)) from None
+    params: dict[str, Param] = {}
+    for name, spec in raw["params"].items():
+        params[name] = _parse_param(path, name, spec, params, base)
+    search = _parse_settings(path, raw["search"])
+    resources = _parse_resources(path, raw["resources"])
+    return SearchSpace(path, raw["fixed"], tuple(params.values()), search, resources)
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    tree = dict(tree)
+    head, _, rest = key.partition(".")
+    tree[head] = _set_dotted(tree.get(head) or {}, rest, value) if rest else value
+    return tree
+
+
+def _parse_settings(path: str, raw: dict[str, Any]) -> SearchSettings:
+    names = list(SearchSettings.__dataclass_fields__)
+    for key in raw:
+        if key not in names:
+            raise _err(path, f"search.{key}", "is not a known key: expected one of "
+                       + ", ".join(names))
+    settings = SearchSettings(**raw)
+    if settings.mode not in ("max", "min"):
+        raise _err(path, "search.mode", f"{settings.mode!r} is not allowed: expected max or min")
+    if not isinstance(settings.metric, str) or not settings.metric:
+        raise _err(path, "search.metric", f"{settings.metric!r} is not allowed: "
+                   "expected a metric name such as val_miou")
+    for key, low in (("num_samples", 1), ("max_concurrent", 1), ("seed", 0),
+                     ("grace_period", 1), ("reduction_factor", 2)):
+        value = getattr(settings, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise _err(path, f"search.{key}", f"{value!r} is not allowed: expected an "
+                       f"integer of {low} or more")
+    if not isinstance(settings.baseline, bool):
+        raise _err(path, "search.baseline", f"{settings.baseline!r} is not allowed: "
+                   "expected true or false")
+    return settings
+
+
+def _parse_resources(path: str, raw: dict[str, Any]) -> dict[str, float]:
+    out = {"cpu": 1.0, "gpu": 0.0}
+    for key, value in raw.items():
+        if key not in out:
+            raise _err(path, f"resources.{key}", "is not a known key: expected cpu or gpu")
+        _number(path, f"resources.{key}", value, integer=False)
+        if value < 0 or (key == "cpu" and value == 0):
+            raise _err(path, f"resources.{key}", f"{value!r} is not allowed: expected "
+                       + ("a number > 0" if key == "cpu" else "a number >= 0 (e.g. 0.5)"))
+        out[key] = float(value)
+    return out
+
+
+def load_space(path: str | Path, overrides: dict[str, Any] | None = None) -> SearchSpace:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpaceError(f"{path}: cannot be read: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark else ""
+        raise SpaceError(f"{path}: {line}not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parse_space(raw, str(path), overrides)

@@ -1,0 +1,134 @@
+"""MLflow adapter: one parent run per search, one nested child run per trial.
+
+Every call goes through an explicit ``MlflowClient(tracking_uri)``: workers on
+other nodes get the URI from the trial's context, never from their
+environment. A child run is found again by its ``dejavu.trial_id`` tag, so a
+trial restarted from its checkpoint continues its own run instead of opening
+a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+__all__ = ["STATUS_TAG", "REASON_TAG", "TRIAL_TAG", "KIND_TAG", "default_tracking_uri",
+           "open_parent_run", "open_trial_run", "log_epoch", "log_params", "set_trial_status",
+           "log_artifact_text", "log_artifact_file", "child_runs"]
+
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests children under it
+TRIAL_TAG = "dejavu.trial_id"
+KIND_TAG = "dejavu.kind"  # "search", "baseline" or "trial"
+STATUS_TAG = "dejavu.status"  # completed / stopped_early / failed
+REASON_TAG = "dejavu.failure_reason"
+_MLFLOW_STATUS = {"completed": "FINISHED", "stopped_early": "FINISHED", "failed": "FAILED"}
+
+
+def default_tracking_uri(storage_path: str | Path) -> str:
+    """The embedded default store: a SQLite file beside the search's trial storage."""
+    return f"sqlite:///{Path(storage_path).resolve() / 'mlflow.db'}"
+
+
+def _experiment_id(client: MlflowClient, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name)
+
+
+def open_parent_run(uri: str, experiment: str, search_name: str,
+                    run_id: str | None = None) -> tuple[str, str]:
+    """(experiment_id, run_id) of the search's parent run; reopened when ``run_id`` is given."""
+    client = MlflowClient(uri)
+    if run_id is not None:
+        run = client.get_run(run_id)
+        if run.info.status != "RUNNING":
+            client.update_run(run_id, status="RUNNING")
+        return run.info.experiment_id, run_id
+    exp_id = _experiment_id(client, experiment)
+    run = client.create_run(exp_id, run_name=search_name, tags={KIND_TAG: "search"})
+    return exp_id, run.info.run_id
+
+
+def open_trial_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: str,
+                   trial_name: str, kind: str = "trial") -> str:
+    """The child run of ``trial_id``: the existing one after a restart, else a new one."""
+    client = MlflowClient(uri)
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
+                      f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+        max_results=1)
+    if found:
+        run = found[0]
+        if run.info.status != "RUNNING":  # a retried trial: its run is live again
+            client.update_run(run.info.run_id, status="RUNNING")
+        return run.info.run_id
+    run = client.create_run(experiment_id, run_name=trial_name,
+                            tags={PARENT_TAG: parent_run_id, TRIAL_TAG: trial_id, KIND_TAG: kind})
+    return run.info.run_id
+
+
+def log_params(uri: str, run_id: str, params: dict[str, Any]) -> None:
+    """Params are write-once in MLflow; a resumed trial re-logs identical values, which is fine."""
+    client = MlflowClient(uri)
+    existing = client.get_run(run_id).data.params
+    fresh = [Param(k, str(v)) for k, v in params.items() if k not in existing]
+    for i in range(0, len(fresh), 100):  # MLflow's batch limit is 100 params
+        client.log_batch(run_id, params=fresh[i:i + 100])
+
+
+def log_epoch(uri: str, run_id: str, metrics: dict[str, float], step: int) -> None:
+    """Log one epoch's metrics; non-finite values are logged too (MLflow stores NaN)."""
+    now = int(time.time() * 1000)
+    batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    MlflowClient(uri).log_batch(run_id, metrics=batch)
+
+
+def set_trial_status(uri: str, run_id: str, status: str, reason: str | None = None) -> None:
+    """Tag the trial's outcome and end its run; a repeated identical call changes nothing."""
+    client = MlflowClient(uri)
+    run = client.get_run(run_id)
+    if run.info.status != "RUNNING" and run.data.tags.get(STATUS_TAG) == status:
+        return  # keeps the end time of the first call
+    tags = [RunTag(STATUS_TAG, status)]
+    if reason:
+        tags.append(RunTag(REASON_TAG, reason[:4000]))
+    client.log_batch(run_id, tags=tags)
+    client.set_terminated(run_id, status=_MLFLOW_STATUS[status])
+
+
+def log_artifact_text(uri: str, run_id: str, name: str, text: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_text(text)
+        MlflowClient(uri).log_artifact(run_id, str(path))
+
+
+def log_artifact_file(uri: str, run_id: str, path: str | Path) -> None:
+    MlflowClient(uri).log_artifact(run_id, str(path))
+
+
+def log_json(uri: str, run_id: str, name: str, payload: Any) -> None:
+    log_artifact_text(uri, run_id, name, json.dumps(payload, indent=2, sort_keys=True,
+                                                     default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return str(value)
+
+
+def child_runs(uri: str, experiment_id: str, parent_run_id: str) -> list[Any]:
+    return MlflowClient(uri).search_runs(
+        [experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+        max_results=10000)

@@ -1,0 +1,104 @@
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from dejavu_tune.space import SpaceError, load_space, parse_space
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = ROOT / "search_spaces" / "default.yaml"
+
+
+def _raw():
+    return yaml.safe_load(DEFAULT.read_text())
+
+
+def test_default_space_loads_and_every_sample_is_a_valid_config():
+    space = load_space(DEFAULT)
+    assert space.search.metric == "val_miou" and space.resources == {"cpu": 1.0, "gpu": 0.0}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen_kinds = set()
+    for _ in range(60):
+        trial = study.ask()
+        space.define_by_run(trial)
+        params = trial.params
+        kind, crm = params["dejavu.redaction.kind"], params["dejavu.crm.kind"]
+        seen_kinds.add(kind)
+        # Conditional: a parameter exists only where it has meaning.
+        assert ("dejavu.redaction.threshold" in params) == (kind == "random_blocks")
+        assert ("dejavu.redaction.cutoff" in params) == (kind in ("lowpass", "highpass"))
+        assert ("dejavu.redaction.band_low" in params) == (kind == "bandstop")
+        assert ("dejavu.crm.stages" in params) == (crm == "crm_f")
+        assert ("dejavu.crm.steps" in params) == (crm == "crm_r")
+        cfg = space.trial_config(params)
+        assert cfg.dejavu.redaction.kind == kind
+        study.tell(trial, 0.0)
+    assert len(seen_kinds) == 5
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda r: r["params"]["dejavu.crm.steps"].update(bogus=1),
+     "params.dejavu.crm.steps.bogus: is not a known key"),
+    (lambda r: r["params"]["dejavu.crm.steps"].update(low=30),
+     "params.dejavu.crm.steps.low: 30 is above high=20: expected low <= high"),
+    (lambda r: r["params"]["dejavu.crm.steps"].update(when={"dejavu.crm.depth": "crm_r"}),
+     "params.dejavu.crm.steps.when.dejavu.crm.depth: is not a parameter defined above"),
+    (lambda r: r["params"]["dejavu.redaction.kind"].update(choices=[]),
+     "params.dejavu.redaction.kind.choices: [] is not allowed: expected a non-empty list"),
+    (lambda r: r["params"]["dejavu.redaction.kind"].update(choices=["random_blocks", "blur"]),
+     "params.dejavu.redaction.kind: dejavu.redaction.kind='blur' is not allowed: "
+     "expected one of random_blocks, checkerboard, lowpass, highpass, bandstop"),
+    (lambda r: r["params"]["dejavu.crm.stages"].update(high=9),
+     "params.dejavu.crm.stages: dejavu.crm.stages=9 is not allowed: expected an integer "
+     "between 1 and 4"),
+    (lambda r: r["params"]["dejavu.loss.gamma"].update(low=0.0),
+     "params.dejavu.loss.gamma.low: 0.0 is not allowed with log: true"),
+    (lambda r: r["params"]["dejavu.crm.stages"].update(when={"dejavu.crm.kind": "crm_z"}),
+     "params.dejavu.crm.stages.when.dejavu.crm.kind: 'crm_z' is never sampled"),
+    (lambda r: r["params"].update({"dejavu.crm.widht": {"type": "int", "low": 8, "high": 16}}),
+     "dejavu.crm.widht is not a configuration key"),
+    (lambda r: r["params"]["dejavu.crm.kind"].update(type="choice"),
+     "params.dejavu.crm.kind.type: 'choice' is not allowed: expected one of float, int"),
+    (lambda r: r.update(serach={}), "serach: is not a known section"),
+    (lambda r: r["search"].update(mode="maximise"), "search.mode: 'maximise' is not allowed"),
+    (lambda r: r["search"].update(num_sample=3), "search.num_sample: is not a known key"),
+    (lambda r: r["resources"].update(gpu=-1), "resources.gpu: -1 is not allowed"),
+    (lambda r: r["fixed"]["optim"].update(epochs=0),
+     "fixed: optim.epochs=0 is not allowed: expected an integer of 1 or more"),
+])
+def test_bad_spaces_name_file_key_path_and_allowed(mutate, message):
+    raw = _raw()
+    mutate(raw)
+    with pytest.raises(SpaceError) as err:
+        parse_space(raw, "space.yaml")
+    text = str(err.value)
+    assert text.startswith("space.yaml: ") and message in text
+    assert "\n" not in text
+
+
+def test_condition_must_refer_to_an_earlier_parameter():
+    raw = {"params": {
+        "dejavu.crm.stages": {"type": "int", "low": 1, "high": 4,
+                              "when": {"dejavu.crm.kind": "crm_f"}},
+        "dejavu.crm.kind": {"type": "categorical", "choices": ["crm_f", "crm_r"]},
+    }}
+    with pytest.raises(SpaceError, match=r"when.dejavu.crm.kind: is not a parameter defined "
+                                         r"above: expected one of \(none defined yet\)"):
+        parse_space(raw, "s.yaml")
+
+
+def test_overrides_reach_fixed_search_and_resources():
+    space = load_space(DEFAULT, {"optim.epochs": 2, "search.num_samples": 3,
+                                 "resources.gpu": 0.5})
+    assert space.base_config().optim.epochs == 2
+    assert space.search.num_samples == 3 and space.resources["gpu"] == 0.5
+
+
+def test_unreadable_and_invalid_yaml(tmp_path):
+    with pytest.raises(SpaceError, match="missing.yaml: cannot be read"):
+        load_space(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("params: [unclosed\n")
+    with pytest.raises(SpaceError, match=r"bad.yaml: line \d+: not valid YAML"):
+        load_space(bad)

@@ -1,0 +1,37 @@
+from mlflow.tracking import MlflowClient
+
+from dejavu_tune import tracking
+
+
+def test_trial_run_is_found_again_not_duplicated(tmp_path):
+    uri = tracking.default_tracking_uri(tmp_path)
+    assert uri == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    exp_id, parent = tracking.open_parent_run(uri, "exp", "search-1")
+    first = tracking.open_trial_run(uri, exp_id, parent, "abc_00001", "trial 1")
+    tracking.log_params(uri, first, {"dejavu.crm.kind": "crm_f", "dejavu.crm.stages": 2})
+    tracking.log_epoch(uri, first, {"val_miou": 0.5}, step=1)
+    tracking.set_trial_status(uri, first, "failed", "RuntimeError: worker died")
+    # A restart of the same trial continues the same run, live again.
+    again = tracking.open_trial_run(uri, exp_id, parent, "abc_00001", "trial 1")
+    assert again == first
+    tracking.log_params(uri, again, {"dejavu.crm.kind": "crm_f", "dejavu.crm.stages": 2})
+    tracking.log_epoch(uri, again, {"val_miou": 0.6}, step=2)
+    tracking.set_trial_status(uri, again, "completed")
+    client = MlflowClient(uri)
+    run = client.get_run(first)
+    assert run.info.status == "FINISHED" and run.data.tags["dejavu.status"] == "completed"
+    assert run.data.tags["mlflow.parentRunId"] == parent
+    assert run.data.params == {"dejavu.crm.kind": "crm_f", "dejavu.crm.stages": "2"}
+    assert [m.value for m in client.get_metric_history(first, "val_miou")] == [0.5, 0.6]
+    children = tracking.child_runs(uri, exp_id, parent)
+    assert [r.info.run_id for r in children] == [first]
+
+
+def test_failed_status_keeps_reason(tmp_path):
+    uri = tracking.default_tracking_uri(tmp_path)
+    exp_id, parent = tracking.open_parent_run(uri, "exp", "s")
+    run_id = tracking.open_trial_run(uri, exp_id, parent, "t1", "t1")
+    tracking.set_trial_status(uri, run_id, "failed", "NonFiniteLossError: loss became nan")
+    run = MlflowClient(uri).get_run(run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["dejavu.failure_reason"] == "NonFiniteLossError: loss became nan"

@@ -1,0 +1,82 @@
+"""The Ray Tune function trainable: one trial = one ``dejavu_tune.train.Trainer`` run.
+
+Per epoch it trains, evaluates, logs metrics and a Figure-D.1-style image to the
+trial's MLflow child run, and reports to Tune with a checkpoint of the whole
+trainer state (networks, optimiser, schedule, epoch, RNG). A restarted trial
+resumes exactly from ``tune.get_checkpoint()`` and continues its own MLflow run.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dejavu_tune import ray_adapter, tracking
+from dejavu_tune.config import TrainConfig
+from dejavu_tune.figures import regeneration_figure
+from dejavu_tune.train import Trainer
+
+__all__ = ["TrialContext", "dejavu_trainable", "FIGURE_FILE"]
+
+FIGURE_FILE = "regeneration.png"
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of one search shares; shipped to workers through Ray, so a
+    worker on another node never reads the tracking URI from its own environment."""
+
+    fixed: dict[str, Any]
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    metric: str
+    cpus: float = 1.0
+    baseline: tuple[float, ...] = ()  # the baseline's metric per epoch, for gains
+    figure_images: int = 4
+
+
+def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
+    torch.set_num_threads(max(1, int(context.cpus)))
+    trial_id, trial_name = ray_adapter.trial_identity()
+    cfg = TrainConfig.from_dict(context.fixed).replace(**config)
+    kind = "trial" if cfg.dejavu.enabled else "baseline"
+    uri = context.tracking_uri
+    run_id = tracking.open_trial_run(uri, context.experiment_id, context.parent_run_id,
+                                     trial_id, trial_name, kind)
+    try:
+        tracking.log_params(uri, run_id, config or {"dejavu.enabled": False})
+        trainer = Trainer(cfg)
+        state = ray_adapter.restore_state()
+        if state is not None:
+            trainer.load_state_dict(state)
+        while trainer.epoch < cfg.optim.epochs:
+            start = time.perf_counter()
+            metrics = trainer.train_epoch()
+            metrics.update(trainer.evaluate())
+            epoch = trainer.epoch
+            if len(context.baseline) >= epoch:
+                metrics["gain"] = metrics[context.metric] - context.baseline[epoch - 1]
+            metrics["compute_s"] = time.perf_counter() - start
+            tracking.log_epoch(uri, run_id, metrics, step=epoch)
+            _log_figure(trainer, uri, run_id, cfg.data.num_classes, context.figure_images)
+            ray_adapter.report(metrics, trainer.state_dict())
+    except Exception as exc:
+        tracking.set_trial_status(uri, run_id, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    tracking.set_trial_status(uri, run_id, "completed")
+
+
+def _log_figure(trainer: Trainer, uri: str, run_id: str, num_classes: int, count: int) -> None:
+    if count <= 0:
+        return
+    figure = regeneration_figure(trainer.sample(count), num_classes)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / FIGURE_FILE
+        figure.save(path)
+        tracking.log_artifact_file(uri, run_id, path)
