@@ -3,9 +3,10 @@
 ``overhead`` measures, side by side in one run, seconds per training iteration
 and peak memory of the baseline step and of DejaVu steps (CRM-F 2 stages,
 CRM-R 20 steps with and without gradient checkpointing) and prints the ratios
-to the baseline. Each variant runs in fresh subprocesses so that its peak
-memory is its own (CUDA: peak allocated bytes; CPU: peak RSS of a separate
-one-step process whose large allocations bypass glibc's heap cache).
+to the baseline. Time: all variants live in one process and take turns step
+by step (median per variant). Memory: one fresh process per variant, so its
+peak is its own (CUDA: peak allocated bytes; CPU: peak RSS over one step, with
+large allocations bypassing glibc's heap cache).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def _reset_peak_rss() -> None:
 
 
 def measure(raw_config: dict[str, Any], iters: int, warmup: int) -> dict[str, float]:
-    """Seconds per iteration and peak memory of ``Trainer.train_step`` on one fixed batch."""
+    """Peak memory of ``iters`` steps of ``Trainer.train_step`` on one fixed batch."""
     import torch
 
     from dejavu_tune.config import TrainConfig
@@ -87,19 +88,15 @@ def measure(raw_config: dict[str, Any], iters: int, warmup: int) -> dict[str, fl
     else:
         _reset_peak_rss()
         before = _status_mb("VmRSS")
-    times = []
     for _ in range(iters):
-        start = time.perf_counter()
         trainer.train_step(images, labels)
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+    if cuda:
+        torch.cuda.synchronize()
     if cuda:
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak = _status_mb("VmHWM")
-    return {"sec_per_iter": statistics.median(times), "peak_mb": peak,
-            "step_mb": peak - before, "iters": iters}
+    return {"peak_mb": peak, "step_mb": peak - before}
 
 
 def _run_variant(raw: dict[str, Any], iters: int, warmup: int,
@@ -118,12 +115,30 @@ def _run_variant(raw: dict[str, Any], iters: int, warmup: int,
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _measure_variant(raw: dict[str, Any], iters: int, warmup: int) -> dict[str, float]:
-    row = _run_variant(raw, iters, warmup)
-    if raw.get("device", "cpu") == "cpu":
-        mem = _run_variant(raw, 1, 1, memory=True)
-        row.update(peak_mb=mem["peak_mb"], step_mb=mem["step_mb"])
-    return row
+def _time_interleaved(raws: dict[str, dict[str, Any]], iters: int,
+                      warmup: int) -> dict[str, float]:
+    """Median seconds per step of every variant, taking turns step by step in one process,
+    so that drifts of the machine (clock, other load) hit every variant alike."""
+    import torch
+
+    from dejavu_tune.config import TrainConfig
+    from dejavu_tune.train import Trainer
+
+    runs = {}
+    for name, raw in raws.items():
+        trainer = Trainer(TrainConfig.from_dict(raw))
+        bs = trainer.cfg.optim.batch_size
+        runs[name] = (trainer, trainer.train_images[:bs], trainer.train_labels[:bs])
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for step in range(warmup + iters):
+        for name, (trainer, images, labels) in runs.items():
+            start = time.perf_counter()
+            trainer.train_step(images, labels)
+            if trainer.device.type == "cuda":
+                torch.cuda.synchronize()
+            if step >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def overhead(args: argparse.Namespace) -> int:
@@ -131,11 +146,11 @@ def overhead(args: argparse.Namespace) -> int:
                                          "data": {"num_train": PRESETS[args.preset]["optim"]
                                                   ["batch_size"], "num_val": 1}})
     variants = dict(VARIANTS, **(BREAKDOWN if args.breakdown else {}))
-    rows = {}
-    for name, extra in variants.items():
-        raw = _merge(base, {"dejavu": extra})
-        rows[name] = _measure_variant(raw, args.iters, args.warmup)
-        print(f"  measured {name}: {rows[name]['sec_per_iter']:.3f} s/iter", file=sys.stderr)
+    raws = {name: _merge(base, {"dejavu": extra}) for name, extra in variants.items()}
+    # Memory first, one fresh process per variant (its peak is its own), then time.
+    rows = {name: _run_variant(raw, 1, 1, memory=True) for name, raw in raws.items()}
+    for name, seconds in _time_interleaved(raws, args.iters, args.warmup).items():
+        rows[name]["sec_per_iter"] = seconds
     ref = rows["baseline"]
     print(f"\noverhead: preset={args.preset} device={args.device} precision={args.precision} "
           f"iters={args.iters} warmup={args.warmup}")

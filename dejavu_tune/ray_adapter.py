@@ -1,6 +1,6 @@
 """Every Ray call dejavu-tune depends on, in one place (Ray's API moves between releases).
 
-Trainable side: ``trial_identity``, ``report`` (metrics + a checkpoint directory
+Trainable side: ``trial_id``, ``report`` (metrics + a checkpoint directory
 holding the trainer state), ``restore_state``. Driver side: ``start_ray``,
 ``make_tuner`` / ``restore_tuner`` (OptunaSearch + ASHA), ``StatusCallback``.
 """
@@ -15,18 +15,17 @@ from typing import Any
 
 import torch
 
-__all__ = ["trial_identity", "report", "restore_state", "start_ray", "make_tuner",
+__all__ = ["trial_id", "report", "restore_state", "start_ray", "make_tuner",
            "restore_tuner", "make_status_callback", "CHECKPOINT_FILE", "trial_error"]
 
 CHECKPOINT_FILE = "trainer.pt"
 
 
 # -- inside a trial ----------------------------------------------------------------
-def trial_identity() -> tuple[str, str]:
+def trial_id() -> str:
     from ray import tune
 
-    ctx = tune.get_context()
-    return ctx.get_trial_id(), ctx.get_trial_name()
+    return tune.get_context().get_trial_id()
 
 
 def report(metrics: dict[str, float], state: dict[str, Any]) -> None:

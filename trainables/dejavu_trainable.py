@@ -43,12 +43,12 @@ class TrialContext:
 
 def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
     torch.set_num_threads(max(1, int(context.cpus)))
-    trial_id, trial_name = ray_adapter.trial_identity()
+    trial_id = ray_adapter.trial_id()
     cfg = TrainConfig.from_dict(context.fixed).replace(**config)
     kind = "trial" if cfg.dejavu.enabled else "baseline"
     uri = context.tracking_uri
     run_id = tracking.open_trial_run(uri, context.experiment_id, context.parent_run_id,
-                                     trial_id, trial_name, kind)
+                                     trial_id, f"{kind}-{trial_id}", kind)
     try:
         tracking.log_params(uri, run_id, config or {"dejavu.enabled": False})
         trainer = Trainer(cfg)
