@@ -110,7 +110,8 @@ class CRMConfig:
         _check_int(f"{prefix}.stages", self.stages, 1, 4)
         _check_int(f"{prefix}.steps", self.steps, 1, 200)
         _check_int(f"{prefix}.width", self.width, 4, 512)
-        _check_choice(f"{prefix}.downsample", self.downsample, (1, 2, 4, 8))  # type: ignore[arg-type]
+        if self.downsample not in (1, 2, 4, 8) or not isinstance(self.downsample, int):
+            _fail(f"{prefix}.downsample", self.downsample, "one of 1, 2, 4, 8")
         if not isinstance(self.checkpointing, bool):
             _fail(f"{prefix}.checkpointing", self.checkpointing, "true or false")
         if self.weights is not None and not isinstance(self.weights, str):
@@ -228,6 +229,10 @@ class TrainConfig:
         self.model.validate("model")
         self.optim.validate("optim")
         self.dejavu.validate("dejavu")
+        loss = self.dejavu.loss
+        if self.dejavu.enabled and loss.gamma > 0 and loss.gamma2 > 0 and self.data.image_size < 32:
+            _fail("data.image_size", self.data.image_size, "at least 32 when dejavu.loss.gamma2 "
+                  "> 0 (LPIPS' AlexNet needs 31 px)")
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None = None) -> TrainConfig:

@@ -23,6 +23,7 @@ from dejavu_tune.config import ConfigError, TrainConfig, parse_override
 from dejavu_tune.crm import build_crm, save_crm
 from dejavu_tune.data import synthetic_splits
 from dejavu_tune.losses import IGNORE_INDEX, regeneration_loss
+from dejavu_tune.lpips import LPIPSWeightsError
 from dejavu_tune.redaction import build_redaction
 from dejavu_tune.train import resolve_device
 
@@ -96,7 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result = pretrain_crm(cfg, args.iterations, args.out)
+    try:
+        result = pretrain_crm(cfg, args.iterations, args.out)
+    except LPIPSWeightsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {args.out}: " + ", ".join(f"{k}={v:.4f}" for k, v in result.items()))
     return 0
 

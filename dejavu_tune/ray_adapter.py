@@ -99,7 +99,7 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: di
                                   reduction_factor=reduction_factor)
     tune_config = tune.TuneConfig(
         metric=metric, mode=mode, num_samples=num_samples, search_alg=search_alg,
-        scheduler=scheduler, max_concurrent_trials=max_concurrent,
+        scheduler=scheduler,
         # Actor start-up dominates short trials: reuse the worker processes between trials.
         reuse_actors=True)
     run_config = tune.RunConfig(

@@ -108,8 +108,16 @@ def main(argv: list[str] | None = None) -> int:
             if root is None or not (root / META_FILE).is_file():
                 raise ConfigError(f"--resume: no search to continue in {storage} "
                                   f"(expected {root or storage}/{META_FILE})")
-            meta = json.loads((root / META_FILE).read_text())
-            space = load_space(root / "space.yaml", meta["overrides"])
+            try:
+                meta = json.loads((root / META_FILE).read_text())
+                overrides = meta["overrides"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise ConfigError(f"--resume: {root / META_FILE} is unreadable or damaged "
+                                  f"({type(exc).__name__}: {exc})") from None
+            if meta.get("finished"):
+                raise ConfigError(f"--resume: search {root.name!r} has already finished; its "
+                                  f"results are in {root}")
+            space = load_space(root / "space.yaml", overrides)
         else:
             overrides = _overrides(args)
             space = load_space(args.space, overrides)

@@ -26,11 +26,15 @@ def _save_meta(root: Path, meta: dict[str, Any]) -> None:
     tmp.replace(root / "search.json")  # atomic: a killed driver never leaves half a file
 
 
+def _finished_status(done_epochs: int, epochs: int) -> str:
+    return "completed" if done_epochs >= epochs else "stopped_early"
+
+
 def _trial_status(result: Any, epochs: int) -> tuple[str, str | None]:
     if result.error is not None:
         return "failed", f"{type(result.error).__name__}: {result.error}".splitlines()[0][:500]
     done = int((result.metrics or {}).get("training_iteration", 0))
-    return ("completed", None) if done >= epochs else ("stopped_early", None)
+    return _finished_status(done, epochs), None
 
 
 def _fit(tuner: Any) -> list[Any]:
@@ -40,6 +44,22 @@ def _fit(tuner: Any) -> list[Any]:
 
 def run_search(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | None,
                max_failures: int, resume: bool, started: float) -> int:
+    """Run the search; any failure of the driver ends its parent run as failed, with a
+    one-line reason, and exits 1 (an interrupted search can be continued with --resume)."""
+    try:
+        return _run(space, root, meta, address, max_failures, resume, started)
+    except KeyboardInterrupt:
+        reason = "interrupted (continue with --resume)"
+    except Exception as exc:  # noqa: BLE001 - reported in one line, recorded in MLflow
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    if meta.get("parent_run_id"):
+        tracking.set_trial_status(meta["tracking_uri"], meta["parent_run_id"], "failed", reason)
+    print(f"error: the search stopped: {reason}", file=sys.stderr)
+    return 1
+
+
+def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | None,
+         max_failures: int, resume: bool, started: float) -> int:
     root.mkdir(parents=True, exist_ok=True)
     if not resume:
         shutil.copyfile(space.path, root / "space.yaml")
@@ -63,7 +83,7 @@ def run_search(space: SearchSpace, root: Path, meta: dict[str, Any], address: st
     epochs = cfg.optim.epochs
 
     def on_complete(trial_id: str, last: dict[str, Any]) -> None:
-        status = "completed" if last.get("training_iteration", 0) >= epochs else "stopped_early"
+        status = _finished_status(int(last.get("training_iteration", 0)), epochs)
         _set_status(uri, exp_id, parent, trial_id, status)
         value = last.get(s.metric, float("nan"))
         print(f"  trial {trial_id}: {status} after {last.get('training_iteration', 0)} "
@@ -114,8 +134,9 @@ def run_search(space: SearchSpace, root: Path, meta: dict[str, Any], address: st
     results = _fit(tuner)
     for result in results:  # idempotent: also settles trials whose driver died mid-way
         status, reason = _trial_status(result, epochs)
-        trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
-        _set_status(uri, exp_id, parent, trial_id, status, reason)
+        trial_id = (result.metrics or {}).get("trial_id")
+        if trial_id:  # a trial that never reported has no run to settle
+            _set_status(uri, exp_id, parent, trial_id, status, reason)
     table, best = summarise(space, results, baseline_curve)
     _log_parent_results(uri, parent, space, results, table, best, baseline_curve,
                         wall=time.time() - started)

@@ -30,6 +30,8 @@ __all__ = ["SpaceError", "Param", "SearchSettings", "SearchSpace", "load_space",
 _TOP = ("fixed", "params", "search", "resources")
 _PARAM_KEYS = {"type", "low", "high", "log", "step", "choices", "when"}
 _TYPES = ("float", "int", "categorical")
+# Metrics every trial reports each epoch that a search may optimise.
+REPORTED_METRICS = ("val_miou", "val_pixel_acc", "loss", "task_loss")
 
 
 class SpaceError(ValueError):
@@ -144,6 +146,9 @@ def _parse_param(path: str, name: str, raw: Any, earlier: dict[str, Param],
         raise _err(path, f"{where}.type", f"{kind!r} is not allowed: expected one of "
                    + ", ".join(_TYPES))
     when = {}
+    if not isinstance(raw.get("when") or {}, dict):
+        raise _err(path, f"{where}.when", f"{raw['when']!r} is not allowed: expected a mapping "
+                   "{earlier.param: value or [values]}")
     for cond, allowed in (raw.get("when") or {}).items():
         if cond not in earlier:
             raise _err(path, f"{where}.when.{cond}", "is not a parameter defined above: "
@@ -191,7 +196,8 @@ def _parse_param(path: str, name: str, raw: Any, earlier: dict[str, Param],
             raise _err(path, f"{where}.low", f"{low} is not allowed with log: true: "
                        "expected low > 0")
         param = Param(name, kind, low=low, high=high, log=log, step=step, when=when)
-        values = [low, high]
+        # A float in between catches a float distribution on an integer key.
+        values = [low, high] if kind == "int" or low == high else [low, high, (low + high) / 2]
     # Every value the sampler can return must make a valid training config.
     for value in values:
         try:
@@ -209,6 +215,9 @@ def parse_space(raw: Any, path: str = "<space>",
     unknown = sorted(set(raw) - set(_TOP))
     if unknown:
         raise _err(path, unknown[0], "is not a known section: expected one of " + ", ".join(_TOP))
+    for section in _TOP:
+        if raw.get(section) is not None and not isinstance(raw[section], dict):
+            raise _err(path, section, f"{raw[section]!r} is not allowed: expected a mapping")
     raw = {k: dict(raw.get(k) or {}) for k in _TOP}
     for key, value in (overrides or {}).items():
         section, _, rest = key.partition(".")
@@ -223,9 +232,37 @@ def parse_space(raw: Any, path: str = "<space>",
     params: dict[str, Param] = {}
     for name, spec in raw["params"].items():
         params[name] = _parse_param(path, name, spec, params, base)
+    weights = base.dejavu.crm.weights
+    if weights:
+        # Ray runs each trial in its own directory: a relative path must be made absolute here.
+        resolved = Path(weights).expanduser().resolve()
+        if not resolved.is_file():
+            raise _err(path, "fixed.dejavu.crm.weights", f"{weights!r} does not exist: expected "
+                       "a file written by python -m dejavu_tune.crm_pretrain")
+        raw["fixed"] = _set_dotted(raw["fixed"], "dejavu.crm.weights", str(resolved))
     search = _parse_settings(path, raw["search"])
     resources = _parse_resources(path, raw["resources"])
-    return SearchSpace(path, raw["fixed"], tuple(params.values()), search, resources)
+    space = SearchSpace(path, raw["fixed"], tuple(params.values()), search, resources)
+    _check_combinations(space)
+    return space
+
+
+def _check_combinations(space: SearchSpace, samples: int = 64) -> None:
+    """Sample the whole space once before anything runs: parameters that are valid one
+    by one can still clash (e.g. bandstop with band_low >= band_high)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(samples):
+        trial = study.ask()
+        space.define_by_run(trial)
+        try:
+            space.trial_config(trial.params)
+        except ConfigError as exc:
+            raise _err(space.path, "params", f"the sampled combination {trial.params} is "
+                       f"invalid: {exc}") from None
+        study.tell(trial, 0.0)
 
 
 def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
@@ -242,6 +279,9 @@ def _parse_settings(path: str, raw: dict[str, Any]) -> SearchSettings:
             raise _err(path, f"search.{key}", "is not a known key: expected one of "
                        + ", ".join(names))
     settings = SearchSettings(**raw)
+    if settings.metric not in REPORTED_METRICS:
+        raise _err(path, "search.metric", f"{settings.metric!r} is not allowed: expected one "
+                   "of " + ", ".join(REPORTED_METRICS))
     if settings.mode not in ("max", "min"):
         raise _err(path, "search.mode", f"{settings.mode!r} is not allowed: expected max or min")
     if not isinstance(settings.metric, str) or not settings.metric:
@@ -278,6 +318,8 @@ def load_space(path: str | Path, overrides: dict[str, Any] | None = None) -> Sea
         text = path.read_text()
     except OSError as exc:
         raise SpaceError(f"{path}: cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SpaceError(f"{path}: is not a text file: expected UTF-8 YAML") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

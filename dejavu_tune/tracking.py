@@ -10,7 +10,6 @@ a duplicate.
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -102,6 +101,8 @@ def set_trial_status(uri: str, run_id: str, status: str, reason: str | None = No
     tags = [RunTag(STATUS_TAG, status)]
     if reason:
         tags.append(RunTag(REASON_TAG, reason[:4000]))
+    elif REASON_TAG in run.data.tags:
+        client.delete_tag(run_id, REASON_TAG)  # a retried trial that then succeeded
     client.log_batch(run_id, tags=tags)
     client.set_terminated(run_id, status=_MLFLOW_STATUS[status])
 
@@ -118,14 +119,7 @@ def log_artifact_file(uri: str, run_id: str, path: str | Path) -> None:
 
 
 def log_json(uri: str, run_id: str, name: str, payload: Any) -> None:
-    log_artifact_text(uri, run_id, name, json.dumps(payload, indent=2, sort_keys=True,
-                                                     default=_json_default))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return str(value)
+    log_artifact_text(uri, run_id, name, json.dumps(payload, indent=2, sort_keys=True))
 
 
 def child_runs(uri: str, experiment_id: str, parent_run_id: str) -> list[Any]:

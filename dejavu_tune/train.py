@@ -55,6 +55,23 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+@contextlib.contextmanager
+def _frozen_norm_stats(model: nn.Module) -> Iterator[None]:
+    """Batch-norm layers keep their running statistics during the CL pass: regenerated
+    images must not shift the normalisation that evaluation uses."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+             and m.track_running_stats and m.training]
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch
+    try:
+        yield
+    finally:
+        for m, (momentum, tracked) in zip(norms, saved, strict=True):
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(tracked)
+
+
 class Trainer:
     """One training run of a base network, with or without DejaVu."""
 
@@ -127,7 +144,8 @@ class Trainer:
                 regenerated = self.crm(redacted, cond)
                 regen_parts = regeneration_loss(regenerated, images, dv.loss, self.lpips)
                 if dv.loss.cl_weight > 0:
-                    cl = cyclic_consistency(self.model(regenerated), logits)
+                    with _frozen_norm_stats(self.model):
+                        cl = cyclic_consistency(self.model(regenerated), logits)
                 extras.update(redacted=redacted, regenerated=regenerated)
         return dejavu_objective(task, regen_parts, dv.loss, cl), extras
 
@@ -273,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     from dejavu_tune.config import ConfigError, parse_override
+    from dejavu_tune.crm import CRMWeightsError
+    from dejavu_tune.lpips import LPIPSWeightsError
 
     parser = argparse.ArgumentParser(prog="python -m dejavu_tune.train",
                                      description="Train one configuration on the built-in data.")
@@ -294,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}]")
         try:
             history = train(run_cfg, on_epoch=lambda m: print("  " + _format(m), flush=True))
-        except NonFiniteLossError as exc:
+        except (NonFiniteLossError, CRMWeightsError, LPIPSWeightsError) as exc:
             print(f"error: {name}: {exc}", file=sys.stderr)
             return 1
         final[name] = history[-1]["val_miou"]

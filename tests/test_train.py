@@ -100,3 +100,16 @@ def test_short_training_clearly_learns(dejavu):
     history = train(cfg)
     assert history[-1]["val_miou"] > 0.6
     assert history[-1]["task_loss"] < history[0]["task_loss"]
+
+
+def test_cl_pass_leaves_batch_norm_statistics_alone():
+    # The CL forward on regenerated images must not move BN's running statistics.
+    with_cl = Trainer(_cfg(**{"dejavu.loss.cl_weight": 0.1}))
+    without = Trainer(_cfg())
+    images, labels = with_cl.train_images[:8], with_cl.train_labels[:8]
+    with_cl.forward_losses(images, labels)
+    without.forward_losses(images, labels)
+    for (name, a), b in zip(with_cl.model.state_dict().items(),
+                            without.model.state_dict().values(), strict=True):
+        if "running" in name or "num_batches" in name:
+            assert torch.equal(a, b), name

@@ -44,13 +44,14 @@ class TrialContext:
 def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
     torch.set_num_threads(max(1, int(context.cpus)))
     trial_id = ray_adapter.trial_id()
-    cfg = TrainConfig.from_dict(context.fixed).replace(**config)
-    kind = "trial" if cfg.dejavu.enabled else "baseline"
+    kind = "baseline" if config.get("dejavu.enabled") is False else "trial"
     uri = context.tracking_uri
+    # The run exists before anything else can fail, so every trial is accounted for.
     run_id = tracking.open_trial_run(uri, context.experiment_id, context.parent_run_id,
                                      trial_id, f"{kind}-{trial_id}", kind)
     try:
-        tracking.log_params(uri, run_id, config or {"dejavu.enabled": False})
+        tracking.log_params(uri, run_id, config)
+        cfg = TrainConfig.from_dict(context.fixed).replace(**config)
         trainer = Trainer(cfg)
         state = ray_adapter.restore_state()
         if state is not None:
