@@ -3,6 +3,7 @@ trial statuses, and the parent run's summary, best configuration and Optuna plot
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -117,7 +118,7 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
         meta["baseline"] = [float(v) for v in history]
         _save_meta(root, meta)
     baseline_curve = tuple(meta.get("baseline") or ())
-    context = TrialContext(**{**context.__dict__, "baseline": baseline_curve})
+    context = dataclasses.replace(context, baseline=baseline_curve)
 
     print(f"search: {s.num_samples} trials, {s.max_concurrent} at once", flush=True)
     path = str(root / "search")
