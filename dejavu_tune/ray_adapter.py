@@ -2,7 +2,8 @@
 
 Trainable side: ``trial_id``, ``report`` (metrics + a checkpoint directory
 holding the trainer state), ``restore_state``. Driver side: ``start_ray``,
-``make_tuner`` / ``restore_tuner`` (OptunaSearch + ASHA), ``StatusCallback``.
+``make_tuner`` / ``restore_tuner`` / ``can_restore`` (OptunaSearch + ASHA),
+``make_status_callback``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 import torch
 
 __all__ = ["trial_id", "report", "restore_state", "start_ray", "make_tuner",
-           "restore_tuner", "make_status_callback", "CHECKPOINT_FILE", "trial_error"]
+           "restore_tuner", "can_restore", "make_status_callback", "CHECKPOINT_FILE",
+           "trial_error"]
 
 CHECKPOINT_FILE = "trainer.pt"
 

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 __all__ = ["STATUS_TAG", "REASON_TAG", "TRIAL_TAG", "KIND_TAG", "default_tracking_uri",
            "open_parent_run", "open_trial_run", "log_epoch", "log_params", "set_trial_status",
-           "log_artifact_text", "log_artifact_file", "child_runs"]
+           "log_artifact_text", "log_artifact_file", "log_json", "child_runs"]
 
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests children under it
 TRIAL_TAG = "dejavu.trial_id"
