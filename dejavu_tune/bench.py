@@ -77,10 +77,10 @@ def measure(raw_config: dict[str, Any], iters: int, warmup: int) -> dict[str, fl
     cfg = TrainConfig.from_dict(raw_config)
     trainer = Trainer(cfg)
     bs = cfg.optim.batch_size
-    images, labels = trainer.train_images[:bs], trainer.train_labels[:bs]
+    batch = trainer.first_batch(bs)
     cuda = trainer.device.type == "cuda"
     for _ in range(warmup):
-        trainer.train_step(images, labels)
+        trainer.train_step(batch)
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -89,7 +89,7 @@ def measure(raw_config: dict[str, Any], iters: int, warmup: int) -> dict[str, fl
         _reset_peak_rss()
         before = _status_mb("VmRSS")
     for _ in range(iters):
-        trainer.train_step(images, labels)
+        trainer.train_step(batch)
     if cuda:
         torch.cuda.synchronize()
     if cuda:
@@ -128,12 +128,12 @@ def _time_interleaved(raws: dict[str, dict[str, Any]], iters: int,
     for name, raw in raws.items():
         trainer = Trainer(TrainConfig.from_dict(raw))
         bs = trainer.cfg.optim.batch_size
-        runs[name] = (trainer, trainer.train_images[:bs], trainer.train_labels[:bs])
+        runs[name] = (trainer, trainer.first_batch(bs))
     times: dict[str, list[float]] = {name: [] for name in runs}
     for step in range(warmup + iters):
-        for name, (trainer, images, labels) in runs.items():
+        for name, (trainer, batch) in runs.items():
             start = time.perf_counter()
-            trainer.train_step(images, labels)
+            trainer.train_step(batch)
             if trainer.device.type == "cuda":
                 torch.cuda.synchronize()
             if step >= warmup:

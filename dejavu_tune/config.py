@@ -23,8 +23,13 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "RedactionConfig",
+    "TaskConfig",
     "TrainConfig",
     "REDACTION_KINDS",
+    "TASK_NAMES",
+    "DATASET_NAMES",
+    "OPTIMIZERS",
+    "ATTENTION_DIMS",
     "SPECTRAL_KINDS",
     "CRM_KINDS",
 ]
@@ -33,6 +38,11 @@ REDACTION_KINDS = ("random_blocks", "checkerboard", "lowpass", "highpass", "band
 SPECTRAL_KINDS = ("lowpass", "highpass", "bandstop")
 CRM_KINDS = ("crm_f", "crm_r")
 PRECISIONS = ("fp32", "bf16", "fp16")
+TASK_NAMES = ("segmentation", "depth", "normals", "multitask")
+DATASET_NAMES = ("synthetic", "cityscapes", "ade20k", "nyud", "kitti", "coco_panoptic")
+OPTIMIZERS = ("sgd", "adamw")
+ATTENTION_DIMS = (0, 32, 64, 128)  # seed C.1: DejaVu-SA embedding dims; 0 = no SA block
+_PLUGIN = "or 'package.module:function'"
 
 
 class ConfigError(ValueError):
@@ -63,9 +73,26 @@ def _check_float(path: str, value: Any, low: float, high: float = math.inf,
         _fail(path, value, f"a finite number in {bracket}{low}, {upper}")
 
 
-def _check_choice(path: str, value: Any, choices: tuple[str, ...]) -> None:
+def _check_choice(path: str, value: Any, choices: tuple[Any, ...]) -> None:
     if value not in choices:
-        _fail(path, value, "one of " + ", ".join(choices))
+        _fail(path, value, "one of " + ", ".join(map(str, choices)))
+
+
+def _check_name(path: str, value: Any, choices: tuple[str, ...]) -> None:
+    """A built-in name from ``choices`` or a bring-your-own ``module:function``."""
+    from dejavu_tune.plugins import is_plugin
+
+    if not is_plugin(value):
+        if not choices:
+            _fail(path, value, "'package.module:function'")
+        _check_choice(path, value, choices + (_PLUGIN,))
+
+
+def _check_path(path: str, value: Any, required: bool = False) -> None:
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or not value:
+        _fail(path, value, "a file or directory path" + ("" if required else " or null"))
 
 
 @dataclass(frozen=True)
@@ -126,10 +153,17 @@ class LossConfig:
     gamma1: float = 1.0  # seed C.1
     gamma2: float = 0.3  # seed C.1 (segmentation)
     cl_weight: float = 0.0  # seed B.1 uses 0.1; off by default because it costs a second forward
+    ts_weight: float = 0.0  # DejaVu-TS, seed C.1 uses 0.3; needs ts_encoder
+    ts_encoder: str | None = None  # 'package.module:function' -> an image/text encoder
 
     def validate(self, prefix: str = "loss") -> None:
-        for name in ("gamma", "gamma1", "gamma2", "cl_weight"):
+        for name in ("gamma", "gamma1", "gamma2", "cl_weight", "ts_weight"):
             _check_float(f"{prefix}.{name}", getattr(self, name), 0.0, 1000.0)
+        if self.ts_encoder is not None:
+            _check_name(f"{prefix}.ts_encoder", self.ts_encoder, ())
+        if self.ts_weight > 0 and self.ts_encoder is None:
+            _fail(f"{prefix}.ts_weight", self.ts_weight, "0 unless dejavu.loss.ts_encoder "
+                  "names an image/text encoder ('package.module:function')")
 
 
 @dataclass(frozen=True)
@@ -149,42 +183,84 @@ class DejaVuConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
+    """Which images and targets: the built-in synthetic scenes, a dataset in its own
+    on-disk format under ``root`` (nothing is downloaded), or ``module:function``."""
+
     name: str = "synthetic"
-    image_size: int = 64  # small enough for a CPU, large enough for b=8..16 blocks
-    num_classes: int = 5
-    num_train: int = 384
-    num_val: int = 96
+    root: str | None = None  # dataset directory; required for every name but synthetic
+    image_size: int = 64  # height every image is resized to; small enough for a CPU
+    image_width: int = 0  # 0: square images (image_size x image_size)
+    num_classes: int = 5  # synthetic only; a real dataset brings its own class count
+    num_train: int | None = None  # synthetic: 384 when null; files: the first N (null: all)
+    num_val: int | None = None  # synthetic: 96 when null; files: the first N (null: all)
     noise: float = 0.05  # pixel noise of the synthetic scenes, in [-1, 1] units
     input_noise: float = 0.0  # Gaussian noise sigma added to validation inputs (seed Table B.1)
     seed: int = 0
+    num_workers: int = 0  # DataLoader worker processes; 0 decodes in the trial's own process
 
     def validate(self, prefix: str = "data") -> None:
-        _check_choice(f"{prefix}.name", self.name, ("synthetic",))
+        _check_name(f"{prefix}.name", self.name, DATASET_NAMES)
+        _check_path(f"{prefix}.root", self.root,
+                    required=self.name not in ("synthetic",) and ":" not in str(self.name))
         _check_int(f"{prefix}.image_size", self.image_size, 16, 4096)
+        if self.image_width != 0:
+            _check_int(f"{prefix}.image_width", self.image_width, 16, 4096)
+            if self.name == "synthetic" and self.image_width != self.image_size:
+                _fail(f"{prefix}.image_width", self.image_width,
+                      "0 for the synthetic data (its scenes are square)")
         _check_int(f"{prefix}.num_classes", self.num_classes, 2, 8)
-        _check_int(f"{prefix}.num_train", self.num_train, 1)
-        _check_int(f"{prefix}.num_val", self.num_val, 1)
+        for name in ("num_train", "num_val"):
+            if getattr(self, name) is not None:
+                _check_int(f"{prefix}.{name}", getattr(self, name), 1)
         _check_float(f"{prefix}.noise", self.noise, 0.0, 2.0)
         _check_float(f"{prefix}.input_noise", self.input_noise, 0.0, 2.0)
         _check_int(f"{prefix}.seed", self.seed, 0)
+        _check_int(f"{prefix}.num_workers", self.num_workers, 0, 64)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image_size, self.image_width or self.image_size
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """What the base network predicts (METHOD.md); multitask is segmentation + depth +
+    normals from one network, the CRM conditioned on all three (seed C.5)."""
+
+    name: str = "segmentation"
+    seg_weight: float = 1.0  # multitask loss weights; equal, as in the MTPSL baselines
+    depth_weight: float = 1.0
+    normals_weight: float = 1.0
+
+    def validate(self, prefix: str = "task") -> None:
+        _check_name(f"{prefix}.name", self.name, TASK_NAMES)
+        for name in ("seg_weight", "depth_weight", "normals_weight"):
+            _check_float(f"{prefix}.{name}", getattr(self, name), 0.0, 1000.0)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The base network h: a name from ``dejavu_tune.models.MODELS`` or ``module:function``."""
+
     name: str = "small"
-    width: int = 16  # channels of the small network's first level
+    width: int = 16  # channels of the small network's first level (and SegNet's, / 4)
+    pretrained: str | None = None  # enhanced strategy (seed C.1): local backbone weights file
+    attention: int = 0  # DejaVu-SA embedding dim (32/64/128); 0 = no shared-attention block
 
     def validate(self, prefix: str = "model") -> None:
         from dejavu_tune.models import MODELS  # local: keeps config import free of torch
 
-        _check_choice(f"{prefix}.name", self.name, tuple(MODELS))
+        _check_name(f"{prefix}.name", self.name, tuple(MODELS))
         _check_int(f"{prefix}.width", self.width, 4, 512)
+        _check_path(f"{prefix}.pretrained", self.pretrained)
+        _check_choice(f"{prefix}.attention", self.attention, ATTENTION_DIMS)
 
 
 @dataclass(frozen=True)
 class OptimConfig:
     """The seed's vanilla strategy (C.1): SGD, lr 0.01, polynomial decay with power 2."""
 
+    name: str = "sgd"  # sgd: the seed's HRNet recipe; adamw: mmsegmentation's PoolFormer/ViT
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -194,6 +270,7 @@ class OptimConfig:
     grad_clip: float = 0.0  # 0 disables clipping
 
     def validate(self, prefix: str = "optim") -> None:
+        _check_choice(f"{prefix}.name", self.name, OPTIMIZERS)
         _check_float(f"{prefix}.lr", self.lr, 0.0, 10.0, low_open=True)
         _check_float(f"{prefix}.momentum", self.momentum, 0.0, 1.0)
         _check_float(f"{prefix}.weight_decay", self.weight_decay, 0.0, 1.0)
@@ -211,6 +288,7 @@ class TrainConfig:
     device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto" (cuda when available)
     precision: str = "fp32"  # bf16/fp16 autocast is for CUDA; fp32 keeps CPU runs exact
     data: DataConfig = field(default_factory=DataConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     dejavu: DejaVuConfig = field(default_factory=DejaVuConfig)
@@ -226,6 +304,7 @@ class TrainConfig:
             _fail("device", self.device, "cpu, cuda, cuda:N or auto")
         _check_choice("precision", self.precision, PRECISIONS)
         self.data.validate("data")
+        self.task.validate("task")
         self.model.validate("model")
         self.optim.validate("optim")
         self.dejavu.validate("dejavu")

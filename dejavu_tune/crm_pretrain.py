@@ -1,8 +1,9 @@
 """Pre-train a CRM before DejaVu training (seed C.1: "We initialize the CRM module with
 stored weights").
 
-The CRM learns to regenerate redacted images conditioned on the *ground-truth*
-labels as one-hot maps, the prediction an ideal base network would make. The
+The CRM learns to regenerate redacted images conditioned on the *ground truth*
+(one-hot labels, depth, normals: ``Task.target_condition``), the prediction an
+ideal base network would make; any task and dataset of the training config work. The
 result is a ``dejavu-crm/1`` file for ``dejavu.crm.weights``::
 
     python -m dejavu_tune.crm_pretrain --out crm.pt --iterations 300 \\
@@ -18,35 +19,35 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import default_collate
 
 from dejavu_tune.config import ConfigError, TrainConfig, parse_override
 from dejavu_tune.crm import build_crm, save_crm
-from dejavu_tune.data import synthetic_splits
-from dejavu_tune.losses import IGNORE_INDEX, regeneration_loss
+from dejavu_tune.data import build_splits
+from dejavu_tune.losses import regeneration_loss
 from dejavu_tune.lpips import LPIPSWeightsError
 from dejavu_tune.redaction import build_redaction
+from dejavu_tune.tasks import build_task
 from dejavu_tune.train import resolve_device
 
-__all__ = ["pretrain_crm", "one_hot_condition", "main"]
+__all__ = ["pretrain_crm", "main"]
 
 
-def one_hot_condition(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """(B, H, W) ids -> (B, C, H, W) one-hot; ignored pixels get an all-zero vector."""
-    valid = labels != IGNORE_INDEX
-    hot = F.one_hot(labels.where(valid, 0), num_classes).permute(0, 3, 1, 2).float()
-    return hot * valid.unsqueeze(1)
+def _batch(dataset: object, indices: list[int], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in default_collate([dataset[i] for i in indices]).items()}
 
 
 def pretrain_crm(cfg: TrainConfig, iterations: int, out: str | Path,
                  lpips_net: nn.Module | None = None, lr: float = 1e-3) -> dict[str, float]:
     """Train ``cfg.dejavu.crm`` alone on ground-truth conditioning; save it to ``out``."""
     device = resolve_device(cfg.device)
-    data, crm_cfg, loss_cfg = cfg.data, cfg.dejavu.crm, cfg.dejavu.loss
-    train, val = synthetic_splits(data.num_train, data.num_val, image_size=data.image_size,
-                                  num_classes=data.num_classes, seed=data.seed, noise=data.noise)
+    crm_cfg, loss_cfg = cfg.dejavu.crm, cfg.dejavu.loss
+    train, val = build_splits(cfg.data)
+    task = build_task(cfg.task, train, f"data.name={cfg.data.name!r}")
+    channels = task.condition_channels
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        crm = build_crm(crm_cfg, data.num_classes).to(device)
+        crm = build_crm(crm_cfg, channels).to(device)
     if lpips_net is None and loss_cfg.gamma2 > 0:
         from dejavu_tune.lpips import load_lpips
 
@@ -59,9 +60,8 @@ def pretrain_crm(cfg: TrainConfig, iterations: int, out: str | Path,
     bs = min(cfg.optim.batch_size, len(train))
     crm.train()
     for _ in range(iterations):
-        idx = torch.randint(0, len(train), (bs,), generator=gen)
-        images = train.images[idx].to(device)
-        cond = one_hot_condition(train.labels[idx].to(device), data.num_classes)
+        batch = _batch(train, torch.randint(0, len(train), (bs,), generator=gen).tolist(), device)
+        images, cond = batch["image"], task.target_condition(batch)
         regenerated = crm(redact(images, redact_gen), cond)
         loss = regeneration_loss(regenerated, images, loss_cfg, lpips_net)["dejavu_loss"]
         optimizer.zero_grad(set_to_none=True)
@@ -69,12 +69,12 @@ def pretrain_crm(cfg: TrainConfig, iterations: int, out: str | Path,
         optimizer.step()
     crm.eval()
     with torch.no_grad():
-        images = val.images[:bs].to(device)
+        batch = _batch(val, list(range(min(bs, len(val)))), device)
+        images, cond = batch["image"], task.target_condition(batch)
         redacted = redact(images, torch.Generator(device).manual_seed(0))
-        cond = one_hot_condition(val.labels[:bs].to(device), data.num_classes)
         parts = regeneration_loss(crm(redacted, cond), images, loss_cfg, lpips_net)
         identity = F.mse_loss(redacted, images)
-    save_crm(crm, out, crm_cfg, data.num_classes)
+    save_crm(crm, out, crm_cfg, channels)
     return {"val_mse": float(parts["mse"]), "val_lpips": float(parts["lpips"]),
             "val_mse_of_redacted": float(identity)}
 

@@ -1,7 +1,9 @@
 """A figure like the supplement's Figure D.1: input, ground truth, prediction,
 redacted input and regenerated image, one row per validation image.
 
-Drawn with PIL (tens of milliseconds), so a trial can log it every epoch.
+The trainer turns every target and prediction into an RGB picture first (the task
+knows how: class colours, near-is-bright depth, normals as RGB), so this module
+only tiles pictures. Drawn with PIL (tens of milliseconds): a trial logs it every epoch.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-__all__ = ["palette", "regeneration_figure", "COLUMNS"]
+__all__ = ["palette", "regeneration_figure"]
 
-COLUMNS = ("input", "ground_truth", "prediction", "redacted", "regenerated")
 _HEADER = 14  # pixels of title text above the columns
 
 
@@ -33,29 +34,17 @@ def _image(tensor: torch.Tensor) -> np.ndarray:
     return array.permute(1, 2, 0).numpy()
 
 
-def _labels(tensor: torch.Tensor, colours: np.ndarray) -> np.ndarray:
-    ids = tensor.long().clamp(0, len(colours) - 1).numpy()
-    out = colours[ids]
-    out[tensor.numpy() == 255] = 255  # ignored pixels in white
-    return out
-
-
-def regeneration_figure(sample: dict[str, torch.Tensor], num_classes: int,
-                        scale: int = 2) -> Image.Image:
-    """Grid of the available ``COLUMNS`` (the baseline has no redacted/regenerated)."""
-    columns = [c for c in COLUMNS if c in sample]
-    colours = palette(num_classes)
-    rows = []
-    for i in range(sample["input"].shape[0]):
-        tiles = [_labels(sample[c][i], colours) if c in ("ground_truth", "prediction")
-                 else _image(sample[c][i]) for c in columns]
-        rows.append(np.concatenate(tiles, axis=1))
+def regeneration_figure(columns: dict[str, torch.Tensor], scale: int = 2) -> Image.Image:
+    """Grid of ``columns`` (name -> (B, 3, H, W) RGB in [-1, 1]), in their order."""
+    names = list(columns)
+    rows = [np.concatenate([_image(columns[c][i]) for c in names], axis=1)
+            for i in range(columns[names[0]].shape[0])]
     grid = Image.fromarray(np.concatenate(rows, axis=0))
     grid = grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
     canvas = Image.new("RGB", (grid.width, grid.height + _HEADER), "white")
     canvas.paste(grid, (0, _HEADER))
     draw = ImageDraw.Draw(canvas)
-    width = grid.width // len(columns)
-    for k, name in enumerate(columns):
+    width = grid.width // len(names)
+    for k, name in enumerate(names):
         draw.text((k * width + 2, 1), name.replace("_", " "), fill="black")
     return canvas

@@ -1,6 +1,7 @@
 """The DejaVu objective (METHOD.md, Losses).
 
-``L = L_task + gamma * (gamma1 * MSE(I_hat, I) + gamma2 * LPIPS(I_hat, I)) + cl_weight * L_CL``
+``L = L_task + gamma * (gamma1 * MSE(I_hat, I) + gamma2 * LPIPS(I_hat, I))
++ cl_weight * L_CL + ts_weight * L_TS``
 
 Every part is returned on its own so that trials can log the decomposition.
 """
@@ -47,7 +48,8 @@ def cyclic_consistency(logits_regenerated: torch.Tensor, logits_image: torch.Ten
 
 
 def dejavu_objective(task: torch.Tensor, regen: dict[str, torch.Tensor] | None, cfg: LossConfig,
-                     cl: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                     cl: torch.Tensor | None = None,
+                     ts: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Total loss and its parts; ``regen`` None is the baseline (DejaVu off)."""
     parts = {"task_loss": task}
     total = task
@@ -57,5 +59,8 @@ def dejavu_objective(task: torch.Tensor, regen: dict[str, torch.Tensor] | None, 
     if cl is not None:
         parts["cl_loss"] = cl
         total = total + cfg.cl_weight * cl
+    if ts is not None:
+        parts["ts_loss"] = ts
+        total = total + cfg.ts_weight * ts
     parts["loss"] = total
     return parts

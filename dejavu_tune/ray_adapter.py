@@ -79,9 +79,15 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: di
                define_by_run: Callable[[Any], None] | None = None, seed: int = 0,
                max_concurrent: int = 1, grace_period: int = 1, reduction_factor: int = 2,
                param_space: dict[str, Any] | None = None, callbacks: list[Any] | None = None,
-               max_failures: int = 0) -> Any:
+               max_failures: int = 0, points: list[dict[str, Any]] | None = None,
+               early_stopping: bool = True) -> Any:
     """A Tuner: OptunaSearch (seeded TPE) + ASHA when ``define_by_run`` is given, else a
-    fixed ``param_space`` run (the baseline)."""
+    fixed ``param_space`` run (the baseline).
+
+    ``points`` are enqueued in the Optuna study before TPE samples anything: a grid is
+    ``points`` = every combination with ``num_samples = len(points)``, so every trial is
+    still an Optuna trial. ``early_stopping=False`` runs every trial to the full budget
+    (FIFO), which an ablation table needs."""
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -94,11 +100,13 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: di
     search_alg, scheduler = None, None
     if define_by_run is not None:
         searcher = OptunaSearch(space=define_by_run, metric=metric, mode=mode,
-                                sampler=optuna.samplers.TPESampler(seed=seed))
+                                sampler=optuna.samplers.TPESampler(seed=seed),
+                                points_to_evaluate=points)
         search_alg = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_epochs,
-                                  grace_period=min(grace_period, max_epochs),
-                                  reduction_factor=reduction_factor)
+        if early_stopping:
+            scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_epochs,
+                                      grace_period=min(grace_period, max_epochs),
+                                      reduction_factor=reduction_factor)
     tune_config = tune.TuneConfig(
         metric=metric, mode=mode, num_samples=num_samples, search_alg=search_alg,
         scheduler=scheduler,

@@ -74,15 +74,21 @@ def describe(space: SearchSpace, name: str | None = None) -> str:
     cfg = space.base_config()
     s = space.search
     trials = s.num_samples + int(s.baseline)
+    height, width = cfg.data.size
+    counts = (f"{cfg.data.num_train or 'all'} train / {cfg.data.num_val or 'all'} val"
+              if cfg.data.name != "synthetic" else
+              f"{cfg.data.num_train or 384} train / {cfg.data.num_val or 96} val")
     lines = [f"space: {space.path}" + (f"   search: {name}" if name else ""),
-             f"network: {cfg.model.name}   data: {cfg.data.name} {cfg.data.image_size}px "
-             f"({cfg.data.num_train} train / {cfg.data.num_val} val)   device: {cfg.device}",
+             f"task: {cfg.task.name}   network: {cfg.model.name}   data: {cfg.data.name} "
+             f"{height}x{width}px ({counts})   device: {cfg.device}",
              "parameters:"]
     lines += [f"  {p.name:<30} {p.describe()}" for p in space.params]
     lines += [
-        f"search: {s.num_samples} TPE trials (seed {s.seed}) + "
-        f"{'1 baseline' if s.baseline else 'no baseline'}, {s.max_concurrent} at once, "
-        f"{s.mode} {s.metric}",
+        f"search: {s.num_samples} {'grid' if s.algorithm == 'grid' else 'TPE'} trials "
+        f"(seed {s.seed}) + {'1 baseline' if s.baseline else 'no baseline'}, "
+        f"{s.max_concurrent} at once, {s.mode} {s.metric}",
+        "early stopping: none (grid: every trial runs the full budget)"
+        if s.algorithm == "grid" else
         f"ASHA: grace period {s.grace_period} epoch(s), reduction factor {s.reduction_factor}",
         f"budget: at most {trials} trials x {cfg.optim.epochs} epochs = "
         f"{trials * cfg.optim.epochs} trial-epochs; resources per trial: "

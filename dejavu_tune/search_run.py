@@ -120,7 +120,9 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
     baseline_curve = tuple(meta.get("baseline") or ())
     context = dataclasses.replace(context, baseline=baseline_curve)
 
-    print(f"search: {s.num_samples} trials, {s.max_concurrent} at once", flush=True)
+    grid = s.algorithm == "grid"
+    print(f"search: {s.num_samples} {'grid' if grid else 'TPE'} trials, {s.max_concurrent} at "
+          "once", flush=True)
     path = str(root / "search")
     if resume and ray_adapter.can_restore(path):
         tuner = ray_adapter.restore_tuner(path, dejavu_trainable, {"context": context},
@@ -131,7 +133,8 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
                                        define_by_run=space.define_by_run, seed=s.seed,
                                        grace_period=s.grace_period,
                                        reduction_factor=s.reduction_factor,
-                                       callbacks=callbacks, **common)
+                                       points=space.grid_points() if grid else None,
+                                       early_stopping=not grid, callbacks=callbacks, **common)
     results = _fit(tuner)
     for result in results:  # idempotent: also settles trials whose driver died mid-way
         status, reason = _trial_status(result, epochs)

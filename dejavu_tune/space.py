@@ -1,12 +1,13 @@
 """YAML search spaces -> a validated ``SearchSpace`` -> an Optuna define-by-run function.
 
-A space file has four sections (documented in ``docs/search_spaces.md``)::
+A space file has these sections (documented in ``docs/search_spaces.md``)::
 
     fixed:      TrainConfig keys every trial shares (nested, as in dejavu_tune/config.py)
     params:     dotted TrainConfig keys -> {type, low, high, log, step, choices, when}
-    search:     metric, mode, num_samples, max_concurrent, seed, grace_period,
-                reduction_factor, baseline
+    search:     algorithm (tpe or grid), metric, mode, num_samples, max_concurrent, seed,
+                grace_period, reduction_factor, baseline
     resources:  cpu, gpu per trial (gpu may be fractional)
+    report:     title, columns, metric, scale, digits (read by python -m dejavu_tune.report)
 
 ``when`` makes the space conditional: ``{dejavu.crm.kind: crm_f}`` (or a list of
 values) means the parameter exists only when an *earlier* parameter took one of
@@ -16,6 +17,7 @@ path and what is allowed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,14 +26,18 @@ from typing import Any
 import yaml
 
 from dejavu_tune.config import ConfigError, TrainConfig
+from dejavu_tune.plugins import PluginError, is_plugin, load_object
 
-__all__ = ["SpaceError", "Param", "SearchSettings", "SearchSpace", "load_space", "parse_space"]
+__all__ = ["SpaceError", "Param", "SearchSettings", "SearchSpace", "load_space", "parse_space",
+           "TRAINING_METRICS"]
 
-_TOP = ("fixed", "params", "search", "resources")
+_TOP = ("fixed", "params", "search", "resources", "report")
+_REPORT_KEYS = ("title", "columns", "metric", "scale", "digits")
 _PARAM_KEYS = {"type", "low", "high", "log", "step", "choices", "when"}
 _TYPES = ("float", "int", "categorical")
-# Metrics every trial reports each epoch that a search may optimise.
-REPORTED_METRICS = ("val_miou", "val_pixel_acc", "loss", "task_loss")
+# Training metrics every trial reports each epoch (lower is better); each task adds its
+# validation metrics (dejavu_tune.tasks: Task.metrics).
+TRAINING_METRICS = {"loss": "min", "task_loss": "min"}
 
 
 class SpaceError(ValueError):
@@ -87,8 +93,9 @@ class Param:
 
 @dataclass(frozen=True)
 class SearchSettings:
-    metric: str = "val_miou"
-    mode: str = "max"
+    algorithm: str = "tpe"  # tpe: Optuna TPE + ASHA; grid: every combination, full budget
+    metric: str | None = None  # null: the task's main metric (val_miou for segmentation)
+    mode: str | None = None  # null: the metric's own direction
     num_samples: int = 8  # DejaVu trials; the baseline trial comes on top
     max_concurrent: int = 2  # one trial per core of a 2-core laptop
     seed: int = 0  # seeds the TPE sampler, so a search is repeatable
@@ -104,6 +111,7 @@ class SearchSpace:
     params: tuple[Param, ...]
     search: SearchSettings
     resources: dict[str, float]
+    report: dict[str, Any] = field(default_factory=dict)
 
     def base_config(self) -> TrainConfig:
         return TrainConfig.from_dict(self.fixed)
@@ -117,6 +125,19 @@ class SearchSpace:
 
     def trial_config(self, sampled: dict[str, Any]) -> TrainConfig:
         return self.base_config().replace(**sampled)
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Every combination of the (categorical) parameters, inactive ones left out."""
+        points: list[dict[str, Any]] = [{}]
+        for param in self.params:
+            grown = []
+            for point in points:
+                if param.active(point):
+                    grown += [{**point, param.name: v} for v in param.choices]
+                else:
+                    grown.append(point)
+            points = grown
+        return points
 
 
 def _err(path: str, where: str, message: str) -> SpaceError:
@@ -240,11 +261,87 @@ def parse_space(raw: Any, path: str = "<space>",
             raise _err(path, "fixed.dejavu.crm.weights", f"{weights!r} does not exist: expected "
                        "a file written by python -m dejavu_tune.crm_pretrain")
         raw["fixed"] = _set_dotted(raw["fixed"], "dejavu.crm.weights", str(resolved))
-    search = _parse_settings(path, raw["search"])
+    raw["fixed"] = _resolve_paths(path, raw["fixed"], base)
+    _check_components(path, base)
+    search = _parse_settings(path, raw["search"], _metric_directions(base))
     resources = _parse_resources(path, raw["resources"])
-    space = SearchSpace(path, raw["fixed"], tuple(params.values()), search, resources)
+    space = SearchSpace(path, raw["fixed"], tuple(params.values()), search, resources,
+                        _parse_report(path, raw["report"], params))
+    if search.algorithm == "grid":
+        space = _as_grid(space)
     _check_combinations(space)
     return space
+
+
+def _resolve_paths(path: str, fixed: dict[str, Any], base: TrainConfig) -> dict[str, Any]:
+    """Ray runs each trial in its own directory: relative paths are made absolute here."""
+    for key, value, kind in (("data.root", base.data.root, "dir"),
+                             ("model.pretrained", base.model.pretrained, "file")):
+        if not value:
+            continue
+        resolved = Path(value).expanduser().resolve()
+        exists = resolved.is_dir() if kind == "dir" else resolved.is_file()
+        if not exists:
+            raise _err(path, f"fixed.{key}", f"{value!r} does not exist: expected a "
+                       + ("dataset directory" if kind == "dir" else "weights file"))
+        fixed = _set_dotted(fixed, key, str(resolved))
+    return fixed
+
+
+def _check_components(path: str, base: TrainConfig) -> None:
+    """Imports bring-your-own components and checks the dataset layout before Ray starts."""
+    from dejavu_tune.data import check_data
+    from dejavu_tune.data.files import DatasetError
+
+    for key, name in (("model.name", base.model.name), ("task.name", base.task.name)):
+        if is_plugin(name):
+            try:
+                load_object(name, key)
+            except PluginError as exc:
+                raise _err(path, f"fixed.{key}", str(exc)) from None
+    try:
+        check_data(base.data)
+    except (DatasetError, PluginError) as exc:
+        raise _err(path, "fixed.data", str(exc)) from None
+
+
+def _metric_directions(base: TrainConfig) -> dict[str, str] | None:
+    """metric -> "max"/"min" for the space's task; None when a plugin task decides."""
+    from dejavu_tune.tasks import DepthTask, NormalsTask, SegmentationTask
+
+    per_task = {"segmentation": (SegmentationTask,), "depth": (DepthTask,),
+                "normals": (NormalsTask,),
+                "multitask": (SegmentationTask, DepthTask, NormalsTask)}
+    if base.task.name not in per_task:
+        return None
+    out: dict[str, str] = {}
+    for task in per_task[base.task.name]:
+        out.update(task.metrics)
+    return {"__primary__": per_task[base.task.name][0].primary, **out, **TRAINING_METRICS}
+
+
+def _as_grid(space: SearchSpace) -> SearchSpace:
+    for param in space.params:
+        if param.type != "categorical":
+            raise _err(space.path, f"params.{param.name}.type", f"{param.type!r} is not "
+                       "allowed with search.algorithm: grid: expected categorical (list the "
+                       "grid's values as choices)")
+    points = space.grid_points()
+    return dataclasses.replace(space, search=dataclasses.replace(
+        space.search, num_samples=len(points)))
+
+
+def _parse_report(path: str, raw: dict[str, Any], params: dict[str, Param]) -> dict[str, Any]:
+    for key, value in raw.items():
+        if key not in _REPORT_KEYS:
+            raise _err(path, f"report.{key}", "is not a known key: expected one of "
+                       + ", ".join(_REPORT_KEYS))
+        if key == "columns" and value not in params:
+            raise _err(path, "report.columns", f"{value!r} is not allowed: expected one of "
+                       "the params: " + ", ".join(params))
+        if key in ("scale", "digits"):
+            _number(path, f"report.{key}", value, integer=key == "digits")
+    return raw
 
 
 def _check_combinations(space: SearchSpace, samples: int = 64) -> None:
@@ -272,21 +369,39 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     return tree
 
 
-def _parse_settings(path: str, raw: dict[str, Any]) -> SearchSettings:
+def _parse_settings(path: str, raw: dict[str, Any],
+                    directions: dict[str, str] | None) -> SearchSettings:
     names = list(SearchSettings.__dataclass_fields__)
     for key in raw:
         if key not in names:
             raise _err(path, f"search.{key}", "is not a known key: expected one of "
                        + ", ".join(names))
     settings = SearchSettings(**raw)
-    if settings.metric not in REPORTED_METRICS:
-        raise _err(path, "search.metric", f"{settings.metric!r} is not allowed: expected one "
-                   "of " + ", ".join(REPORTED_METRICS))
-    if settings.mode not in ("max", "min"):
-        raise _err(path, "search.mode", f"{settings.mode!r} is not allowed: expected max or min")
-    if not isinstance(settings.metric, str) or not settings.metric:
-        raise _err(path, "search.metric", f"{settings.metric!r} is not allowed: "
+    if settings.algorithm not in ("tpe", "grid"):
+        raise _err(path, "search.algorithm", f"{settings.algorithm!r} is not allowed: "
+                   "expected tpe or grid")
+    metric, mode = settings.metric, settings.mode
+    if metric is not None and (not isinstance(metric, str) or not metric):
+        raise _err(path, "search.metric", f"{metric!r} is not allowed: "
                    "expected a metric name such as val_miou")
+    if mode is not None and mode not in ("max", "min"):
+        raise _err(path, "search.mode", f"{mode!r} is not allowed: expected max or min")
+    if directions is None:  # a plugin task: its metrics are known only once it runs
+        if metric is None or mode is None:
+            raise _err(path, "search.metric", "must be given with search.mode when task.name "
+                       "is a plugin")
+    else:
+        metric = metric or directions["__primary__"]
+        allowed = [k for k in directions if k != "__primary__"]
+        if metric not in allowed:
+            raise _err(path, "search.metric", f"{metric!r} is not allowed for this task: "
+                       "expected one of " + ", ".join(allowed))
+        if mode is not None and mode != directions[metric]:
+            raise _err(path, "search.mode", f"{mode!r} is not allowed for {metric}: expected "
+                       f"{directions[metric]} ({'higher' if directions[metric] == 'max' else 'lower'}"
+                       " is better)")
+        mode = directions[metric]
+    settings = dataclasses.replace(settings, metric=metric, mode=mode)
     for key, low in (("num_samples", 1), ("max_concurrent", 1), ("seed", 0),
                      ("grace_period", 1), ("reduction_factor", 2)):
         value = getattr(settings, key)

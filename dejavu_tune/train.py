@@ -9,7 +9,6 @@ The baseline is the very same step with ``dejavu.enabled = false``.
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -20,30 +19,18 @@ from torch import nn
 
 from dejavu_tune.config import TrainConfig
 from dejavu_tune.crm import build_crm
-from dejavu_tune.data import synthetic_splits
-from dejavu_tune.losses import (
-    cyclic_consistency,
-    dejavu_objective,
-    regeneration_loss,
-    segmentation_loss,
-)
-from dejavu_tune.metrics import SegmentationMeter
+from dejavu_tune.data import build_splits
+from dejavu_tune.losses import dejavu_objective, regeneration_loss
 from dejavu_tune.models import build_model
 from dejavu_tune.redaction import build_redaction
+from dejavu_tune.tasks import Batch, TaskError, build_task
+from dejavu_tune.text_supervision import describe_scene, load_text_encoder, text_supervision_loss
 
 __all__ = ["Trainer", "train", "NonFiniteLossError", "resolve_device"]
 
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the run cannot continue."""
-
-
-@functools.lru_cache(maxsize=2)
-def _splits(num_train: int, num_val: int, image_size: int, num_classes: int, seed: int,
-            noise: float) -> tuple[Any, Any]:
-    """The synthetic splits, generated once per process for trials that share a worker."""
-    return synthetic_splits(num_train, num_val, image_size=image_size,
-                            num_classes=num_classes, seed=seed, noise=noise)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -78,21 +65,18 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, lpips_net: nn.Module | None = None) -> None:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
-        data = cfg.data
-        train_split, val_split = _splits(data.num_train, data.num_val, data.image_size,
-                                         data.num_classes, data.seed, data.noise)
-        # Copies: the cached splits are shared by every trial of this process.
-        self.train_images = train_split.images.to(self.device, copy=True)
-        self.train_labels = train_split.labels.to(self.device, copy=True)
-        self.val_images = val_split.images.to(self.device, copy=True)
-        self.val_labels = val_split.labels.to(self.device, copy=True)
+        self.train_set, self.val_set = build_splits(cfg.data)
+        self.task = build_task(cfg.task, self.train_set, f"data.name={cfg.data.name!r}")
 
-        dv = cfg.dejavu
+        dv, model_cfg = cfg.dejavu, cfg.model
         # Weight init draws from the global RNG; fork it so a run leaves no trace behind.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
-            self.model = build_model(cfg.model.name, data.num_classes, cfg.model.width)
-            self.crm = build_crm(dv.crm, data.num_classes) if dv.enabled else None
+            self.model = build_model(model_cfg.name, self.task.heads(), width=model_cfg.width,
+                                     pretrained=model_cfg.pretrained,
+                                     attention=model_cfg.attention)
+            self.crm = (build_crm(dv.crm, self.task.condition_channels) if dv.enabled
+                        else None)
         self.model.to(self.device)
         params = list(self.model.parameters())
         if self.crm is not None:
@@ -106,11 +90,21 @@ class Trainer:
 
                 lpips_net = shared_lpips(self.device)
             self.lpips = lpips_net.to(self.device)
+        self.text_encoder = None
+        if dv.enabled and dv.loss.ts_weight > 0:
+            if "seg" not in self.task.targets:
+                raise TaskError("dejavu.loss.ts_weight > 0 describes scenes by their "
+                                "segmentation classes: expected a task with seg targets")
+            self.text_encoder = load_text_encoder(dv.loss.ts_encoder, self.device)
 
         opt = cfg.optim
-        self.optimizer = torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum,
-                                         weight_decay=opt.weight_decay)
-        self.iters_per_epoch = max(data.num_train // opt.batch_size, 1)
+        if opt.name == "adamw":
+            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+                params, lr=opt.lr, weight_decay=opt.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum,
+                                             weight_decay=opt.weight_decay)
+        self.iters_per_epoch = max(len(self.train_set) // opt.batch_size, 1)
         total = opt.epochs * self.iters_per_epoch
         # Polynomial decay (seed C.1): lr * (1 - it / total) ** power, reaching 0 at the end.
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -129,31 +123,33 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self._autocast_dtype)
 
-    def forward_losses(self, images: torch.Tensor,
-                       labels: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Loss parts of one batch, plus the intermediate images for figures."""
-        dv = self.cfg.dejavu
+    def forward_losses(self, batch: Batch) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Loss parts of one batch, plus the predictions and images for figures."""
+        dv, task, images = self.cfg.dejavu, self.task, batch["image"]
         with self._autocast():
-            logits = self.model(images)
-            task = segmentation_loss(logits, labels)
-            regen_parts, cl, extras = None, None, {"logits": logits}
+            preds = self.model(images)
+            task_parts = task.loss(preds, batch)
+            regen_parts, cl, ts, extras = None, None, None, {"preds": preds}
             if self.crm is not None:
                 with torch.autocast(self.device.type, enabled=False):
                     redacted = self.redact(images, self.redact_rng)
-                cond = torch.softmax(logits.float(), dim=1)
-                regenerated = self.crm(redacted, cond)
+                regenerated = self.crm(redacted, task.condition(preds))
                 regen_parts = regeneration_loss(regenerated, images, dv.loss, self.lpips)
                 if dv.loss.cl_weight > 0:
                     with _frozen_norm_stats(self.model):
-                        cl = cyclic_consistency(self.model(regenerated), logits)
+                        cl = task.consistency(self.model(regenerated), preds)
+                if self.text_encoder is not None:
+                    texts = describe_scene(batch["seg"], self.train_set.class_names)
+                    ts = text_supervision_loss(self.text_encoder, regenerated, texts)
                 extras.update(redacted=redacted, regenerated=regenerated)
-        return dejavu_objective(task, regen_parts, dv.loss, cl), extras
+        parts = dejavu_objective(task_parts.pop("task_loss"), regen_parts, dv.loss, cl, ts)
+        return {**task_parts, **parts}, extras
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    def train_step(self, batch: Batch) -> dict[str, float]:
         self.model.train()
         if self.crm is not None:
             self.crm.train()
-        parts, _ = self.forward_losses(images, labels)
+        parts, _ = self.forward_losses(batch)
         loss = parts["loss"]
         value = float(loss.detach())
         if not math.isfinite(value):
@@ -173,19 +169,41 @@ class Trainer:
         self.iteration += 1
         return {k: float(v.detach()) for k, v in parts.items()}
 
-    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n, bs = len(self.train_images), self.cfg.optim.batch_size
-        order = torch.randperm(n, generator=self.data_rng).to(self.device)
-        for i in range(self.iters_per_epoch):
-            idx = order[i * bs:(i + 1) * bs]
-            yield self.train_images[idx], self.train_labels[idx]
+    def _loader(self, dataset: Any, shuffle: bool) -> torch.utils.data.DataLoader:
+        workers = self.cfg.data.num_workers
+        # The sampler draws from data_rng, which the checkpoint saves: a resumed run sees
+        # the same batches as an uninterrupted one.
+        sampler = (torch.utils.data.RandomSampler(dataset, generator=self.data_rng) if shuffle
+                   else torch.utils.data.SequentialSampler(dataset))
+        # The loader draws its workers' base seed from ``generator``: without one it would
+        # consume the global RNG, which a run must leave alone.
+        generator = self.data_rng if shuffle else torch.Generator().manual_seed(0)
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=self.cfg.optim.batch_size, sampler=sampler, drop_last=shuffle,
+            num_workers=workers, pin_memory=self.device.type == "cuda", generator=generator)
+
+    def _to_device(self, batch: Batch) -> Batch:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def first_batch(self, count: int, split: str = "train") -> Batch:
+        """The split's first ``count`` samples as one batch on the device, as a copy (the
+        splits may be shared by every trial of the process)."""
+        dataset = self.train_set if split == "train" else self.val_set
+        samples = [dataset[i] for i in range(min(count, len(dataset)))]
+        batch = torch.utils.data.default_collate(samples)
+        return self._to_device({k: v.clone() for k, v in batch.items()})
+
+    def _batches(self) -> Iterator[Batch]:
+        loader = self._loader(self.train_set, shuffle=True)
+        for _, batch in zip(range(self.iters_per_epoch), loader, strict=False):
+            yield self._to_device(batch)
 
     def train_epoch(self) -> dict[str, float]:
         """One pass over the training split; returns mean losses and seconds per iteration."""
         sums: dict[str, float] = {}
         start = time.perf_counter()
-        for images, labels in self._batches():
-            for key, value in self.train_step(images, labels).items():
+        for batch in self._batches():
+            for key, value in self.train_step(batch).items():
                 sums[key] = sums.get(key, 0.0) + value
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -197,43 +215,54 @@ class Trainer:
         return metrics
 
     # -- evaluation ---------------------------------------------------------------
-    def _val_inputs(self) -> torch.Tensor:
+    def _noisy(self, images: torch.Tensor, first: int) -> torch.Tensor:
+        """Validation inputs with seed Table B.1's Gaussian noise; image ``first`` onwards."""
         sigma = self.cfg.data.input_noise
         if sigma == 0:
-            return self.val_images
-        # A fixed generator: every evaluation of every trial sees the same noisy inputs.
-        gen = torch.Generator().manual_seed(self.cfg.data.seed + 7)
-        noise = torch.randn(self.val_images.shape, generator=gen).to(self.device)
-        return (self.val_images + sigma * noise).clamp(-1, 1)
+            return images
+        # Seeded per image index: every evaluation of every trial sees the same noisy inputs,
+        # however the split is batched.
+        noise = torch.stack([
+            torch.randn(images.shape[1:], generator=torch.Generator().manual_seed(
+                self.cfg.data.seed * 1_000_003 + first + i + 7))
+            for i in range(images.shape[0])]).to(images.device)
+        return (images + sigma * noise).clamp(-1, 1)
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         self.model.eval()
-        meter = SegmentationMeter(self.cfg.data.num_classes)
-        images, bs = self._val_inputs(), self.cfg.optim.batch_size
-        for i in range(0, len(images), bs):
+        meter = self.task.meter()
+        seen = 0
+        for batch in self._loader(self.val_set, shuffle=False):
+            batch = self._to_device(batch)
+            images = self._noisy(batch["image"], seen)
+            seen += images.shape[0]
             with self._autocast():
-                logits = self.model(images[i:i + bs])
-            meter.update(logits.float(), self.val_labels[i:i + bs])
-        result = meter.compute()
-        return {"val_miou": result["miou"], "val_pixel_acc": result["pixel_acc"]}
+                preds = self.model(images)
+            meter.update(self.task.decode({k: v.float() for k, v in preds.items()}), batch)
+        return meter.compute()
 
     @torch.no_grad()
     def sample(self, count: int = 4) -> dict[str, torch.Tensor]:
-        """Validation images for a figure: input, ground truth, prediction, redacted, regenerated."""
+        """Figure columns (RGB in [-1, 1]): input, each target and prediction, redacted,
+        regenerated, for the first ``count`` validation images."""
         self.model.eval()
         if self.crm is not None:
             self.crm.eval()
-        images, labels = self.val_images[:count], self.val_labels[:count]
+        batch = self.first_batch(count, "val")
         rng_state = self.redact_rng.get_state()
-        parts, extras = self.forward_losses(images, labels)
+        _, extras = self.forward_losses(batch)
         self.redact_rng.set_state(rng_state)  # figures must not change the training stream
-        out = {"input": images, "ground_truth": labels,
-               "prediction": extras["logits"].argmax(1)}
+        truth = self.task.visualise(batch)
+        pred = self.task.visualise(self.task.decode(extras["preds"]))
+        out = {"input": batch["image"]}
+        for key in truth:
+            out[f"{key} truth"] = truth[key]
+            out[f"{key} prediction"] = pred[key]
         for key in ("redacted", "regenerated"):
             if key in extras:
                 out[key] = extras[key].float().clamp(-1, 1)
-        return {k: v.detach().cpu() for k, v in out.items()}
+        return {k: v.detach().float().cpu() for k, v in out.items()}
 
     # -- checkpointing --------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -280,9 +309,9 @@ def train(cfg: TrainConfig | dict[str, Any],
 
 
 def _format(metrics: dict[str, float]) -> str:
-    keys = ("epoch", "loss", "task_loss", "dejavu_loss", "mse", "lpips", "val_miou",
-            "sec_per_iter")
-    return "  ".join(f"{k}={metrics[k]:.4g}" for k in keys if k in metrics)
+    keys = ("epoch", "loss", "task_loss", "dejavu_loss", "mse", "lpips", "sec_per_iter")
+    shown = [k for k in keys if k in metrics] + [k for k in metrics if k.startswith("val_")]
+    return "  ".join(f"{k}={metrics[k]:.4g}" for k in shown)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,7 +321,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from dejavu_tune.config import ConfigError, parse_override
     from dejavu_tune.crm import CRMWeightsError
+    from dejavu_tune.data.files import DatasetError
     from dejavu_tune.lpips import LPIPSWeightsError
+    from dejavu_tune.plugins import PluginError
+    from dejavu_tune.tasks import TaskError
 
     parser = argparse.ArgumentParser(prog="python -m dejavu_tune.train",
                                      description="Train one configuration on the built-in data.")
@@ -314,13 +346,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}]")
         try:
             history = train(run_cfg, on_epoch=lambda m: print("  " + _format(m), flush=True))
-        except (NonFiniteLossError, CRMWeightsError, LPIPSWeightsError) as exc:
+        except (NonFiniteLossError, CRMWeightsError, LPIPSWeightsError, DatasetError,
+                TaskError, PluginError) as exc:
             print(f"error: {name}: {exc}", file=sys.stderr)
             return 1
-        final[name] = history[-1]["val_miou"]
+        final[name] = {k: v for k, v in history[-1].items() if k.startswith("val_")}
     if args.compare:
-        print(f"val_miou baseline={final['baseline']:.4f} dejavu={final['dejavu']:.4f} "
-              f"gain={final['dejavu'] - final['baseline']:+.4f}")
+        for key, base in final["baseline"].items():
+            value = final["dejavu"][key]
+            print(f"{key} baseline={base:.4f} dejavu={value:.4f} gain={value - base:+.4f}")
     return 0
 
 

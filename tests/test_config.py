@@ -48,3 +48,28 @@ def test_replace_with_dotted_keys():
     assert cfg.dejavu.crm.steps == 5 and cfg.seed == 3
     with pytest.raises(ConfigError, match="dejavu.crm.nope is not a configuration key"):
         TrainConfig().replace(**{"dejavu.crm.nope": 1})
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"task.name": "panoptic"}, "task.name='panoptic' is not allowed: expected one of "
+                                "segmentation, depth, normals, multitask, or 'package.module:"),
+    ({"data.name": "cityscapes"}, "data.root=None is not allowed: expected a file or directory"),
+    ({"data.name": "voc", "data.root": "/x"}, "data.name='voc' is not allowed: expected one of "
+                                              "synthetic, cityscapes, ade20k, nyud, kitti"),
+    ({"data.image_width": 96}, "data.image_width=96 is not allowed: expected 0 for the synthetic"),
+    ({"model.attention": 48}, "model.attention=48 is not allowed: expected one of 0, 32, 64, 128"),
+    ({"optim.name": "lamb"}, "optim.name='lamb' is not allowed: expected one of sgd, adamw"),
+    ({"dejavu.loss.ts_encoder": "clip"}, "dejavu.loss.ts_encoder='clip' is not allowed: "
+                                         "expected 'package.module:function'"),
+])
+def test_task_data_model_and_optimiser_keys_are_checked(override, message):
+    with pytest.raises(ConfigError) as err:
+        TrainConfig().replace(**override)
+    assert message in str(err.value)
+
+
+def test_real_dataset_sizes_and_plugins_validate():
+    cfg = TrainConfig().replace(**{"data.name": "kitti", "data.root": "/data/kitti",
+                                   "data.image_size": 192, "data.image_width": 640,
+                                   "task.name": "depth", "model.name": "pkg.mod:build"})
+    assert cfg.data.size == (192, 640) and cfg.model.name == "pkg.mod:build"

@@ -71,7 +71,7 @@ def test_default_space_loads_and_every_sample_is_a_valid_config():
     (lambda r: r["params"]["dejavu.crm.stages"].update(when="crm_f"),
      "params.dejavu.crm.stages.when: 'crm_f' is not allowed: expected a mapping"),
     (lambda r: r["search"].update(metric="val_mio"),
-     "search.metric: 'val_mio' is not allowed: expected one of val_miou"),
+     "search.metric: 'val_mio' is not allowed for this task: expected one of val_miou"),
     (lambda r: r["params"]["dejavu.crm.steps"].update(type="float", low=1, high=2),
      "dejavu.crm.steps=1.5 is not allowed: expected an integer"),
     (lambda r: r["params"]["dejavu.redaction.band_low"].update(low=0.3, high=0.8),
@@ -123,3 +123,60 @@ def test_binary_file_is_a_clear_error(tmp_path):
     path.write_bytes(b"\xff\xfe\x00binary")
     with pytest.raises(SpaceError, match="is not a text file"):
         load_space(path)
+
+
+ABLATIONS = ROOT / "search_spaces" / "ablations"
+
+
+def test_b1_grid_enumerates_conditional_combinations():
+    space = load_space(ABLATIONS / "b1_noise_cl.yaml")
+    points = space.grid_points()
+    # (baseline + DejaVu with CL off/on) x 3 noise levels x 3 seeds; no CL key on baselines
+    assert len(points) == space.search.num_samples == 3 * 3 * 3
+    assert points[0] == {"dejavu.enabled": False, "data.input_noise": 0.0, "seed": 0}
+    assert {"dejavu.enabled": True, "dejavu.loss.cl_weight": 0.1, "data.input_noise": 0.3,
+            "seed": 2} in points
+    assert space.report["columns"] == "data.input_noise"
+    assert space.search.algorithm == "grid" and space.search.baseline is False
+
+
+@pytest.mark.parametrize("name, count", [("b3_crm_stages", 15), ("b4_redaction_crm", 15)])
+def test_ablation_grids_have_the_tables_rows(name, count):
+    assert len(load_space(ABLATIONS / f"{name}.yaml").grid_points()) == count
+
+
+def test_metric_and_mode_follow_the_task():
+    raw = _raw()
+    raw["fixed"]["task"] = {"name": "depth"}
+    space = parse_space(raw, "space.yaml")
+    assert (space.search.metric, space.search.mode) == ("val_abs_rel", "min")
+    raw["search"].update(metric="val_delta1")
+    assert parse_space(raw, "space.yaml").search.mode == "max"
+    raw["search"].update(mode="min")
+    with pytest.raises(SpaceError, match="search.mode: 'min' is not allowed for val_delta1: "
+                                         r"expected max \(higher is better\)"):
+        parse_space(raw, "space.yaml")
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda r: r["search"].update(algorithm="grid"),
+     "params.dejavu.redaction.threshold.type: 'float' is not allowed with search.algorithm: "
+     "grid: expected categorical"),
+    (lambda r: r["search"].update(algorithm="random"),
+     "search.algorithm: 'random' is not allowed: expected tpe or grid"),
+    (lambda r: r.update(report={"columns": "data.noise"}),
+     "report.columns: 'data.noise' is not allowed: expected one of the params"),
+    (lambda r: r.update(report={"colour": 1}), "report.colour: is not a known key"),
+    (lambda r: r["fixed"].update(model={"name": "nomodule_xyz:build"}),
+     "fixed.model.name: model.name='nomodule_xyz:build': cannot import 'nomodule_xyz'"),
+    (lambda r: r["fixed"]["data"].update(name="cityscapes", root="/nonexistent/cs"),
+     "fixed.data.root: '/nonexistent/cs' does not exist: expected a dataset directory"),
+    (lambda r: r["fixed"]["data"].update(name="cityscapes"),
+     "data.root=None is not allowed: expected a file or directory path"),
+])
+def test_bad_grid_report_plugin_and_dataset_settings(mutate, message):
+    raw = _raw()
+    mutate(raw)
+    with pytest.raises(SpaceError, match=None) as err:
+        parse_space(raw, "space.yaml")
+    assert message in str(err.value)

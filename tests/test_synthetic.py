@@ -5,10 +5,11 @@ import torch
 
 from dejavu_tune.data import (
     MAX_CLASSES,
-    SegmentationSplit,
+    DenseSplit,
     make_synthetic_segmentation,
     synthetic_splits,
 )
+from dejavu_tune.data.synthetic import MAX_DEPTH, MIN_BG_DEPTH, make_synthetic_scenes
 
 
 def test_shapes_dtypes_and_ranges():
@@ -66,7 +67,7 @@ def test_noise_is_gaussian_with_the_given_std_and_leaves_labels_alone():
 
 def test_splits_are_deterministic_and_val_never_repeats_train():
     train, val = synthetic_splits(32, 16, image_size=32, seed=0)
-    assert isinstance(train, SegmentationSplit) and len(train) == 32 and len(val) == 16
+    assert isinstance(train, DenseSplit) and len(train) == 32 and len(val) == 16
     again_train, again_val = synthetic_splits(32, 16, image_size=32, seed=0)
     assert torch.equal(train.images, again_train.images)
     assert torch.equal(val.labels, again_val.labels)
@@ -109,3 +110,32 @@ def test_bad_split_sizes(num_train, num_val, message):
     with pytest.raises(ValueError) as info:
         synthetic_splits(num_train, num_val)
     assert message in str(info.value)
+
+
+def test_scenes_have_metric_depth_and_unit_normals():
+    scenes = make_synthetic_scenes(16, image_size=32, seed=4)
+    depth, normals, seg = scenes["depth"], scenes["normals"], scenes["seg"]
+    assert depth.shape == (16, 1, 32, 32) and normals.shape == (16, 3, 32, 32)
+    assert depth.min() > 1.0 and depth.max() <= MAX_DEPTH
+    assert torch.allclose(normals.norm(dim=1), torch.ones(16, 32, 32), atol=1e-6)
+    assert normals[:, 2].min() > 0  # every surface faces the camera
+    # Every shape is in front of the background, which starts at MIN_BG_DEPTH.
+    shapes = (seg > 0).unsqueeze(1)
+    assert depth[shapes].max() < MIN_BG_DEPTH <= depth[~shapes].min()
+    again = make_synthetic_scenes(16, image_size=32, seed=4)
+    assert all(torch.equal(scenes[k], again[k]) for k in scenes)
+
+
+def test_background_normal_follows_its_depth_gradient():
+    size = 32
+    scenes = make_synthetic_scenes(4, image_size=size, seed=1)
+    depth, normals, seg = scenes["depth"][:, 0], scenes["normals"], scenes["seg"]
+    for i in range(4):
+        # two vertically adjacent background pixels: dz/dy in image units = -slope, and the
+        # normal is normalise(-dz/dx, -dz/dy, 1) = normalise(0, slope, 1)
+        rows, cols = torch.nonzero((seg[i, :-1] == 0) & (seg[i, 1:] == 0), as_tuple=True)
+        y, x = int(rows[0]), int(cols[0])
+        dz_dy = float(depth[i, y + 1, x] - depth[i, y, x]) * size
+        n = normals[i, :, y, x]
+        assert float(n[0]) == 0.0
+        assert float(n[1] / n[2]) == pytest.approx(-dz_dy, rel=1e-4)

@@ -70,10 +70,11 @@ def test_polynomial_schedule_by_hand():
 
 def test_non_finite_loss_names_where_it_happened():
     trainer = Trainer(_cfg())
-    trainer.train_images[:] = float("nan")
+    batch = trainer.first_batch(8)
+    batch["image"][:] = float("nan")
     with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 1, iteration 1 "
                                                  r"\(parts: task_loss=nan"):
-        trainer.train_epoch()
+        trainer.train_step(batch)
 
 
 def test_sample_gives_the_figure_tensors_without_moving_the_rng():
@@ -81,8 +82,8 @@ def test_sample_gives_the_figure_tensors_without_moving_the_rng():
     before = trainer.redact_rng.get_state()
     sample = trainer.sample(3)
     assert torch.equal(trainer.redact_rng.get_state(), before)
-    assert set(sample) == {"input", "ground_truth", "prediction", "redacted", "regenerated"}
-    assert sample["input"].shape == (3, 3, 32, 32) and sample["prediction"].shape == (3, 32, 32)
+    assert list(sample) == ["input", "seg truth", "seg prediction", "redacted", "regenerated"]
+    assert all(v.shape == (3, 3, 32, 32) for v in sample.values())  # RGB pictures
 
 
 def test_cl_term_is_logged_when_weighted():
@@ -106,9 +107,9 @@ def test_cl_pass_leaves_batch_norm_statistics_alone():
     # The CL forward on regenerated images must not move BN's running statistics.
     with_cl = Trainer(_cfg(**{"dejavu.loss.cl_weight": 0.1}))
     without = Trainer(_cfg())
-    images, labels = with_cl.train_images[:8], with_cl.train_labels[:8]
-    with_cl.forward_losses(images, labels)
-    without.forward_losses(images, labels)
+    batch = with_cl.first_batch(8)
+    with_cl.forward_losses(batch)
+    without.forward_losses(batch)
     for (name, a), b in zip(with_cl.model.state_dict().items(),
                             without.model.state_dict().values(), strict=True):
         if "running" in name or "num_batches" in name:

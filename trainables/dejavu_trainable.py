@@ -65,7 +65,7 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
                 metrics["gain"] = metrics[context.metric] - context.baseline[epoch - 1]
             metrics["compute_s"] = time.perf_counter() - start
             tracking.log_epoch(uri, run_id, metrics, step=epoch)
-            _log_figure(trainer, uri, run_id, cfg.data.num_classes, context.figure_images)
+            _log_figure(trainer, uri, run_id, context.figure_images)
             ray_adapter.report(metrics, trainer.state_dict())
     except Exception as exc:
         tracking.set_trial_status(uri, run_id, "failed", f"{type(exc).__name__}: {exc}")
@@ -73,10 +73,10 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
     tracking.set_trial_status(uri, run_id, "completed")
 
 
-def _log_figure(trainer: Trainer, uri: str, run_id: str, num_classes: int, count: int) -> None:
+def _log_figure(trainer: Trainer, uri: str, run_id: str, count: int) -> None:
     if count <= 0:
         return
-    figure = regeneration_figure(trainer.sample(count), num_classes)
+    figure = regeneration_figure(trainer.sample(count))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / FIGURE_FILE
         figure.save(path)

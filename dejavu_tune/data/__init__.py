@@ -1,9 +1,12 @@
-"""Built-in datasets: everything trains offline, with nothing to download."""
+"""Datasets: the built-in synthetic scenes (everything trains offline) and readers for
+real datasets in their own on-disk formats (nothing is downloaded)."""
 
+from dejavu_tune.data.factory import build_splits, check_data
 from dejavu_tune.data.synthetic import (
     MAX_CLASSES,
     SHAPE_NAMES,
-    SegmentationSplit,
+    DenseSplit,
+    make_synthetic_scenes,
     make_synthetic_segmentation,
     synthetic_splits,
 )
@@ -11,7 +14,10 @@ from dejavu_tune.data.synthetic import (
 __all__ = [
     "MAX_CLASSES",
     "SHAPE_NAMES",
-    "SegmentationSplit",
+    "DenseSplit",
+    "build_splits",
+    "check_data",
+    "make_synthetic_scenes",
     "make_synthetic_segmentation",
     "synthetic_splits",
 ]

@@ -18,6 +18,14 @@ Three cues identify a class, none of them alone perfectly:
   the background varies smoothly;
 - shape: the outline, which needs spatial context to read.
 
+Geometry, so that depth, surface normals and multi-task training also run on the
+built-in data: the background is a plane receding towards the top of the image
+(``MIN_BG_DEPTH`` to ~10 m), every shape is a slightly tilted plane in front of it,
+and a shape painted later is nearer than everything it covers. Normals follow the
+depth map, n = normalise(-dz/dx, -dz/dy, 1) with x, y in image units (x right,
+y down, z towards the camera: (0, 0, 1) faces the camera). The image carries the
+cues: Lambertian shading from a fixed light and a mild darkening with distance.
+
 Generation is a loop over shape slots and kinds, vectorised over images and pixels;
 all randomness comes from one ``torch.Generator`` seeded from ``seed`` and is drawn
 up front, so the same arguments give bit-identical tensors whatever the global RNG.
@@ -32,8 +40,10 @@ import torch
 
 __all__ = [
     "MAX_CLASSES",
+    "MAX_DEPTH",
     "SHAPE_NAMES",
-    "SegmentationSplit",
+    "DenseSplit",
+    "make_synthetic_scenes",
     "make_synthetic_segmentation",
     "synthetic_splits",
 ]
@@ -70,6 +80,22 @@ _BG_TEXTURE_CONTRAST = 0.30  # amplitude of the background's smooth variation
 _GAIN = (0.7, 1.3)  # per-image contrast around mid-grey: absolute colour is less reliable
 _CAST = 0.20  # per-image, per-channel colour cast (uniform half-width), same reason
 _CHUNK = 256  # images rendered together: bounds the temporaries, keeps them cache-sized
+
+# Geometry (metres). Shape slot k sits at _NEAREST_SLOT_DEPTH - k * _SLOT_SPACING (minus up
+# to _SLOT_JITTER) with a tilt of at most _TILT per image side; the spacing exceeds the
+# largest depth change a tilt makes across two overlapping shapes, so painting order
+# and depth order agree, and every shape is nearer than the background's nearest row.
+MAX_DEPTH = 10.0
+MIN_BG_DEPTH = 4.5
+_BG_DEPTH = (4.5, 6.0)  # background depth at the bottom row
+_BG_SLOPE = (2.0, 4.0)  # extra metres at the top row
+_NEAREST_SLOT_DEPTH = 3.9
+_SLOT_SPACING = 0.45
+_SLOT_JITTER = 0.1
+_TILT = 0.3
+_LIGHT = (0.35, -0.45, 0.82)  # from the upper right, towards the scene
+_SHADING = 0.45  # luminance change between a surface facing the light and one at 60 degrees
+_FOG = 0.05  # luminance lost per metre of depth beyond 3 m
 
 _NOISE_MAX = 2.0  # beyond this the pixel noise is larger than the whole [-1, 1] range
 _SIZE_RANGE = (16, 4096)  # below 16 px a shape is a few pixels; above, one image is 200 MB
@@ -174,7 +200,16 @@ def _texture(kind: int, x: torch.Tensor, y: torch.Tensor, u: torch.Tensor,
 def make_synthetic_segmentation(num_images: int, image_size: int = 64, num_classes: int = 5,
                                 seed: int = 0, noise: float = 0.05
                                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (N, 3, H, W) float32 in [-1, 1] and labels (N, H, W) int64 in [0, num_classes).
+    """Images (N, 3, H, W) float32 in [-1, 1] and labels (N, H, W) int64 in [0, num_classes)."""
+    scenes = make_synthetic_scenes(num_images, image_size, num_classes, seed, noise)
+    return scenes["image"], scenes["seg"]
+
+
+def make_synthetic_scenes(num_images: int, image_size: int = 64, num_classes: int = 5,
+                          seed: int = 0, noise: float = 0.05) -> dict[str, torch.Tensor]:
+    """``image`` (N, 3, H, W) float32 in [-1, 1], ``seg`` (N, H, W) int64 in
+    [0, num_classes), ``depth`` (N, 1, H, W) metres in (0, MAX_DEPTH], ``normals``
+    (N, 3, H, W) unit vectors.
 
     Defaults: 64 px is small enough for a CPU and large enough for 8-16 px redaction
     blocks; 5 classes (background + 4 shapes) is the project's default task; seed 0
@@ -204,6 +239,12 @@ def make_synthetic_segmentation(num_images: int, image_size: int = 64, num_class
     gain = _GAIN[0] + (_GAIN[1] - _GAIN[0]) * torch.rand(n, generator=g)
     cast = _CAST * (2 * torch.rand(n, 3, generator=g) - 1)
     pixel_noise = torch.randn(n, 3, size, size, generator=g)
+    # Geometry draws come last, so the draws above are those of the segmentation-only data.
+    bg_near = _BG_DEPTH[0] + (_BG_DEPTH[1] - _BG_DEPTH[0]) * torch.rand(n, generator=g)
+    bg_slope = _BG_SLOPE[0] + (_BG_SLOPE[1] - _BG_SLOPE[0]) * torch.rand(n, generator=g)
+    slot_depth = (_NEAREST_SLOT_DEPTH - _SLOT_SPACING * torch.arange(s_max)
+                  - _SLOT_JITTER * torch.rand(n, s_max, generator=g))
+    tilt = _TILT * (2 * torch.rand(n, s_max, 2, generator=g) - 1)  # dz/dx, dz/dy
 
     colours = torch.tensor(_BASE_COLOURS, dtype=torch.float32)
     coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size  # pixel centres
@@ -211,6 +252,9 @@ def make_synthetic_segmentation(num_images: int, image_size: int = 64, num_class
     x = coords.view(1, 1, size)
     images = torch.empty(n, 3, size, size)
     labels = torch.zeros(n, size, size, dtype=torch.int64)
+    depth = torch.empty(n, size, size)
+    grad = torch.zeros(n, 2, size, size)  # dz/dx, dz/dy of the visible surface
+    light = torch.tensor(_LIGHT) / torch.tensor(_LIGHT).norm()
 
     for lo in range(0, n, _CHUNK):
         hi = min(lo + _CHUNK, n)
@@ -227,6 +271,11 @@ def make_synthetic_segmentation(num_images: int, image_size: int = 64, num_class
         bg_colour = (bg_base + bg_jitter[lo:hi]).view(-1, 3, 1, 1)
         img = bg_colour + _BG_TEXTURE_CONTRAST * bg_tex.unsqueeze(1)
         lab = labels[lo:hi]
+        dep, grd = depth[lo:hi], grad[lo:hi]
+        # A plane receding upwards: depth grows from the bottom row (y = 1) to the top.
+        slope = bg_slope[lo:hi].view(-1, 1, 1)
+        dep.copy_(bg_near[lo:hi].view(-1, 1, 1) + slope * (1 - y) + 0 * x)
+        grd[:, 1] = -slope
 
         for slot in range(s_max):  # slot order = paint order: later slots occlude
             active = count[lo:hi] > slot
@@ -250,23 +299,53 @@ def make_synthetic_segmentation(num_images: int, image_size: int = 64, num_class
                 fill = colour + _TEXTURE_CONTRAST * tex.unsqueeze(1)
                 img[idx] = torch.where(mask.unsqueeze(1), fill, img[idx])
                 lab[idx] = torch.where(mask, kind, lab[idx])
+                gx, gy = tilt[gi, slot, 0].view(-1, 1, 1), tilt[gi, slot, 1].view(-1, 1, 1)
+                plane = slot_depth[gi, slot].view(-1, 1, 1) + gx * dx + gy * dy
+                dep[idx] = torch.where(mask, plane, dep[idx])
+                grd[idx, 0] = torch.where(mask, gx.expand_as(mask), grd[idx, 0])
+                grd[idx, 1] = torch.where(mask, gy.expand_as(mask), grd[idx, 1])
+
+        normal = torch.nn.functional.normalize(
+            torch.cat([-grd, torch.ones_like(grd[:, :1])], 1), dim=1)
+        lambert = (normal * light.view(1, 3, 1, 1)).sum(1, keepdim=True)
+        img = img + _SHADING * 2 * (lambert - 0.75) - _FOG * (dep.unsqueeze(1) - 3.0)
 
         # Illumination last: it changes the whole scene, like a camera would.
         images[lo:hi] = img * gain[lo:hi].view(-1, 1, 1, 1) + cast[lo:hi].view(-1, 3, 1, 1)
 
     images.add_(noise * pixel_noise).clamp_(-1.0, 1.0)
-    return images, labels
+    normals = torch.nn.functional.normalize(
+        torch.cat([-grad, torch.ones(n, 1, size, size)], 1), dim=1)
+    return {"image": images, "seg": labels, "depth": depth.unsqueeze(1), "normals": normals}
 
 
 @dataclass(frozen=True)
-class SegmentationSplit:
-    """One split: images (N, 3, H, W) float32 in [-1, 1], labels (N, H, W) int64."""
+class DenseSplit(torch.utils.data.Dataset):
+    """One split in memory: ``tensors`` holds image, seg, depth and normals for all images;
+    ``split[i]`` is one sample, as every dataset of the package returns it."""
 
-    images: torch.Tensor
-    labels: torch.Tensor
+    tensors: dict[str, torch.Tensor]
+    num_classes: int
+    targets = ("seg", "depth", "normals")
+    max_depth = MAX_DEPTH
 
     def __len__(self) -> int:
-        return int(self.images.shape[0])
+        return int(self.tensors["image"].shape[0])
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[i] for k, v in self.tensors.items()}
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return SHAPE_NAMES[:self.num_classes]
+
+    @property
+    def images(self) -> torch.Tensor:
+        return self.tensors["image"]
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.tensors["seg"]
 
 
 def _derive_seed(seed: int, stream: int) -> int:
@@ -282,7 +361,7 @@ def _derive_seed(seed: int, stream: int) -> int:
 
 def synthetic_splits(num_train: int, num_val: int, image_size: int = 64, num_classes: int = 5,
                      seed: int = 0, noise: float = 0.05
-                     ) -> tuple[SegmentationSplit, SegmentationSplit]:
+                     ) -> tuple[DenseSplit, DenseSplit]:
     """Train and validation splits from distinct seeds derived from ``seed``.
 
     Defaults are those of :func:`make_synthetic_segmentation`, for the same reasons.
@@ -291,8 +370,6 @@ def synthetic_splits(num_train: int, num_val: int, image_size: int = 64, num_cla
     _check_int("num_train", num_train, 1)
     _check_int("num_val", num_val, 1)
     _check_args(1, image_size, num_classes, seed, noise)
-    train = make_synthetic_segmentation(num_train, image_size, num_classes,
-                                        _derive_seed(seed, 0), noise)
-    val = make_synthetic_segmentation(num_val, image_size, num_classes,
-                                      _derive_seed(seed, 1), noise)
-    return SegmentationSplit(*train), SegmentationSplit(*val)
+    train = make_synthetic_scenes(num_train, image_size, num_classes, _derive_seed(seed, 0), noise)
+    val = make_synthetic_scenes(num_val, image_size, num_classes, _derive_seed(seed, 1), noise)
+    return DenseSplit(train, num_classes), DenseSplit(val, num_classes)

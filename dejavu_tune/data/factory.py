@@ -1,0 +1,52 @@
+"""``DataConfig`` -> (train, validation) datasets: the synthetic scenes, a dataset in its
+on-disk format, or a user's ``module:function``.
+
+Every dataset follows one contract: ``ds[i]`` is a dict with ``"image"`` (3, H, W) in
+[-1, 1] and its targets (``"seg"`` (H, W) int64 with 255 = ignore, ``"depth"`` (1, H, W)
+metres with 0 = no data, ``"normals"`` (3, H, W) unit vectors with 0 = no data), and
+the attributes ``targets``, ``num_classes``, ``class_names`` and ``max_depth``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from dejavu_tune.config import DataConfig
+from dejavu_tune.data.registry import check_dataset, open_dataset
+from dejavu_tune.data.synthetic import synthetic_splits
+from dejavu_tune.plugins import is_plugin, load_object
+
+__all__ = ["build_splits", "check_data", "SYNTHETIC_TRAIN", "SYNTHETIC_VAL"]
+
+SYNTHETIC_TRAIN, SYNTHETIC_VAL = 384, 96  # split sizes when data.num_train/num_val are null
+
+
+@functools.lru_cache(maxsize=2)
+def _synthetic(num_train: int, num_val: int, image_size: int, num_classes: int, seed: int,
+               noise: float) -> tuple[Any, Any]:
+    """Generated once per process: trials that share a worker share the tensors (read-only)."""
+    return synthetic_splits(num_train, num_val, image_size=image_size,
+                            num_classes=num_classes, seed=seed, noise=noise)
+
+
+def build_splits(cfg: DataConfig) -> tuple[Any, Any]:
+    if cfg.name == "synthetic":
+        return _synthetic(cfg.num_train or SYNTHETIC_TRAIN, cfg.num_val or SYNTHETIC_VAL,
+                          cfg.image_size, cfg.num_classes, cfg.seed, cfg.noise)
+    if is_plugin(cfg.name):
+        factory = load_object(cfg.name, "data.name")
+        return factory("train", cfg), factory("val", cfg)
+    return (open_dataset(cfg.name, cfg.root, "train", cfg.size, cfg.num_train or 0),
+            open_dataset(cfg.name, cfg.root, "val", cfg.size, cfg.num_val or 0))
+
+
+def check_data(cfg: DataConfig) -> None:
+    """Cheap checks a search runs before Ray starts: the layout is there, the plugin imports."""
+    if cfg.name == "synthetic":
+        return
+    if is_plugin(cfg.name):
+        load_object(cfg.name, "data.name")
+        return
+    for split in ("train", "val"):
+        check_dataset(cfg.name, cfg.root, split)

@@ -1,0 +1,150 @@
+"""Base networks h: image -> {task head: dense output at the input resolution}.
+
+One explicit name -> builder table (``MODELS``); an unknown name lists the valid
+ones; ``package.module:function`` plugs in a network of your own (docs/byo.md).
+Backbones come from timm (random init: the seed's vanilla strategy; ``pretrained``
+loads local weights: the enhanced strategy); heads are in ``heads.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dejavu_tune.config import ATTENTION_DIMS
+from dejavu_tune.models.attention import SharedAttention
+from dejavu_tune.models.heads import HEADS
+from dejavu_tune.models.small import SegNet, SmallNet
+from dejavu_tune.plugins import is_plugin, load_object
+
+__all__ = ["MODELS", "ATTENTION_DIMS", "DenseNetwork", "build_model", "count_parameters"]
+
+
+
+# name -> (timm model, extra timm arguments, head); strides 4, 8, 16, 32 for every trunk
+_TIMM: dict[str, tuple[str, dict[str, Any], str]] = {
+    "hrnet_w18": ("hrnet_w18", {"feature_location": "", "out_indices": (1, 2, 3, 4)}, "hrnetv2"),
+    "hrnet_w48": ("hrnet_w48", {"feature_location": "", "out_indices": (1, 2, 3, 4)}, "hrnetv2"),
+    "hrnet_w18_ocr": ("hrnet_w18", {"feature_location": "", "out_indices": (1, 2, 3, 4)},
+                      "ocr"),
+    "poolformer_m48_fpn": ("poolformer_m48", {}, "fpn"),
+    # ViT-B/16 has one stride; blocks 4, 6, 8, 12 are resampled to 4..32 (ViTDet's pyramid)
+    "vit_b_upernet": ("vit_base_patch16_224", {"dynamic_img_size": True,
+                                               "out_indices": (3, 5, 7, 11)}, "upernet"),
+    "swin_t_upernet": ("swin_tiny_patch4_window7_224", {"strict_img_size": False}, "upernet"),
+    "resnet50_fpn": ("resnet50", {"out_indices": (1, 2, 3, 4)}, "fpn"),
+}
+MODELS: dict[str, str] = {"small": "U-Net for CPUs", "segnet": "SegNet (MTPSL NYUD-v2)",
+                          **{k: f"{v[0]} + {v[2]}" for k, v in _TIMM.items()}}
+
+class _TimmTrunk(nn.Module):
+    """A timm backbone and a head: features at 1/4 resolution."""
+
+    def __init__(self, name: str, head: str, regions: int, **kwargs: Any) -> None:
+        super().__init__()
+        import timm  # deferred: importing timm costs ~1 s and the small network needs none
+
+        self.backbone = timm.create_model(name, pretrained=False, features_only=True, **kwargs)
+        channels = list(self.backbone.feature_info.channels())
+        self.vit = len(set(self.backbone.feature_info.reduction())) == 1
+        extra = {"regions": regions} if head == "ocr" else {}
+        self.head = HEADS[head](channels, **extra)
+        self.out_channels = self.head.out_channels
+        self.deepest_channels = channels[-1]
+
+    def forward(self, x: torch.Tensor, attend: nn.Module | None = None) -> torch.Tensor:
+        feats = list(self.backbone(x))
+        channels = self.backbone.feature_info.channels()
+        feats = [f.permute(0, 3, 1, 2) if f.shape[1] != c and f.shape[-1] == c else f
+                 for f, c in zip(feats, channels, strict=True)]  # Swin gives NHWC
+        if self.vit:
+            feats = [F.interpolate(f, scale_factor=s, mode="bilinear", align_corners=False)
+                     for f, s in zip(feats, (4.0, 2.0, 1.0, 0.5), strict=True)]
+        if attend is not None:
+            feats[-1] = attend(feats[-1])
+        return self.head(feats)
+
+class DenseNetwork(nn.Module):
+    """A trunk (features), the optional DejaVu-SA block and one 1x1 head per task."""
+
+    def __init__(self, trunk: nn.Module, heads: dict[str, int], attention: int = 0) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.attention = (SharedAttention(trunk.deepest_channels, attention) if attention
+                          else None)
+        self.heads = nn.ModuleDict({k: nn.Conv2d(trunk.out_channels, c, 1)
+                                    for k, c in heads.items()})
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.trunk(x, self.attention)
+        out = {}
+        for key, head in self.heads.items():
+            y = head(features)
+            if y.shape[-2:] != x.shape[-2:]:
+                y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            out[key] = y
+        return out
+
+class _SingleHead(nn.Module):
+    """Adapts a user network that returns a plain tensor to the ``{head: tensor}`` contract."""
+
+    def __init__(self, net: nn.Module, key: str) -> None:
+        super().__init__()
+        self.net, self.key = net, key
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.net(x)
+        return out if isinstance(out, dict) else {self.key: out}
+
+def _load_pretrained(module: nn.Module, path: str) -> None:
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"model.pretrained={path!r} does not exist: expected a local weights "
+                         "file (nothing is downloaded)")
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    reshaped = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or reshaped:
+        raise ValueError(f"model.pretrained={path!r} does not fit the backbone: {len(missing)} "
+                         f"keys missing (e.g. {missing[:3]}), {len(unexpected)} unexpected "
+                         f"(e.g. {unexpected[:3]}), {len(reshaped)} of another shape "
+                         f"(e.g. {reshaped[:3]})")
+    module.load_state_dict(state)
+
+def build_model(name: str, heads: dict[str, int], *, width: int = 16,
+                pretrained: str | None = None, attention: int = 0) -> nn.Module:
+    if attention not in ATTENTION_DIMS:
+        raise ValueError(f"attention={attention!r} is not allowed: expected one of "
+                         + ", ".join(map(str, ATTENTION_DIMS)))
+    if is_plugin(name):
+        net = load_object(name, "model.name")(heads=heads, width=width, pretrained=pretrained)
+        return _SingleHead(net, next(iter(heads))) if len(heads) == 1 else net
+    trunk: nn.Module
+    if name == "small":
+        trunk = SmallNet(width)
+    elif name == "segnet":
+        trunk = SegNet(width)
+    elif name in _TIMM:
+        timm_name, kwargs, head = _TIMM[name]
+        trunk = _TimmTrunk(timm_name, head, regions=max(heads.values()), **kwargs)
+    else:
+        raise ValueError(f"model {name!r} is not known: expected one of " + ", ".join(MODELS)
+                         + " or 'package.module:function'")
+    if pretrained:
+        _load_pretrained(getattr(trunk, "backbone", trunk), pretrained)
+    return DenseNetwork(trunk, heads, attention)
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {}  # kept empty: MODELS is the one table

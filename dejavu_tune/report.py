@@ -1,0 +1,318 @@
+"""``python -m dejavu_tune.report``: a search's trials as an ablation table in Markdown.
+
+Reads one search back from MLflow (its parent run and the child run of every trial)
+and lays the finished trials out as the DejaVu supplement's Tables B.1/B.3/B.4 do:
+the baseline first, one row per setting, each cell the mean ± sample standard
+deviation over seeds, optionally one column per value of a parameter (e.g. the input
+noise), and a "Δ vs baseline" column beside each. Defaults come from the ``report:``
+section of the search's ``space.yaml``; flags override them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dejavu_tune import tracking
+
+__all__ = ["ReportError", "Trial", "Trials", "collect", "ablation_table", "build_parser",
+           "main"]
+
+SEED = "seed"  # the replicate key: averaged over, never a row or a column
+ENABLED = "dejavu.enabled"  # implied by "baseline" / "DejaVu" in a row's label
+_DASH = "—"
+
+
+class ReportError(ValueError):
+    """Bad input: an unknown experiment or search, a metric or key the trials lack."""
+
+
+@dataclass(frozen=True)
+class Trial:
+    run_id: str
+    name: str
+    kind: str  # "baseline" or "trial"
+    params: dict[str, str]
+    metrics: dict[str, float]  # each metric's value at the run's last logged epoch
+
+    @property
+    def is_baseline(self) -> bool:
+        # A grid ablation has no baseline trial of its own: its DejaVu-off cells are one.
+        return self.kind == "baseline" or self.params.get(ENABLED) == "False"
+
+
+class Trials(list[Trial]):
+    """The completed trials of one search, plus what a table needs to say about the rest."""
+
+    def __init__(self, items: list[Trial], *, search: str, excluded: dict[str, int],
+                 report: dict[str, Any]) -> None:
+        super().__init__(items)
+        self.search = search
+        self.excluded = excluded  # status -> count of runs left out
+        self.report = report  # the space's report: section, metric resolved
+
+
+def _client(uri: str) -> Any:
+    from mlflow.tracking import MlflowClient  # deferred: a --help needs no MLflow
+
+    # MLflow would silently create an empty store at a mistyped SQLite path.
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        raise ReportError(f"no MLflow store at {uri}: run a search first, or pass "
+                          "--tracking-uri/--storage-path of the search")
+    return MlflowClient(uri)
+
+
+def collect(uri: str, experiment: str, search: str | None = None) -> Trials:
+    """The completed child runs of the search named ``search`` (default: the latest)."""
+    client = _client(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        known = sorted(e.name for e in client.search_experiments())
+        raise ReportError(f"experiment {experiment!r} not found at {uri}: expected one of "
+                          + (", ".join(known) or "(none)"))
+    parents = client.search_runs([exp.experiment_id],
+                                 filter_string=f"tags.`{tracking.KIND_TAG}` = 'search'",
+                                 order_by=["attributes.start_time DESC"], max_results=1000)
+    if not parents:
+        raise ReportError(f"experiment {experiment!r} has no search runs "
+                          f"(tag {tracking.KIND_TAG}=search)")
+    names = [p.info.run_name for p in parents]
+    if search is not None and search not in names:
+        raise ReportError(f"no search {search!r} in experiment {experiment!r}: expected one "
+                          "of " + ", ".join(sorted(set(names))))
+    parent = parents[names.index(search) if search is not None else 0]
+    trials, excluded = [], Counter()
+    for run in tracking.child_runs(uri, exp.experiment_id, parent.info.run_id):
+        status = run.data.tags.get(tracking.STATUS_TAG, "unfinished")
+        if status != "completed":
+            excluded[status] += 1
+            continue
+        trials.append(Trial(run.info.run_id, run.info.run_name or run.info.run_id,
+                            run.data.tags.get(tracking.KIND_TAG, "trial"),
+                            dict(run.data.params), dict(run.data.metrics)))
+    if not trials:
+        raise ReportError(f"search {parent.info.run_name!r} has no completed trials"
+                          + (f" ({_excluded_text(excluded)})" if excluded else ""))
+    space = _space(client, parent.info.run_id, parent.info.run_name)
+    report = dict(space.get("report") or {})
+    search_metric = (space.get("search") or {}).get("metric") or parent.data.params.get("metric")
+    report.setdefault("metric", search_metric if search_metric not in (None, "None")
+                      else "val_miou")
+    return Trials(trials, search=parent.info.run_name, excluded=dict(excluded), report=report)
+
+
+def _space(client: Any, run_id: str, name: str) -> dict[str, Any]:
+    if "space.yaml" not in {a.path for a in client.list_artifacts(run_id)}:
+        return {}  # an interrupted search: the table then needs its settings as flags
+    with tempfile.TemporaryDirectory() as tmp:
+        text = Path(client.download_artifacts(run_id, "space.yaml", tmp)).read_text()
+    try:
+        space = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ReportError(f"space.yaml of search {name!r} is not valid YAML: "
+                          f"{str(exc).splitlines()[0]}") from None
+    if not isinstance(space, dict) or not isinstance(space.get("report") or {}, dict):
+        raise ReportError(f"space.yaml of search {name!r}: expected a mapping with an "
+                          "optional report: mapping")
+    return space
+
+
+def _excluded_text(excluded: dict[str, int]) -> str:
+    return ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in sorted(excluded.items()))
+
+
+def _order(value: str) -> tuple[int, float, str]:
+    # Numbers sort by value (0.1 before 0.3 before 1), everything else alphabetically.
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def _short_names(keys: set[str]) -> dict[str, str]:
+    """The shortest dotted suffix of each key that no other key shares."""
+    short = {}
+    for key in keys:
+        parts = key.split(".")
+        for n in range(1, len(parts) + 1):
+            name = ".".join(parts[-n:])
+            if not any(o != key and o.split(".")[-n:] == parts[-n:] for o in keys):
+                break
+        short[key] = name
+    return short
+
+
+def _cell(key: str, value: str) -> str:
+    return f"{key}={value}".replace("|", "\\|")
+
+
+def ablation_table(rows: list[Trial], metric: str, columns: str | None = None,
+                   scale: float = 100, digits: int = 1, title: str | None = None,
+                   excluded: dict[str, int] | None = None) -> str:
+    """Markdown: one row per setting (all params but seed and ``columns``), mean ± std."""
+    if not rows:
+        raise ReportError("no completed trials to tabulate")
+    missing = [t.name for t in rows if metric not in t.metrics]
+    if missing:
+        logged = sorted(set.intersection(*(set(t.metrics) for t in rows)))
+        raise ReportError(f"metric {metric!r} is not logged by {len(missing)} of {len(rows)} "
+                          f"trials (e.g. {missing[0]}): expected one of " + ", ".join(logged))
+    if columns is not None:
+        keys = sorted({k for t in rows for k in t.params} - {SEED})
+        if columns not in keys or any(columns not in t.params for t in rows):
+            raise ReportError(f"columns key {columns!r} is not a param of every trial: "
+                              "expected one of " + ", ".join(
+                                  k for k in keys if all(k in t.params for t in rows)))
+    excluded = getattr(rows, "excluded", {}) if excluded is None else excluded
+    # Cells: setting -> column value -> scaled values (one per seed).
+    cells: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    baselines: set[tuple] = set()
+    for t in rows:
+        setting = tuple(sorted((k, v) for k, v in t.params.items() if k not in (SEED, columns)))
+        cells[setting][t.params.get(columns, "")].append(t.metrics[metric] * scale)
+        if t.is_baseline:
+            baselines.add(setting)
+    settings = [dict(s) for s in cells]
+    shown = {k for s in settings for k in s} - {ENABLED}
+    common = {k: settings[0][k] for k in shown
+              if all(k in s and s[k] == settings[0][k] for s in settings)}
+    varying = sorted(shown - set(common))
+    short = _short_names(shown | ({columns} if columns else set()))
+    # The baseline a row compares with shares its non-DejaVu setting (e.g. the noise level).
+    context = sorted({k for b in baselines for k, _ in b if not k.startswith("dejavu.")})
+
+    def match(setting: tuple) -> tuple | None:
+        found = [b for b in baselines
+                 if all(dict(b).get(k) == dict(setting).get(k) for k in context)]
+        return found[0] if len(found) == 1 else None
+
+    order = sorted(cells, key=lambda s: (s not in baselines, [
+        (k in dict(s), _order(dict(s).get(k, ""))) for k in varying]))
+    values = sorted({v for c in cells.values() for v in c}, key=_order)
+    heads = [_cell(short[columns], v) for v in values] if columns else [metric]
+    header = ["setting"]
+    for head in heads:
+        header += [head] + (["Δ vs baseline"] if baselines else [])
+    table, counts = [header], set()
+    for setting in order:
+        params = dict(setting)
+        label = ["baseline" if setting in baselines else "DejaVu"]
+        label += [_cell(short[k], params[k]) for k in varying if k in params]
+        line = [", ".join(label)]
+        for value in values:
+            runs = cells[setting].get(value, [])
+            counts.add(len(runs))
+            mean = statistics.fmean(runs) if runs else math.nan
+            line.append(_DASH if not runs else f"{mean:.{digits}f}" if len(runs) == 1 else
+                        f"{mean:.{digits}f} ± {statistics.stdev(runs):.{digits}f}")
+            if not baselines:
+                continue
+            ref = match(setting)
+            ref_runs = cells[ref].get(value, []) if ref is not None else []
+            if setting in baselines or not runs or not ref_runs:
+                line.append(_DASH)
+            else:  # + 0.0 turns a rounded -0.0 into +0.0
+                delta = round(mean - statistics.fmean(ref_runs), digits) + 0.0
+                line.append(f"{delta:+.{digits}f}")
+        table.append(line)
+    return "\n".join(_render(table, title, common, short, metric, scale, counts, excluded,
+                             bool(baselines), any(SEED in t.params for t in rows)))
+
+
+def _render(table: list[list[str]], title: str | None, common: dict[str, str],
+            short: dict[str, str], metric: str, scale: float, counts: set[int],
+            excluded: dict[str, int], has_baseline: bool, seeded: bool) -> list[str]:
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = [f"### {title}", ""] if title else []
+    if common:
+        lines += ["All rows: " + ", ".join(_cell(short[k], common[k]) for k in sorted(common)),
+                  ""]
+    rule = ["-" * widths[0]] + ["-" * (w - 1) + ":" for w in widths[1:]]
+    for row in [table[0], rule, *table[1:]]:
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=False)]
+        lines.append("| " + " | ".join(cells) + " |")
+    runs = sorted(c for c in counts if c)
+    n = f"{runs[0]}" if runs[0] == runs[-1] else f"{runs[0]}–{runs[-1]}"
+    unit = "seed" if seeded else "run"
+    lines += ["", f"{metric}{f' × {scale:g}' if scale != 1 else ''} at each run's last epoch: "
+              f"mean ± sample std (ddof=1) over {n} {unit}{'s' if runs[-1] > 1 else ''} per cell"
+              + (" (one value: no std)" if runs[0] == 1 else "") + "."]
+    if has_baseline:
+        lines.append("Δ vs baseline: the row's mean minus the baseline's mean in the same "
+                     "column and setting.")
+    else:
+        lines.append("No baseline trials (dejavu.enabled=False): no Δ column.")
+    if excluded:
+        lines.append(f"Excluded: {_excluded_text(excluded)}.")
+    return lines
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dejavu_tune.report", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--experiment", default="dejavu-tune", help="MLflow experiment name")
+    p.add_argument("--search", help="name of the search (default: the latest)")
+    p.add_argument("--storage-path", default="runs",
+                   help="the search's storage path: its default store is mlflow.db in it")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (overrides --storage-path)")
+    p.add_argument("--metric", help="metric to tabulate (default: the space's report.metric, "
+                                    "else its search.metric)")
+    p.add_argument("--columns", help="dotted param whose values become columns, e.g. "
+                                     "data.input_noise")
+    p.add_argument("--scale", type=float, help="multiply values by this (default 100)")
+    p.add_argument("--digits", type=int, help="decimals (default 1)")
+    p.add_argument("--title", help="heading above the table")
+    p.add_argument("--output", help="also write the table to this Markdown file")
+    return p
+
+
+def _settings(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    merged = {"scale": 100, "digits": 1, **report}
+    merged.update({k: getattr(args, k) for k in ("metric", "columns", "scale", "digits", "title")
+                   if getattr(args, k) is not None})
+    scale, digits = merged["scale"], merged["digits"]
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+        raise ReportError(f"scale {scale!r} is not allowed: expected a finite number")
+    if isinstance(digits, bool) or not isinstance(digits, int) or not 0 <= digits <= 10:
+        raise ReportError(f"digits {digits!r} is not allowed: expected an integer 0..10")
+    return {k: merged.get(k) for k in ("metric", "columns", "scale", "digits", "title")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # MLflow draws a progress bar on stderr for every download, even of space.yaml.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = args.tracking_uri or tracking.default_tracking_uri(args.storage_path)
+    try:
+        trials = collect(uri, args.experiment, args.search)
+        text = ablation_table(trials, **_settings(trials.report, args)) + "\n"
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the store itself: a bad URI, a locked or foreign database
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"error: cannot read MLflow store {uri}: {type(exc).__name__}: {first}",
+              file=sys.stderr)
+        return 2
+    sys.stdout.write(text)
+    if args.output:
+        try:
+            Path(args.output).write_text(text)
+        except OSError as exc:
+            print(f"error: cannot write --output {args.output}: {exc.strerror}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""Semantic segmentation: cross-entropy with an ignore index, mIoU, softmax conditioning."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from dejavu_tune.figures import palette
+from dejavu_tune.losses import IGNORE_INDEX, cyclic_consistency, segmentation_loss
+from dejavu_tune.metrics import SegmentationMeter
+from dejavu_tune.tasks.base import Batch, Task
+
+__all__ = ["SegmentationTask"]
+
+
+class _Meter:
+    def __init__(self, num_classes: int) -> None:
+        self._meter = SegmentationMeter(num_classes)
+
+    def update(self, preds: Batch, batch: Batch) -> None:
+        self._meter.update(preds["seg"], batch["seg"])  # decoded class ids
+
+    def compute(self) -> dict[str, float]:
+        result = self._meter.compute()
+        return {"val_miou": result["miou"], "val_pixel_acc": result["pixel_acc"]}
+
+
+class SegmentationTask(Task):
+    targets = ("seg",)
+    metrics = {"val_miou": "max", "val_pixel_acc": "max"}
+    primary = "val_miou"
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+
+    def heads(self) -> dict[str, int]:
+        return {"seg": self.num_classes}
+
+    def loss(self, preds: Batch, batch: Batch) -> dict[str, torch.Tensor]:
+        return {"task_loss": segmentation_loss(preds["seg"], batch["seg"])}
+
+    def condition(self, preds: Batch) -> torch.Tensor:
+        return torch.softmax(preds["seg"].float(), dim=1)
+
+    def target_condition(self, batch: Batch) -> torch.Tensor:
+        labels = batch["seg"]
+        valid = labels != IGNORE_INDEX
+        hot = F.one_hot(labels.where(valid, 0), self.num_classes).permute(0, 3, 1, 2).float()
+        return hot * valid.unsqueeze(1)  # ignored pixels: no class is asserted
+
+    def consistency(self, preds_regenerated: Batch, preds: Batch) -> torch.Tensor:
+        return cyclic_consistency(preds_regenerated["seg"], preds["seg"])
+
+    def meter(self) -> _Meter:
+        return _Meter(self.num_classes)
+
+    def decode(self, preds: Batch) -> Batch:
+        return {"seg": preds["seg"].argmax(1)}
+
+    def visualise(self, values: Batch) -> dict[str, torch.Tensor]:
+        ids = values["seg"]
+        colours = torch.as_tensor(palette(self.num_classes), dtype=torch.float32)
+        rgb = colours[ids.long().clamp(0, self.num_classes - 1).cpu()]
+        rgb[(ids == IGNORE_INDEX).cpu()] = 255.0  # ignored pixels in white
+        return {"seg": rgb.permute(0, 3, 1, 2) / 127.5 - 1}

@@ -1,0 +1,108 @@
+import sys
+import types
+
+import pytest
+import torch
+from torch import nn
+
+from dejavu_tune.models import MODELS, build_model, count_parameters
+
+# heads={"seg": 19}; the trunks' sizes are those of the published networks
+# (HRNet-W18 ~9.6M, HRNet-W48 ~65.9M, PoolFormer-M48 ~73M, ViT-B ~86M, Swin-T ~28M,
+# ResNet-50 ~23.5M), plus this project's heads.
+PARAMETERS = {
+    "small": (100_000, 120_000), "segnet": (25_000_000, 35_000_000),
+    "hrnet_w18": (9_000_000, 10_500_000), "hrnet_w48": (64_000_000, 68_000_000),
+    "hrnet_w18_ocr": (9_500_000, 11_000_000), "poolformer_m48_fpn": (72_000_000, 75_000_000),
+    "vit_b_upernet": (86_000_000, 92_000_000), "swin_t_upernet": (28_000_000, 32_000_000),
+    "resnet50_fpn": (23_500_000, 26_000_000),
+}
+FAST = ("small", "segnet", "hrnet_w18")
+
+
+def test_every_model_has_a_size_check():
+    assert set(MODELS) == set(PARAMETERS)
+
+
+def _check(name: str, size: int = 64) -> None:
+    width = 64 if name == "segnet" else 16  # SegNet at VGG16's widths, as for NYUD-v2
+    model = build_model(name, {"seg": 19}, width=width)
+    low, high = PARAMETERS[name]
+    print(name, count_parameters(model))
+    assert low <= count_parameters(model) <= high
+    x = torch.randn(2, 3, size, size)
+    out = model(x)
+    assert set(out) == {"seg"} and out["seg"].shape == (2, 19, size, size)
+    out["seg"].square().mean().backward()
+    first = next(p for p in model.trunk.parameters())
+    assert first.grad is not None and first.grad.abs().sum() > 0  # reaches the backbone
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_fast_models_forward_backward(name):
+    _check(name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(set(MODELS) - set(FAST)))
+def test_large_models_forward_backward(name):
+    _check(name)
+
+
+def test_small_keeps_its_size_and_multitask_adds_heads_only():
+    single = count_parameters(build_model("small", {"seg": 5}))
+    assert single == 107_045  # the U-Net of the core issue, unchanged
+    multi = build_model("small", {"seg": 13, "depth": 1, "normals": 3})
+    # heads are 1x1 convolutions on 16 channels: (16 + 1) per output channel
+    assert count_parameters(multi) == single - 17 * 5 + 17 * 17
+    out = multi(torch.zeros(1, 3, 32, 48))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {
+        "seg": (1, 13, 32, 48), "depth": (1, 1, 32, 48), "normals": (1, 3, 32, 48)}
+
+
+def test_shared_attention_parameters_by_hand():
+    base = count_parameters(build_model("small", {"seg": 5}))
+    with_sa = count_parameters(build_model("small", {"seg": 5}, attention=32))
+    c, d = 64, 32  # the small network's deepest features, the embedding dim
+    expected = (c * d + d) + 2 * d + (3 * d * d + 3 * d) + (d * d + d) + (d * c + c)
+    assert with_sa - base == expected == 8480
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 64)
+    sa = build_model("hrnet_w18", {"seg": 3}, attention=64)
+    assert sa(x)["seg"].shape == (2, 3, 64, 64)
+    with pytest.raises(ValueError, match="attention=48 is not allowed: expected one of 0, 32"):
+        build_model("small", {"seg": 5}, attention=48)
+
+
+def test_pretrained_round_trip_and_mismatch(tmp_path):
+    source = build_model("resnet50_fpn", {"seg": 2})
+    path = tmp_path / "resnet50.pt"
+    torch.save({"state_dict": source.trunk.backbone.state_dict()}, path)
+    loaded = build_model("resnet50_fpn", {"seg": 2}, pretrained=str(path))
+    for (k, a), b in zip(source.trunk.backbone.state_dict().items(),
+                         loaded.trunk.backbone.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "wrong.pt")
+    with pytest.raises(ValueError, match="does not fit the backbone: .* keys missing"):
+        build_model("resnet50_fpn", {"seg": 2}, pretrained=str(tmp_path / "wrong.pt"))
+    with pytest.raises(ValueError, match="does not exist: expected a local weights file"):
+        build_model("small", {"seg": 2}, pretrained=str(tmp_path / "none.pt"))
+
+
+def test_unknown_name_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="model 'unet' is not known: expected one of small, "
+                                         "segnet, hrnet_w18"):
+        build_model("unet", {"seg": 2})
+
+
+def test_plugin_network_returning_a_tensor_is_wrapped(monkeypatch):
+    module = types.ModuleType("my_networks")
+
+    def build(heads, width, pretrained):
+        (channels,) = heads.values()
+        return nn.Conv2d(3, channels, 1)
+
+    module.build = build
+    monkeypatch.setitem(sys.modules, "my_networks", module)
+    model = build_model("my_networks:build", {"depth": 1})
+    assert model(torch.zeros(2, 3, 8, 8))["depth"].shape == (2, 1, 8, 8)

@@ -1,0 +1,186 @@
+import pytest
+from mlflow.tracking import MlflowClient
+
+from dejavu_tune import report, tracking
+from dejavu_tune.report import ReportError, Trial, ablation_table, collect
+
+SPACE = """\
+params:
+  dejavu.enabled: {type: categorical, choices: [false, true]}
+  dejavu.loss.cl_weight: {type: categorical, choices: [0.0, 0.1], when: {dejavu.enabled: true}}
+  data.input_noise: {type: categorical, choices: [0.0, 0.1]}
+  seed: {type: categorical, choices: [0, 1]}
+search: {algorithm: grid, metric: val_miou}
+report:
+  title: "Table B.1: noise"
+  columns: data.input_noise
+"""
+# (cl_weight or None for the baseline, input noise) -> val_miou of seeds 0 and 1.
+GRID = {(None, 0.0): (0.75, 0.77), (None, 0.1): (0.70, 0.70),
+        (0.0, 0.0): (0.78, 0.78), (0.0, 0.1): (0.72, 0.74),
+        (0.1, 0.0): (0.79, 0.80), (0.1, 0.1): (0.75, 0.76)}
+
+B1 = """\
+### Table B.1: noise
+
+| setting               | input_noise=0.0 | Δ vs baseline | input_noise=0.1 | Δ vs baseline |
+| --------------------- | --------------: | ------------: | --------------: | ------------: |
+| baseline              |      76.0 ± 1.4 |             — |      70.0 ± 0.0 |             — |
+| DejaVu, cl_weight=0.0 |      78.0 ± 0.0 |          +2.0 |      73.0 ± 1.4 |          +3.0 |
+| DejaVu, cl_weight=0.1 |      79.5 ± 0.7 |          +3.5 |      75.5 ± 0.7 |          +5.5 |
+
+val_miou × 100 at each run's last epoch: mean ± sample std (ddof=1) over 2 seeds per cell.
+Δ vs baseline: the row's mean minus the baseline's mean in the same column and setting.
+Excluded: 1 failed, 1 stopped early."""
+
+
+def _trial(uri, exp_id, parent, n, params, values, status="completed"):
+    kind = "baseline" if params.get("dejavu.enabled") is False else "trial"
+    run = tracking.open_trial_run(uri, exp_id, parent, f"t{n:03d}", f"{kind}-{n}", kind)
+    tracking.log_params(uri, run, params)
+    for epoch, value in enumerate(values, start=1):
+        tracking.log_epoch(uri, run, {"val_miou": value, "train_loss": 1.0 / epoch}, step=epoch)
+    tracking.set_trial_status(uri, run, status, None if status == "completed" else "boom")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A B.1-like grid search written the way the search writes it; built once (MLflow is slow)."""
+    root = tmp_path_factory.mktemp("store")
+    uri = tracking.default_tracking_uri(root)
+    # An explicit artifact root keeps space.yaml out of the working directory.
+    MlflowClient(uri).create_experiment("abl", artifact_location=(root / "art").as_uri())
+    tracking.open_parent_run(uri, "abl", "older")  # an earlier search, not the latest
+    exp_id, parent = tracking.open_parent_run(uri, "abl", "b1")
+    tracking.log_artifact_text(uri, parent, "space.yaml", SPACE)
+    n = 0
+    for (cl, noise), values in GRID.items():
+        for seed, value in enumerate(values):
+            params = {"dejavu.enabled": cl is not None, "data.input_noise": noise, "seed": seed}
+            if cl is not None:
+                params["dejavu.loss.cl_weight"] = cl
+            n += 1
+            _trial(uri, exp_id, parent, n, params, (0.1, value))  # the last epoch counts
+    bad = {"dejavu.enabled": True, "dejavu.loss.cl_weight": 0.1, "data.input_noise": 0.0}
+    _trial(uri, exp_id, parent, 98, {**bad, "seed": 2}, (0.01,), "failed")
+    _trial(uri, exp_id, parent, 99, {**bad, "seed": 3}, (0.02,), "stopped_early")
+    return uri
+
+
+def test_collect_reads_completed_trials_and_space(store):
+    trials = collect(store, "abl")
+    assert trials.search == "b1"
+    assert len(trials) == 12 and trials.excluded == {"failed": 1, "stopped_early": 1}
+    assert trials.report == {"title": "Table B.1: noise", "columns": "data.input_noise",
+                             "metric": "val_miou"}
+    first = next(t for t in trials if t.params == {"dejavu.enabled": "False", "seed": "0",
+                                                   "data.input_noise": "0.0"})
+    assert first.is_baseline and first.metrics["val_miou"] == 0.75
+
+
+def test_older_search_without_trials_is_an_error(store):
+    with pytest.raises(ReportError, match="search 'older' has no completed trials"):
+        collect(store, "abl", "older")
+    with pytest.raises(ReportError, match="no search 'b9' in experiment 'abl': expected one "
+                                          "of b1, older"):
+        collect(store, "abl", "b9")
+
+
+def test_b1_table_exact(store):
+    trials = collect(store, "abl")
+    assert ablation_table(trials, "val_miou", columns="data.input_noise",
+                          title="Table B.1: noise") == B1
+
+
+def test_without_columns_delta_matches_the_noise_level(store):
+    lines = ablation_table(collect(store, "abl"), "val_miou", digits=2).splitlines()
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:4]]
+            for line in lines if line.startswith("| ") and "setting" not in line
+            and "---" not in line}
+    assert rows == {
+        "baseline, input_noise=0.0": ["76.00 ± 1.41", "—"],
+        "baseline, input_noise=0.1": ["70.00 ± 0.00", "—"],
+        "DejaVu, input_noise=0.0, cl_weight=0.0": ["78.00 ± 0.00", "+2.00"],
+        "DejaVu, input_noise=0.0, cl_weight=0.1": ["79.50 ± 0.71", "+3.50"],
+        "DejaVu, input_noise=0.1, cl_weight=0.0": ["73.00 ± 1.41", "+3.00"],
+        "DejaVu, input_noise=0.1, cl_weight=0.1": ["75.50 ± 0.71", "+5.50"]}
+    assert "| setting" in lines[0] and "val_miou" in lines[0]
+
+
+def _t(params, value, kind="trial"):
+    return Trial("id", "run", kind, params, {"val_miou": value})
+
+
+def test_short_names_common_params_and_single_seed():
+    rows = [_t({"dejavu.enabled": "False"}, 0.70, "baseline"),
+            *[_t({"dejavu.enabled": "True", "dejavu.crm.kind": crm, "dejavu.crm.stages": "2",
+                  "dejavu.redaction.kind": red}, value)
+              for crm, red, value in [("crm_r", "random_blocks", 0.74),
+                                      ("crm_f", "checkerboard", 0.725)]]]
+    text = ablation_table(rows, "val_miou", scale=1, digits=3)
+    assert "All rows: stages=2" not in text  # the baseline has no stages: it varies
+    lines = text.splitlines()
+    assert lines[2].split("|")[1].strip() == "baseline"
+    assert [c.strip() for c in lines[3].split("|")[1:4]] == [
+        "DejaVu, crm.kind=crm_f, stages=2, redaction.kind=checkerboard", "0.725", "+0.025"]
+    assert "over 1 seed per cell (one value: no std)" not in text  # no seed param
+    assert "over 1 run per cell (one value: no std)." in text
+
+
+def test_common_params_listed_once_and_no_baseline():
+    rows = [_t({"dejavu.crm.kind": "crm_f", "dejavu.crm.stages": s, "seed": seed}, v)
+            for s, seed, v in [("1", "0", 0.5), ("1", "1", 0.6), ("10", "0", 0.7)]]
+    text = ablation_table(rows, "val_miou")
+    assert text.startswith("All rows: kind=crm_f\n\n| setting")
+    assert "| DejaVu, stages=1  | 55.0 ± 7.1 |" in text and "| DejaVu, stages=10 |       70.0 |" in text
+    assert "Δ" not in text.split("\n\n")[1] and "over 1–2 seeds per cell" in text
+
+
+def test_bad_metric_and_columns_name_what_is_allowed(store):
+    trials = collect(store, "abl")
+    with pytest.raises(ReportError, match="metric 'val_acc' is not logged by 12 of 12 trials "
+                                          r"\(e.g. .*\): expected one of train_loss, val_miou"):
+        ablation_table(trials, "val_acc")
+    with pytest.raises(ReportError, match="columns key 'optim.lr' is not a param of every "
+                                          "trial: expected one of data.input_noise, "
+                                          "dejavu.enabled$"):
+        ablation_table(trials, "val_miou", columns="optim.lr")
+
+
+def test_cli_prints_and_writes_output(store, tmp_path, capsys):
+    out = tmp_path / "b1.md"
+    assert report.main(["--experiment", "abl", "--tracking-uri", store,
+                        "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed == B1 + "\n" == out.read_text()  # title and columns from space.yaml
+
+
+def test_cli_flags_override_the_space(store, capsys):
+    assert report.main(["--experiment", "abl", "--tracking-uri", store, "--search", "b1",
+                        "--metric", "train_loss", "--scale", "1", "--digits", "2",
+                        "--title", "Loss"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("### Loss\n") and " 0.50 ± 0.00 |" in printed
+    assert "train_loss at each run's last epoch" in printed
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--experiment", "nope"], "error: experiment 'nope' not found at {uri}: expected one of "
+                               "Default, abl\n"),
+    (["--experiment", "abl", "--columns", "seed"],
+     "error: columns key 'seed' is not a param of every trial: expected one of "
+     "data.input_noise, dejavu.enabled\n"),
+    (["--experiment", "abl", "--digits", "-1"],
+     "error: digits -1 is not allowed: expected an integer 0..10\n"),
+])
+def test_cli_bad_input_is_one_line_exit_2(store, capsys, argv, message):
+    assert report.main([*argv, "--tracking-uri", store]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == message.format(uri=store)
+
+
+def test_cli_missing_store_is_not_created(tmp_path, capsys):
+    assert report.main(["--storage-path", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no MLflow store at sqlite:///") and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
