@@ -303,6 +303,22 @@ def _check_components(path: str, base: TrainConfig) -> None:
         check_data(base.data)
     except (DatasetError, PluginError) as exc:
         raise _err(path, "fixed.data", str(exc)) from None
+    _check_task_targets(path, base)
+
+
+def _check_task_targets(path: str, base: TrainConfig) -> None:
+    """A built-in task on a built-in dataset must find its targets there (depth on
+    Cityscapes has none), which is known without reading a sample."""
+    from dejavu_tune.data.registry import DATASETS
+    from dejavu_tune.tasks import TaskError, build_task
+
+    dataset = DATASETS.get(base.data.name)
+    if dataset is None or is_plugin(base.task.name):
+        return
+    try:
+        build_task(base.task, dataset, f"data.name={base.data.name!r}")
+    except TaskError as exc:
+        raise _err(path, "fixed.task.name", str(exc)) from None
 
 
 def _metric_directions(base: TrainConfig) -> dict[str, str] | None:

@@ -180,3 +180,15 @@ def test_bad_grid_report_plugin_and_dataset_settings(mutate, message):
     with pytest.raises(SpaceError, match=None) as err:
         parse_space(raw, "space.yaml")
     assert message in str(err.value)
+
+
+def test_task_without_its_targets_in_the_dataset_fails_at_load(tmp_path):
+    from dataset_fixtures import write_kitti
+
+    raw = _raw()
+    raw["fixed"]["data"].update(name="kitti", root=str(write_kitti(tmp_path)))
+    with pytest.raises(SpaceError, match="fixed.task.name: task.name='segmentation' needs the "
+                                         "targets seg, but data.name='kitti' provides only depth"):
+        parse_space(raw, "space.yaml")
+    raw["fixed"]["task"] = {"name": "depth"}
+    assert parse_space(raw, "space.yaml").search.metric == "val_abs_rel"
