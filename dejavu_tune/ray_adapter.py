@@ -14,10 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
-__all__ = ["trial_id", "report", "restore_state", "start_ray", "make_tuner",
-           "restore_tuner", "can_restore", "make_status_callback", "CHECKPOINT_FILE",
+__all__ = ["trial_id", "placement", "report", "restore_state", "use_cluster_auth", "start_ray",
+           "make_tuner", "restore_tuner", "can_restore", "make_status_callback", "CHECKPOINT_FILE",
            "trial_error"]
 
 CHECKPOINT_FILE = "trainer.pt"
@@ -30,8 +28,16 @@ def trial_id() -> str:
     return tune.get_context().get_trial_id()
 
 
+def placement() -> tuple[str, str]:
+    """Where the trial runs: its node's IP and the GPUs Ray assigned it ("" for none)."""
+    import ray
+
+    return ray.util.get_node_ip_address(), ",".join(str(g) for g in ray.get_gpu_ids())
+
+
 def report(metrics: dict[str, float], state: dict[str, Any]) -> None:
     """Report one epoch with a checkpoint of ``state`` (tensors and plain values only)."""
+    import torch
     from ray import tune
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -42,6 +48,7 @@ def report(metrics: dict[str, float], state: dict[str, Any]) -> None:
 
 def restore_state() -> dict[str, Any] | None:
     """The trainer state of the trial's latest checkpoint, or None on a fresh start."""
+    import torch
     from ray import tune
 
     checkpoint = tune.get_checkpoint()
@@ -54,6 +61,15 @@ def restore_state() -> dict[str, Any] | None:
 
 
 # -- the driver --------------------------------------------------------------------
+def use_cluster_auth() -> None:
+    """Send Ray's auth token when joining a running cluster. Call before Ray is imported.
+
+    Clusters from `ray start` (and so `ray up`) require the token in ~/.ray/auth_token by
+    default, but a client sends it only in token mode, which Ray reads at import; a
+    cluster without authentication accepts such a client as well."""
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+
 def start_ray(address: str | None = None) -> None:
     import ray
 
@@ -76,37 +92,40 @@ def _trainable(fn: Callable[..., None], resources: dict[str, float], **constants
 def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: dict[str, float],
                *, storage_path: str, name: str, num_samples: int,
                metric: str, mode: str, max_epochs: int,
-               define_by_run: Callable[[Any], None] | None = None, seed: int = 0,
+               define_by_run: Callable[[Any], None], seed: int = 0,
                max_concurrent: int = 1, grace_period: int = 1, reduction_factor: int = 2,
-               param_space: dict[str, Any] | None = None, callbacks: list[Any] | None = None,
+               callbacks: list[Any] | None = None,
                max_failures: int = 0, points: list[dict[str, Any]] | None = None,
-               early_stopping: bool = True) -> Any:
-    """A Tuner: OptunaSearch (seeded TPE) + ASHA when ``define_by_run`` is given, else a
-    fixed ``param_space`` run (the baseline).
+               early_stopping: bool = True, baseline: dict[str, Any] | None = None) -> Any:
+    """A Tuner: OptunaSearch (seeded TPE) over ``define_by_run`` + ASHA.
 
     ``points`` are enqueued in the Optuna study before TPE samples anything: a grid is
     ``points`` = every combination with ``num_samples = len(points)``, so every trial is
     still an Optuna trial. ``early_stopping=False`` runs every trial to the full budget
-    (FIFO), which an ablation table needs."""
+    (FIFO), which an ablation table needs. ``baseline`` (a fixed configuration) is the
+    first trial of the same run, on top of ``num_samples``: no slot waits for it."""
     import optuna
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
+
+    from dejavu_tune.tune_baseline import BaselineExemptASHA, BaselineFirst
 
     # Epochs of small trials are seconds long; Tune's warning about frequent experiment
     # snapshots (forced by num_to_keep) is expected here and not actionable.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    search_alg, scheduler = None, None
-    if define_by_run is not None:
-        searcher = OptunaSearch(space=define_by_run, metric=metric, mode=mode,
-                                sampler=optuna.samplers.TPESampler(seed=seed),
-                                points_to_evaluate=points)
-        search_alg = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
-        if early_stopping:
-            scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_epochs,
-                                      grace_period=min(grace_period, max_epochs),
-                                      reduction_factor=reduction_factor)
+    searcher = OptunaSearch(space=define_by_run, metric=metric, mode=mode,
+                            sampler=optuna.samplers.TPESampler(seed=seed),
+                            points_to_evaluate=points)
+    if baseline is not None:
+        searcher = BaselineFirst(searcher, baseline)
+        num_samples += 1
+    search_alg = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+    scheduler = None
+    if early_stopping:
+        scheduler = BaselineExemptASHA(time_attr="training_iteration", max_t=max_epochs,
+                                       grace_period=min(grace_period, max_epochs),
+                                       reduction_factor=reduction_factor)
     tune_config = tune.TuneConfig(
         metric=metric, mode=mode, num_samples=num_samples, search_alg=search_alg,
         scheduler=scheduler,
@@ -116,12 +135,12 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: di
         name=name, storage_path=storage_path, callbacks=callbacks or [], verbose=0,
         failure_config=tune.FailureConfig(max_failures=max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
-    return tune.Tuner(_trainable(fn, resources, **constants), param_space=param_space or {},
-                      tune_config=tune_config, run_config=run_config)
+    return tune.Tuner(_trainable(fn, resources, **constants), tune_config=tune_config,
+                      run_config=run_config)
 
 
 def restore_tuner(path: str, fn: Callable[..., None], constants: dict[str, Any],
-                  resources: dict[str, float], param_space: dict[str, Any] | None = None) -> Any:
+                  resources: dict[str, float]) -> Any:
     """Continue an interrupted experiment: finished trials are kept, unfinished ones resume
     from their checkpoints, errored ones stay errored, and the searcher keeps its history."""
     from ray import tune
@@ -131,7 +150,7 @@ def restore_tuner(path: str, fn: Callable[..., None], constants: dict[str, Any],
     # Tuner.restore registers the one passed in: register it under its old name first.
     tune.register_trainable(fn.__name__, trainable)
     return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
-                              resume_errored=False, param_space=param_space)
+                              resume_errored=False)
 
 
 def can_restore(path: str) -> bool:

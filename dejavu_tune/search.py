@@ -11,18 +11,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from dejavu_tune import ray_adapter
 from dejavu_tune.config import ConfigError, parse_override
 from dejavu_tune.space import SearchSpace, SpaceError, load_space
 
 __all__ = ["main", "build_parser", "DEFAULT_SPACE"]
 
+# Beside the package in a checkout (editable install); relative to the working directory
+# where the package is installed without its checkout (the Docker image's WORKDIR).
 DEFAULT_SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "default.yaml"
+if not DEFAULT_SPACE.is_file():
+    DEFAULT_SPACE = Path("search_spaces") / "default.yaml"
 META_FILE = "search.json"
 # Flags that are shorthands for keys of the space file's `search` / `resources` sections.
 _FLAG_KEYS = {"num_samples": "search.num_samples", "max_concurrent": "search.max_concurrent",
@@ -42,10 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reduction-factor", type=int, help="ASHA: keep 1/factor at each rung")
     p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial")
     p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (0.5 = two per GPU)")
-    p.add_argument("--storage-path", default="runs",
-                   help="where trial checkpoints and results go (shared storage on a cluster)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: a SQLite file in "
-                                          "the storage path)")
+    p.add_argument("--storage-path", default=os.environ.get("DEJAVU_STORAGE_PATH", "runs"),
+                   help="directory for trial checkpoints and search state; on a cluster one "
+                        "that every node mounts at the same path (default: "
+                        "$DEJAVU_STORAGE_PATH, else ./runs)")
+    p.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
+                   help="MLflow tracking URI, passed to every trial (default: "
+                        "$MLFLOW_TRACKING_URI, else a SQLite file in the storage path)")
     p.add_argument("--experiment", default="dejavu-tune", help="MLflow experiment name")
     p.add_argument("--name", help="name of this search (default: <space>-<timestamp>)")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
@@ -106,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     storage = Path(args.storage_path).resolve()
     try:
+        if "://" in args.storage_path:
+            raise ConfigError(f"--storage-path {args.storage_path!r}: a directory is needed "
+                              "(on a cluster, a shared file system such as NFS or EFS mounted "
+                              "at the same path on every node); storage URIs are not supported")
         if args.resume:
             if args.set or any(getattr(args, a) is not None for a in _FLAG_KEYS):
                 raise ConfigError("--resume continues a search as it was started: "
@@ -134,13 +147,15 @@ def main(argv: list[str] | None = None) -> int:
                                   "use --resume to continue it, or another --name")
             meta = {"name": name, "space_file": str(Path(args.space).resolve()),
                     "overrides": overrides, "experiment": args.experiment,
-                    "tracking_uri": args.tracking_uri, "baseline": None}
+                    "tracking_uri": args.tracking_uri}
     except (SpaceError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.dry_run:
         print(describe(space, root.name))
         return 0
+    if args.address:
+        ray_adapter.use_cluster_auth()
     from dejavu_tune.search_run import run_search  # deferred: imports Ray, MLflow, torch
 
     return run_search(space, root, meta, args.address, args.max_failures, resume=args.resume,

@@ -3,7 +3,6 @@ trial statuses, and the parent run's summary, best configuration and Optuna plot
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import shutil
@@ -16,6 +15,7 @@ from typing import Any
 
 from dejavu_tune import ray_adapter, tracking
 from dejavu_tune.space import SearchSpace
+from dejavu_tune.tune_baseline import ENABLED, is_baseline
 from trainables.dejavu_trainable import TrialContext, dejavu_trainable
 
 __all__ = ["run_search", "summarise"]
@@ -77,7 +77,7 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
     s = space.search
     ray_adapter.start_ray(address)
     context = TrialContext(fixed=space.fixed, tracking_uri=uri, experiment_id=exp_id,
-                           parent_run_id=parent, metric=s.metric, cpus=space.resources["cpu"])
+                           parent_run_id=parent, cpus=space.resources["cpu"])
     common = dict(storage_path=str(root), metric=s.metric, mode=s.mode,
                   max_epochs=cfg.optim.epochs, max_concurrent=s.max_concurrent,
                   max_failures=max_failures)
@@ -95,34 +95,9 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
         print(f"  trial {trial_id}: failed: {reason}", flush=True)
 
     callbacks = [ray_adapter.make_status_callback(on_complete, on_error)]
-
-    if s.baseline and meta.get("baseline") is None:
-        print("baseline: DejaVu off, same network, schedule and budget", flush=True)
-        path = str(root / "baseline")
-        param_space = {"dejavu.enabled": False}
-        if resume and ray_adapter.can_restore(path):
-            tuner = ray_adapter.restore_tuner(path, dejavu_trainable, {"context": context},
-                                              space.resources, param_space=param_space)
-        else:
-            tuner = ray_adapter.make_tuner(dejavu_trainable, {"context": context},
-                                           space.resources, name="baseline", num_samples=1,
-                                           param_space=param_space, callbacks=callbacks,
-                                           **common)
-        (baseline,) = _fit(tuner)
-        if baseline.error is not None:
-            print(f"error: the baseline trial failed ({baseline.error}); no trial can be "
-                  "compared, stopping", file=sys.stderr)
-            tracking.set_trial_status(uri, parent, "failed", f"baseline failed: {baseline.error}")
-            return 1
-        history = baseline.metrics_dataframe.sort_values("training_iteration")[s.metric]
-        meta["baseline"] = [float(v) for v in history]
-        _save_meta(root, meta)
-    baseline_curve = tuple(meta.get("baseline") or ())
-    context = dataclasses.replace(context, baseline=baseline_curve)
-
     grid = s.algorithm == "grid"
-    print(f"search: {s.num_samples} {'grid' if grid else 'TPE'} trials, {s.max_concurrent} at "
-          "once", flush=True)
+    print(f"search: {'a baseline (DejaVu off) and ' if s.baseline else ''}{s.num_samples} "
+          f"{'grid' if grid else 'TPE'} trials, {s.max_concurrent} at once", flush=True)
     path = str(root / "search")
     if resume and ray_adapter.can_restore(path):
         tuner = ray_adapter.restore_tuner(path, dejavu_trainable, {"context": context},
@@ -134,13 +109,19 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
                                        grace_period=s.grace_period,
                                        reduction_factor=s.reduction_factor,
                                        points=space.grid_points() if grid else None,
-                                       early_stopping=not grid, callbacks=callbacks, **common)
+                                       early_stopping=not grid, callbacks=callbacks,
+                                       baseline={ENABLED: False} if s.baseline else None,
+                                       **common)
     results = _fit(tuner)
     for result in results:  # idempotent: also settles trials whose driver died mid-way
         status, reason = _trial_status(result, epochs)
         trial_id = (result.metrics or {}).get("trial_id")
         if trial_id:  # a trial that never reported has no run to settle
             _set_status(uri, exp_id, parent, trial_id, status, reason)
+    baseline_curve = _baseline_curve(results, s.metric)
+    if s.baseline and not baseline_curve:
+        print("warning: the baseline trial failed; no gains can be computed", file=sys.stderr)
+    _log_gains(uri, exp_id, parent, results, s.metric, baseline_curve)
     table, best = summarise(space, results, baseline_curve)
     _log_parent_results(uri, parent, space, results, table, best, baseline_curve,
                         wall=time.time() - started)
@@ -155,6 +136,50 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
     meta["finished"] = True
     _save_meta(root, meta)
     return 0
+
+
+def _curve(result: Any, metric: str) -> list[float]:
+    """The metric per epoch (epoch 1 first) of a trial that reported at least once."""
+    frame = result.metrics_dataframe
+    if frame is None or metric not in frame:
+        return []
+    return [float(v) for v in frame.sort_values("training_iteration")[metric]]
+
+
+def _baseline_curve(results: list[Any], metric: str) -> tuple[float, ...]:
+    for result in results:
+        if is_baseline(result.config) and result.error is None:
+            return tuple(_curve(result, metric))
+    return ()
+
+
+def _gain(result: Any, metric: str, baseline: tuple[float, ...]) -> float | None:
+    """The trial's last metric minus the baseline's at the same epoch."""
+    metrics = result.metrics or {}
+    epoch, value = int(metrics.get("training_iteration", 0)), metrics.get(metric)
+    if is_baseline(result.config) or value is None or not 0 < epoch <= len(baseline):
+        return None
+    return value - baseline[epoch - 1]
+
+
+def _log_gains(uri: str, exp_id: str, parent: str, results: list[Any], metric: str,
+               baseline: tuple[float, ...]) -> None:
+    """Each trial's gain over the baseline per epoch, as the child run's ``gain`` metric.
+
+    The baseline trains beside the others, so gains are known only once it has finished;
+    steps a run already has are skipped, so a resumed driver logs nothing twice."""
+    if not baseline:
+        return
+    runs = {r.data.tags.get(tracking.TRIAL_TAG): r.info.run_id
+            for r in tracking.child_runs(uri, exp_id, parent)}
+    for result in results:
+        run_id = runs.get((result.metrics or {}).get("trial_id"))
+        if run_id is None or is_baseline(result.config):
+            continue
+        curve = _curve(result, metric)
+        gains = {epoch: value - baseline[epoch - 1]
+                 for epoch, value in enumerate(curve[:len(baseline)], start=1)}
+        tracking.log_series(uri, run_id, "gain", gains)
 
 
 def _set_status(uri: str, exp_id: str, parent: str, trial_id: str, status: str,
@@ -176,10 +201,15 @@ def summarise(space: SearchSpace, results: list[Any],
     rows, best = [], None
     sign = 1 if s.mode == "max" else -1
     for result in sorted(results, key=lambda r: (r.metrics or {}).get("trial_id", "")):
+        if is_baseline(result.config):
+            if not baseline:
+                _, reason = _trial_status(result, epochs)
+                rows.insert(0, f"| baseline | failed | | | | {reason} |")
+            continue
         metrics = result.metrics or {}
         status, reason = _trial_status(result, epochs)
         value = metrics.get(s.metric)
-        gain = metrics.get("gain")
+        gain = _gain(result, s.metric, baseline)
         params = ", ".join(f"{_short(k)}={v:.3g}" if isinstance(v, float) else f"{_short(k)}={v}"
                            for k, v in sorted(result.config.items()))
         rows.append(f"| {metrics.get('trial_id', '?')} | {status} | "
@@ -218,7 +248,8 @@ def _log_parent_results(uri: str, parent: str, space: SearchSpace, results: list
                         baseline: tuple[float, ...], wall: float) -> None:
     s = space.search
     tracking.log_artifact_text(uri, parent, "summary.md", table + "\n")
-    metrics: dict[str, float] = {"wall_time_s": wall, "trials": float(len(results))}
+    metrics: dict[str, float] = {"wall_time_s": wall,
+                                 "trials": float(sum(not is_baseline(r.config) for r in results))}
     if baseline:
         metrics[f"baseline_{s.metric}"] = baseline[-1]
     if best is not None:
@@ -247,7 +278,8 @@ def _log_optuna_plots(uri: str, parent: str, space: SearchSpace, results: list[A
     dists = {p.name: p.distribution() for p in space.params}
     for result in sorted(results, key=lambda r: (r.metrics or {}).get("trial_id", "")):
         value = (result.metrics or {}).get(s.metric)
-        if result.error is not None or value is None or not math.isfinite(value):
+        if (result.error is not None or value is None or not math.isfinite(value)
+                or is_baseline(result.config)):
             continue
         config = {k: v for k, v in result.config.items() if k in dists}
         study.add_trial(optuna.trial.create_trial(

@@ -35,9 +35,7 @@ class TrialContext:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
-    metric: str
     cpus: float = 1.0
-    baseline: tuple[float, ...] = ()  # the baseline's metric per epoch, for gains
     figure_images: int = 4
 
 
@@ -51,18 +49,19 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
                                      trial_id, f"{kind}-{trial_id}", kind)
     try:
         tracking.log_params(uri, run_id, config)
+        node_ip, gpu_ids = ray_adapter.placement()
+        tracking.set_tags(uri, run_id, {tracking.NODE_TAG: node_ip, tracking.GPU_TAG: gpu_ids})
         cfg = TrainConfig.from_dict(context.fixed).replace(**config)
         trainer = Trainer(cfg)
         state = ray_adapter.restore_state()
         if state is not None:
             trainer.load_state_dict(state)
+            tracking.set_tags(uri, run_id, {tracking.RESUMED_TAG: trainer.epoch})
         while trainer.epoch < cfg.optim.epochs:
             start = time.perf_counter()
             metrics = trainer.train_epoch()
             metrics.update(trainer.evaluate())
             epoch = trainer.epoch
-            if len(context.baseline) >= epoch:
-                metrics["gain"] = metrics[context.metric] - context.baseline[epoch - 1]
             metrics["compute_s"] = time.perf_counter() - start
             tracking.log_epoch(uri, run_id, metrics, step=epoch)
             _log_figure(trainer, uri, run_id, context.figure_images)

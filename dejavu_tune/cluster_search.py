@@ -1,0 +1,65 @@
+"""The search on a running Ray cluster: what ``ray submit`` runs on the head node.
+
+    ray submit cluster.yaml dejavu_tune/cluster_search.py -- [--min-nodes N] SEARCH-ARGS
+
+``ray up`` returns before the worker nodes have joined, so this waits until
+``--min-nodes`` nodes are alive (the head counts), then runs
+``python -m dejavu_tune.search SEARCH-ARGS --address auto``. The arguments are
+checked first: a mistyped space fails at once, not after the wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from dejavu_tune import ray_adapter
+from dejavu_tune.search import main as search_main
+
+__all__ = ["main", "wait_for_nodes"]
+
+
+def wait_for_nodes(count: int, timeout: float, poll: float = 2.0) -> int:
+    """Connect to the running cluster and wait until ``count`` nodes are alive."""
+    ray_adapter.use_cluster_auth()
+    import ray
+
+    ray_adapter.start_ray("auto")
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = sum(1 for node in ray.nodes() if node["Alive"])
+        if alive >= count:
+            return alive
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{alive} of --min-nodes {count} Ray nodes alive after "
+                               f"{timeout:g} s; check `ray monitor` on the cluster config")
+        time.sleep(poll)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cluster_search.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--min-nodes", type=int, default=1,
+                        help="wait until this many Ray nodes are alive (the head included)")
+    parser.add_argument("--wait-timeout", type=float, default=600.0,
+                        help="seconds to wait for them before giving up")
+    args, search_args = parser.parse_known_args(argv)
+    if args.min_nodes < 1 or args.wait_timeout <= 0:
+        parser.error("--min-nodes must be at least 1 and --wait-timeout positive")
+    if "--address" in search_args:
+        parser.error("--address: the search always joins the cluster it is submitted to")
+    checked = search_main([*search_args, "--dry-run"])
+    if checked != 0 or "--dry-run" in search_args:
+        return checked
+    try:
+        alive = wait_for_nodes(args.min_nodes, args.wait_timeout)
+    except TimeoutError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{alive} Ray node(s) alive; starting the search", flush=True)
+    return search_main([*search_args, "--address", "auto"])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""Real services for the cluster tests: Ray nodes from `ray start`, an `mlflow server`.
+
+Each helper starts its processes in a session of their own and kills exactly that
+session on exit, so a test never touches Ray or MLflow processes it did not start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+# Ray's token authentication, which `ray start` clusters use by default, for every process
+# that starts or joins one (the token is generated into ~/.ray/auth_token once).
+TOKEN_ENV = {**os.environ, "RAY_AUTH_MODE": "token"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kill(proc: subprocess.Popen) -> None:
+    """SIGKILL the process's whole session (a no-op once it has ended and been reaped)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def wait_until(predicate, timeout: float, what: str, poll: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def start_node(log: Path, *, head_port: int | None = None, address: str | None = None,
+               ip: str = "127.0.0.1", cpus: int = 1) -> subprocess.Popen:
+    """One Ray node in the foreground (``--block``), so killing its session kills the node."""
+    args = [str(BIN / "ray"), "start", "--block", f"--num-cpus={cpus}", "--num-gpus=0",
+            f"--node-ip-address={ip}", "--disable-usage-stats"]
+    if head_port is not None:
+        args += ["--head", f"--port={head_port}", "--include-dashboard=false"]
+    else:
+        args += [f"--address={address}"]
+    return subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True, env=TOKEN_ENV)
+
+
+def alive_nodes(address: str) -> int:
+    """Alive nodes, asked from a separate process (this one never joins the cluster)."""
+    code = (f"import ray; ray.init(address={address!r}, log_to_driver=False); "
+            "print(sum(n['Alive'] for n in ray.nodes()))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=TOKEN_ENV)
+    return int(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else 0
+
+
+@contextlib.contextmanager
+def ray_cluster(tmp: Path, nodes: list[tuple[str, int]]) -> Iterator[tuple[str, list]]:
+    """A Ray cluster of ``nodes`` = [(ip, cpus), ...], the first the head: (address, procs)."""
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    procs = []
+    try:
+        (head_ip, head_cpus), *workers = nodes
+        procs.append(start_node(tmp / "ray-head.log", head_port=port, ip=head_ip,
+                                cpus=head_cpus))
+        wait_until(lambda: alive_nodes(address) >= 1, 120, "the Ray head", poll=2)
+        for i, (ip, cpus) in enumerate(workers):
+            procs.append(start_node(tmp / f"ray-worker{i}.log", address=address, ip=ip,
+                                    cpus=cpus))
+        wait_until(lambda: alive_nodes(address) >= len(nodes), 120, "the Ray workers", poll=2)
+        yield address, procs
+    finally:
+        for proc in reversed(procs):
+            kill(proc)
+
+
+@contextlib.contextmanager
+def mlflow_server(tmp: Path) -> Iterator[str]:
+    """A real ``mlflow server`` on loopback (SQLite backend, proxied artifacts): its URI."""
+    port = free_port()
+    log = (tmp / "mlflow-server.log").open("w")
+    proc = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp / 'server.db'}",
+         "--artifacts-destination", str(tmp / "server-artifacts"), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        assert proc.poll() is None, (tmp / "mlflow-server.log").read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_until(healthy, 120, "mlflow server")
+        yield uri
+    finally:
+        kill(proc)
+
+
+def search_meta(storage: Path, name: str) -> dict:
+    return json.loads((storage / name / "search.json").read_text())
