@@ -167,7 +167,13 @@ def overhead(args: argparse.Namespace) -> int:
 
 
 def search_costs(args: argparse.Namespace) -> int:
-    """Wall time, summed trial compute and per-trial overhead of a finished search."""
+    """Wall time, slot utilisation and per-trial overhead of a finished search.
+
+    Slot utilisation = sum of trial busy time / (slots x wall time), where a trial is busy
+    from its MLflow run's start to its end (everything it does in its slot), counted two
+    ways: over the trials' span (first trial start to last trial end: how well the slots
+    were kept busy) and over the driver's whole wall time (adds Ray start-up, the MLflow
+    parent run, the final summary and plots)."""
     from mlflow.tracking import MlflowClient
 
     from dejavu_tune import tracking
@@ -177,23 +183,33 @@ def search_costs(args: argparse.Namespace) -> int:
     parent = client.get_run(meta["parent_run_id"])
     wall = parent.data.metrics["wall_time_s"]
     slots = int(parent.data.params["max_concurrent"])
-    rows = []
+    rows, starts, ends = [], [], []
     for run in tracking.child_runs(meta["tracking_uri"], meta["experiment_id"],
                                    meta["parent_run_id"]):
         compute = sum(m.value for m in client.get_metric_history(run.info.run_id, "compute_s"))
         duration = (run.info.end_time - run.info.start_time) / 1000
-        rows.append((run.info.run_name, run.data.tags.get(tracking.STATUS_TAG), compute,
-                     duration))
-    total_compute = sum(r[2] for r in rows)
-    overhead = [r[3] - r[2] for r in rows]
-    print(f"search {meta['name']}: {len(rows)} trials, {slots} slots")
-    print(f"{'trial':<40}{'status':>15}{'compute s':>11}{'run s':>8}{'overhead s':>12}")
-    for name, status, compute, duration in rows:
-        print(f"{name[:39]:<40}{status or '?':>15}{compute:>11.1f}{duration:>8.1f}"
+        starts.append(run.info.start_time / 1000)
+        ends.append(run.info.end_time / 1000)
+        rows.append((run.info.run_name, run.data.tags.get(tracking.STATUS_TAG),
+                     run.data.tags.get(tracking.NODE_TAG, ""), compute, duration))
+    busy = sum(r[4] for r in rows)
+    total_compute = sum(r[3] for r in rows)
+    span = max(ends) - min(starts)
+    overhead = [r[4] - r[3] for r in rows]
+    print(f"search {meta['name']}: {len(rows)} trials, {slots} slots, "
+          f"{len({r[2] for r in rows})} node(s)")
+    print(f"{'trial':<28}{'status':>15}{'node':>12}{'compute s':>11}{'run s':>8}"
+          f"{'overhead s':>12}")
+    for name, status, node, compute, duration in rows:
+        print(f"{name[:27]:<28}{status or '?':>15}{node:>12}{compute:>11.1f}{duration:>8.1f}"
               f"{duration - compute:>12.2f}")
-    print(f"wall time {wall:.1f} s; sum of trial compute {total_compute:.1f} s; "
-          f"slot utilisation {total_compute / (wall * slots):.1%}; in-trial overhead per "
-          f"trial: mean {statistics.mean(overhead):.2f} s, max {max(overhead):.2f} s")
+    print(f"trial busy time {busy:.1f} s (compute {total_compute:.1f} s); trials' span "
+          f"{span:.1f} s; driver wall time {wall:.1f} s")
+    print(f"slot utilisation: {busy / (slots * span):.1%} over the trials' span, "
+          f"{busy / (slots * wall):.1%} over the driver's wall time "
+          f"(compute only: {total_compute / (slots * wall):.1%})")
+    print(f"in-trial overhead per trial: mean {statistics.mean(overhead):.2f} s, "
+          f"max {max(overhead):.2f} s")
     return 0
 
 

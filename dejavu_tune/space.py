@@ -265,6 +265,7 @@ def parse_space(raw: Any, path: str = "<space>",
     _check_components(path, base)
     search = _parse_settings(path, raw["search"], _metric_directions(base))
     resources = _parse_resources(path, raw["resources"])
+    _check_device(path, base, resources)
     space = SearchSpace(path, raw["fixed"], tuple(params.values()), search, resources,
                         _parse_report(path, raw["report"], params))
     if search.algorithm == "grid":
@@ -439,8 +440,18 @@ def _parse_resources(path: str, raw: dict[str, Any]) -> dict[str, float]:
         if value < 0 or (key == "cpu" and value == 0):
             raise _err(path, f"resources.{key}", f"{value!r} is not allowed: expected "
                        + ("a number > 0" if key == "cpu" else "a number >= 0 (e.g. 0.5)"))
+        if key == "gpu" and value > 1 and value != int(value):
+            raise _err(path, "resources.gpu", f"{value!r} is not allowed: Ray shares a GPU "
+                       "between trials only below 1 (e.g. 0.5); above 1 use a whole number")
         out[key] = float(value)
     return out
+
+
+def _check_device(path: str, base: TrainConfig, resources: dict[str, float]) -> None:
+    """A trial sees only the GPUs Ray gives it (CUDA_VISIBLE_DEVICES): none when gpu is 0."""
+    if base.device.startswith("cuda") and resources["gpu"] == 0:
+        raise _err(path, "fixed.device", f"{base.device!r} needs a GPU per trial: set "
+                   "resources.gpu (e.g. 1, or 0.5 for two trials per GPU), or device auto")
 
 
 def load_space(path: str | Path, overrides: dict[str, Any] | None = None) -> SearchSpace:

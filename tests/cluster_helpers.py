@@ -48,9 +48,12 @@ def wait_until(predicate, timeout: float, what: str, poll: float = 0.5):
 
 
 def start_node(log: Path, *, head_port: int | None = None, address: str | None = None,
-               ip: str = "127.0.0.1", cpus: int = 1) -> subprocess.Popen:
-    """One Ray node in the foreground (``--block``), so killing its session kills the node."""
-    args = [str(BIN / "ray"), "start", "--block", f"--num-cpus={cpus}", "--num-gpus=0",
+               ip: str = "127.0.0.1", cpus: int = 1, gpus: int = 0) -> subprocess.Popen:
+    """One Ray node in the foreground (``--block``), so killing its session kills the node.
+
+    ``gpus`` are declared, not detected: Ray schedules and assigns them (setting each
+    trial's CUDA_VISIBLE_DEVICES) without a physical GPU, which tests the resource path."""
+    args = [str(BIN / "ray"), "start", "--block", f"--num-cpus={cpus}", f"--num-gpus={gpus}",
             f"--node-ip-address={ip}", "--disable-usage-stats"]
     if head_port is not None:
         args += ["--head", f"--port={head_port}", "--include-dashboard=false"]
@@ -70,19 +73,20 @@ def alive_nodes(address: str) -> int:
 
 
 @contextlib.contextmanager
-def ray_cluster(tmp: Path, nodes: list[tuple[str, int]]) -> Iterator[tuple[str, list]]:
-    """A Ray cluster of ``nodes`` = [(ip, cpus), ...], the first the head: (address, procs)."""
+def ray_cluster(tmp: Path, nodes: list[tuple[str, int, int]]) -> Iterator[tuple[str, list]]:
+    """A Ray cluster of ``nodes`` = [(ip, cpus, gpus), ...], the first the head:
+    (address, procs)."""
     port = free_port()
     address = f"127.0.0.1:{port}"
     procs = []
     try:
-        (head_ip, head_cpus), *workers = nodes
+        (head_ip, head_cpus, head_gpus), *workers = nodes
         procs.append(start_node(tmp / "ray-head.log", head_port=port, ip=head_ip,
-                                cpus=head_cpus))
+                                cpus=head_cpus, gpus=head_gpus))
         wait_until(lambda: alive_nodes(address) >= 1, 120, "the Ray head", poll=2)
-        for i, (ip, cpus) in enumerate(workers):
+        for i, (ip, cpus, gpus) in enumerate(workers):
             procs.append(start_node(tmp / f"ray-worker{i}.log", address=address, ip=ip,
-                                    cpus=cpus))
+                                    cpus=cpus, gpus=gpus))
         wait_until(lambda: alive_nodes(address) >= len(nodes), 120, "the Ray workers", poll=2)
         yield address, procs
     finally:

@@ -64,6 +64,8 @@ def test_default_space_loads_and_every_sample_is_a_valid_config():
     (lambda r: r["search"].update(mode="maximise"), "search.mode: 'maximise' is not allowed"),
     (lambda r: r["search"].update(num_sample=3), "search.num_sample: is not a known key"),
     (lambda r: r["resources"].update(gpu=-1), "resources.gpu: -1 is not allowed"),
+    (lambda r: r["resources"].update(gpu=1.5), "resources.gpu: 1.5 is not allowed: Ray shares"),
+    (lambda r: r["fixed"].update(device="cuda"), "fixed.device: 'cuda' needs a GPU per trial"),
     (lambda r: r["fixed"]["optim"].update(epochs=0),
      "fixed: optim.epochs=0 is not allowed: expected an integer of 1 or more"),
     (lambda r: r.update(params=[1, 2]), "params: [1, 2] is not allowed: expected a mapping"),
