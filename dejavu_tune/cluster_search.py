@@ -15,6 +15,7 @@ import sys
 import time
 
 from dejavu_tune import ray_adapter
+from dejavu_tune.search import OneLineParser
 from dejavu_tune.search import main as search_main
 
 __all__ = ["main", "wait_for_nodes"]
@@ -38,8 +39,8 @@ def wait_for_nodes(count: int, timeout: float, poll: float = 2.0) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cluster_search.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="cluster_search.py", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--min-nodes", type=int, default=1,
                         help="wait until this many Ray nodes are alive (the head included)")
     parser.add_argument("--wait-timeout", type=float, default=600.0,

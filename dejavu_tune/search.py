@@ -22,7 +22,7 @@ from dejavu_tune import ray_adapter
 from dejavu_tune.config import ConfigError, parse_override
 from dejavu_tune.space import SearchSpace, SpaceError, load_space
 
-__all__ = ["main", "build_parser", "DEFAULT_SPACE"]
+__all__ = ["main", "build_parser", "OneLineParser", "one_line", "DEFAULT_SPACE"]
 
 # Beside the package in a checkout (editable install); relative to the working directory
 # where the package is installed without its checkout (the Docker image's WORKDIR).
@@ -37,9 +37,21 @@ _FLAG_KEYS = {"num_samples": "search.num_samples", "max_concurrent": "search.max
               "cpus_per_trial": "resources.cpu", "gpus_per_trial": "resources.gpu"}
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad command line gets one line (``error: ...``), not the usage text."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {message} ({self.prog} --help lists the options)\n")
+
+
+def one_line(exc: Exception) -> str:
+    """An error's message on one line (YAML and OS errors span several)."""
+    return " ".join(str(exc).split())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m dejavu_tune.search", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="python -m dejavu_tune.search", description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--space", default=str(DEFAULT_SPACE), help="search-space YAML file")
     p.add_argument("--num-samples", type=int, help="DejaVu trials (the baseline comes on top)")
     p.add_argument("--max-concurrent", type=int, help="trials running at once")
@@ -149,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                     "overrides": overrides, "experiment": args.experiment,
                     "tracking_uri": args.tracking_uri}
     except (SpaceError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     if args.dry_run:
         print(describe(space, root.name))
