@@ -130,8 +130,9 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
         print(f"\nbest: {best['trial']}  {s.metric}={best['value']:.4f}"
               + (f"  gain={best['gain']:+.4f}" if best.get("gain") is not None else ""))
         print("best configuration: " + json.dumps(best["config"], sort_keys=True))
-    print(f"\nresults: {root}\nopen them with:  mlflow ui --backend-store-uri {uri}\n"
-          f"then browse http://127.0.0.1:5000 (experiment {meta['experiment']!r}, "
+    where = (f"browse {tracking.redact(uri)}" if uri.startswith(("http://", "https://")) else
+             f"mlflow ui --backend-store-uri {uri}\nthen browse http://127.0.0.1:5000")
+    print(f"\nresults: {root}\nopen them with:  {where} (experiment {meta['experiment']!r}, "
           f"parent run {meta['name']!r}; select child runs and press Compare)")
     meta["finished"] = True
     _save_meta(root, meta)

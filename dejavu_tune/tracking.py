@@ -10,18 +10,25 @@ a duplicate.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 __all__ = ["STATUS_TAG", "REASON_TAG", "TRIAL_TAG", "KIND_TAG", "NODE_TAG", "GPU_TAG",
-           "RESUMED_TAG", "default_tracking_uri", "open_parent_run", "open_trial_run", "log_epoch",
+           "RESUMED_TAG", "default_tracking_uri", "redact", "open_parent_run", "open_trial_run",
+           "log_epoch",
            "log_series", "log_params", "set_tags", "set_trial_status", "log_artifact_text",
            "log_artifact_file", "log_json", "child_runs"]
+
+# MLflow prints "View run ... at: <tracking URI>" whenever an HTTP run ends: noise for
+# every trial, and it would print a password embedded in the URI.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests children under it
 TRIAL_TAG = "dejavu.trial_id"
@@ -37,6 +44,15 @@ _MLFLOW_STATUS = {"completed": "FINISHED", "stopped_early": "FINISHED", "failed"
 def default_tracking_uri(storage_path: str | Path) -> str:
     """The embedded default store: a SQLite file beside the search's trial storage."""
     return f"sqlite:///{Path(storage_path).resolve() / 'mlflow.db'}"
+
+
+def redact(uri: str) -> str:
+    """The URI with any password in it replaced, for printing (``http://u:***@host``)."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _experiment_id(client: MlflowClient, name: str) -> str:
