@@ -15,11 +15,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["trial_id", "placement", "report", "restore_state", "use_cluster_auth", "start_ray",
-           "make_tuner", "restore_tuner", "can_restore", "make_status_callback", "CHECKPOINT_FILE",
-           "trial_error"]
-
-CHECKPOINT_FILE = "trainer.pt"
-
+           "make_tuner", "restore_tuner", "can_restore", "make_status_callback", "trial_error"]
 
 # -- inside a trial ----------------------------------------------------------------
 def trial_id() -> str:
@@ -36,28 +32,35 @@ def placement() -> tuple[str, str]:
 
 
 def report(metrics: dict[str, float], state: dict[str, Any]) -> None:
-    """Report one epoch with a checkpoint of ``state`` (tensors and plain values only)."""
-    import torch
+    """Report one epoch with a checkpoint of ``state`` (tensors and plain values only).
+
+    The checkpoint is complete in a private directory before Tune persists it, so a
+    worker that dies mid-write never leaves a half-written checkpoint registered."""
     from ray import tune
 
+    from dejavu_tune import checkpoint_io
+
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / CHECKPOINT_FILE
-        torch.save(state, path)
+        checkpoint_io.save(state, tmp)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
-def restore_state() -> dict[str, Any] | None:
-    """The trainer state of the trial's latest checkpoint, or None on a fresh start."""
-    import torch
+def restore_state() -> tuple[dict[str, Any] | None, list[str]]:
+    """(state of the trial's newest intact checkpoint or None on a fresh start, reasons
+    newer checkpoints were skipped). Raises CheckpointError when none is intact."""
     from ray import tune
+
+    from dejavu_tune import checkpoint_io
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        return None
-    with checkpoint.as_directory() as directory:
-        # weights_only: a checkpoint is data, never code to run.
-        return torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu",
-                          weights_only=True)
+        return None, []
+    newest = Path(checkpoint.path)
+    # Tune keeps the newest few (CheckpointConfig.num_to_keep) beside each other.
+    older = sorted((p for p in newest.parent.glob("checkpoint_*")
+                    if p.is_dir() and p.name < newest.name), reverse=True)
+    state, _, skipped = checkpoint_io.load_first_good([newest, *older])
+    return state, skipped
 
 
 # -- the driver --------------------------------------------------------------------

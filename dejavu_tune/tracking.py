@@ -21,9 +21,9 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 __all__ = ["STATUS_TAG", "REASON_TAG", "TRIAL_TAG", "KIND_TAG", "NODE_TAG", "GPU_TAG",
-           "RESUMED_TAG", "default_tracking_uri", "redact", "open_parent_run", "open_trial_run",
+           "RESUMED_TAG", "CHECKPOINT_SKIPPED_TAG", "default_tracking_uri", "redact", "open_parent_run", "open_trial_run",
            "log_epoch",
-           "log_series", "log_params", "set_tags", "set_trial_status", "log_artifact_text",
+           "log_series", "logged_steps", "log_params", "set_tags", "set_trial_status", "log_artifact_text",
            "log_artifact_file", "log_json", "child_runs"]
 
 # MLflow prints "View run ... at: <tracking URI>" whenever an HTTP run ends: noise for
@@ -38,6 +38,7 @@ REASON_TAG = "dejavu.failure_reason"
 NODE_TAG = "dejavu.node_ip"  # the Ray node the trial (last) ran on
 GPU_TAG = "dejavu.gpu_ids"  # the GPUs Ray gave the trial (its CUDA_VISIBLE_DEVICES)
 RESUMED_TAG = "dejavu.resumed_from_epoch"  # set when a restarted trial loaded a checkpoint
+CHECKPOINT_SKIPPED_TAG = "dejavu.checkpoints_skipped"  # damaged ones it fell back from
 _MLFLOW_STATUS = {"completed": "FINISHED", "stopped_early": "FINISHED", "failed": "FAILED"}
 
 
@@ -113,18 +114,21 @@ def log_epoch(uri: str, run_id: str, metrics: dict[str, float], step: int) -> No
 
 
 def set_tags(uri: str, run_id: str, tags: dict[str, str]) -> None:
-    MlflowClient(uri).log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    MlflowClient(uri).log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
 
 
 def log_series(uri: str, run_id: str, key: str, values: dict[int, float]) -> None:
     """Log ``key`` at each step of ``values`` that the run does not have yet."""
-    client = MlflowClient(uri)
-    have = {m.step for m in client.get_metric_history(run_id, key)}
+    have = logged_steps(uri, run_id, key)
     now = int(time.time() * 1000)
     batch = [Metric(key, float(v), now, step) for step, v in sorted(values.items())
              if step not in have]
     if batch:
-        client.log_batch(run_id, metrics=batch)
+        MlflowClient(uri).log_batch(run_id, metrics=batch)
+
+
+def logged_steps(uri: str, run_id: str, key: str) -> set[int]:
+    return {m.step for m in MlflowClient(uri).get_metric_history(run_id, key)}
 
 
 def set_trial_status(uri: str, run_id: str, status: str, reason: str | None = None) -> None:

@@ -53,18 +53,26 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
         tracking.set_tags(uri, run_id, {tracking.NODE_TAG: node_ip, tracking.GPU_TAG: gpu_ids})
         cfg = TrainConfig.from_dict(context.fixed).replace(**config)
         trainer = Trainer(cfg)
-        state = ray_adapter.restore_state()
+        state, skipped = ray_adapter.restore_state()
+        logged: set[int] = set()
         if state is not None:
             trainer.load_state_dict(state)
-            tracking.set_tags(uri, run_id, {tracking.RESUMED_TAG: trainer.epoch})
+            tags = {tracking.RESUMED_TAG: trainer.epoch}
+            if skipped:
+                tags[tracking.CHECKPOINT_SKIPPED_TAG] = "; ".join(skipped)
+            tracking.set_tags(uri, run_id, tags)
+            # A worker that died after logging an epoch but before checkpointing it runs
+            # that epoch again (from the same state and RNG): its first point stays.
+            logged = tracking.logged_steps(uri, run_id, "compute_s")
         while trainer.epoch < cfg.optim.epochs:
             start = time.perf_counter()
             metrics = trainer.train_epoch()
             metrics.update(trainer.evaluate())
             epoch = trainer.epoch
             metrics["compute_s"] = time.perf_counter() - start
-            tracking.log_epoch(uri, run_id, metrics, step=epoch)
-            _log_figure(trainer, uri, run_id, context.figure_images)
+            if epoch not in logged:
+                tracking.log_epoch(uri, run_id, metrics, step=epoch)
+                _log_figure(trainer, uri, run_id, context.figure_images)
             ray_adapter.report(metrics, trainer.state_dict())
     except Exception as exc:
         tracking.set_trial_status(uri, run_id, "failed", f"{type(exc).__name__}: {exc}")
