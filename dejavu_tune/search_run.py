@@ -154,13 +154,12 @@ def _baseline_curve(results: list[Any], metric: str) -> tuple[float, ...]:
     return ()
 
 
-def _gain(result: Any, metric: str, baseline: tuple[float, ...]) -> float | None:
-    """The trial's last metric minus the baseline's at the same epoch."""
-    metrics = result.metrics or {}
-    epoch, value = int(metrics.get("training_iteration", 0)), metrics.get(metric)
-    if is_baseline(result.config) or value is None or not 0 < epoch <= len(baseline):
-        return None
-    return value - baseline[epoch - 1]
+def _gains(result: Any, metric: str, baseline: tuple[float, ...]) -> dict[int, float]:
+    """The trial's metric minus the baseline's, per epoch both have (epoch 1 first)."""
+    if is_baseline(result.config):
+        return {}
+    return {epoch: value - baseline[epoch - 1]
+            for epoch, value in enumerate(_curve(result, metric)[:len(baseline)], start=1)}
 
 
 def _log_gains(uri: str, exp_id: str, parent: str, results: list[Any], metric: str,
@@ -175,12 +174,8 @@ def _log_gains(uri: str, exp_id: str, parent: str, results: list[Any], metric: s
             for r in tracking.child_runs(uri, exp_id, parent)}
     for result in results:
         run_id = runs.get((result.metrics or {}).get("trial_id"))
-        if run_id is None or is_baseline(result.config):
-            continue
-        curve = _curve(result, metric)
-        gains = {epoch: value - baseline[epoch - 1]
-                 for epoch, value in enumerate(curve[:len(baseline)], start=1)}
-        tracking.log_series(uri, run_id, "gain", gains)
+        if run_id is not None:
+            tracking.log_series(uri, run_id, "gain", _gains(result, metric, baseline))
 
 
 def _set_status(uri: str, exp_id: str, parent: str, trial_id: str, status: str,
@@ -210,7 +205,8 @@ def summarise(space: SearchSpace, results: list[Any],
         metrics = result.metrics or {}
         status, reason = _trial_status(result, epochs)
         value = metrics.get(s.metric)
-        gain = _gain(result, s.metric, baseline)
+        gain = _gains(result, s.metric, baseline).get(
+            int(metrics.get("training_iteration", 0)))
         params = ", ".join(f"{_short(k)}={v:.3g}" if isinstance(v, float) else f"{_short(k)}={v}"
                            for k, v in sorted(result.config.items()))
         rows.append(f"| {metrics.get('trial_id', '?')} | {status} | "

@@ -18,6 +18,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from mlflow.tracking import MlflowClient
+
 BIN = Path(sys.executable).parent
 # Ray's token authentication, which `ray start` clusters use by default, for every process
 # that starts or joins one (the token is generated into ~/.ray/auth_token once).
@@ -123,3 +125,11 @@ def mlflow_server(tmp: Path) -> Iterator[str]:
 
 def search_meta(storage: Path, name: str) -> dict:
     return json.loads((storage / name / "search.json").read_text())
+
+
+def trial_runs(meta: dict, uri: str | None = None) -> tuple[MlflowClient, list]:
+    """(client, the search's child runs), through ``uri`` or the search's own store."""
+    client = MlflowClient(uri or meta["tracking_uri"])
+    return client, client.search_runs(
+        [meta["experiment_id"]],
+        filter_string=f"tags.`mlflow.parentRunId` = '{meta['parent_run_id']}'")

@@ -79,6 +79,14 @@ def _run(capsys, argv) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
+def _run_space(tmp_path, capsys, raw) -> tuple[int, str]:
+    """The search on ``raw`` written as a space file, without --dry-run: bad input must
+    stop before Ray (``no_ray``)."""
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(raw, sort_keys=False))  # order matters for `when`
+    return _run(capsys, ["--space", str(space), "--storage-path", str(tmp_path)])
+
+
 def _assert_one_line_error(code, err, argv):
     assert code == 2, (code, err, argv)
     lines = err.strip().splitlines()
@@ -106,9 +114,7 @@ def test_a_wrong_value_anywhere_in_the_default_space_is_refused(tmp_path, capsys
     path = data.draw(st.sampled_from(LEAVES), label="path")
     value = data.draw(wrong, label="value")
     _get(raw, path[:-1])[path[-1]] = value
-    space = tmp_path / "space.yaml"
-    space.write_text(yaml.safe_dump(raw, sort_keys=False))  # order matters for `when`
-    code, err = _run(capsys, ["--space", str(space), "--storage-path", str(tmp_path)])
+    code, err = _run_space(tmp_path, capsys, raw)
     _assert_one_line_error(code, err, (path, value))
     assert ".".join(str(p) for p in path[1:2]) in err or str(path[-1]) in err, (path, err)
     assert not list(tmp_path.glob("*/search.json"))  # nothing was started or recorded
@@ -122,9 +128,7 @@ def test_an_unknown_key_anywhere_in_the_default_space_is_refused(tmp_path, capsy
     where = data.draw(st.sampled_from(MAPPING_PATHS), label="where")
     key = data.draw(st.from_regex(r"[a-z]{3,8}_typo", fullmatch=True), label="key")
     _get(raw, where)[key] = 1
-    space = tmp_path / "space.yaml"
-    space.write_text(yaml.safe_dump(raw, sort_keys=False))  # order matters for `when`
-    code, err = _run(capsys, ["--space", str(space), "--storage-path", str(tmp_path)])
+    code, err = _run_space(tmp_path, capsys, raw)
     _assert_one_line_error(code, err, (where, key))
     assert key in err
 

@@ -14,8 +14,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cluster_helpers import free_port, kill, mlflow_server, ray_cluster, search_meta, wait_until
-from mlflow.tracking import MlflowClient
+from cluster_helpers import (
+    free_port,
+    kill,
+    mlflow_server,
+    ray_cluster,
+    search_meta,
+    trial_runs,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "data.num_train=48", "--set", "data.num_val=16", "--set", "model.width=8",
@@ -56,13 +63,6 @@ def test_cluster_configs_pass_rays_schema(name):
         _validated(broken)
 
 
-def _trial_runs(uri: str, meta: dict):
-    client = MlflowClient(uri)
-    return client, client.search_runs(
-        [meta["experiment_id"]],
-        filter_string=f"tags.`mlflow.parentRunId` = '{meta['parent_run_id']}'")
-
-
 @pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.cluster
@@ -84,7 +84,7 @@ def test_multinode_search_logs_over_http_and_survives_a_lost_worker(tmp_path):
                 assert driver.poll() is None, driver.stdout.read()[-3000:]
                 if not (shared / "mn" / "search.json").exists():
                     return None
-                client, runs = _trial_runs(uri, search_meta(shared, "mn"))
+                client, runs = trial_runs(search_meta(shared, "mn"), uri)
                 for run in runs:
                     if (run.data.tags.get("dejavu.node_ip") == WORKER_IP
                             and run.info.status == "RUNNING"
@@ -101,7 +101,7 @@ def test_multinode_search_logs_over_http_and_survives_a_lost_worker(tmp_path):
         assert driver.returncode == 0, out[-3000:]
         meta = search_meta(shared, "mn")
         assert meta["tracking_uri"] == uri  # every trial logged over HTTP
-        client, runs = _trial_runs(uri, meta)
+        client, runs = trial_runs(meta, uri)
         trial_ids = [r.data.tags["dejavu.trial_id"] for r in runs]
         assert len(trial_ids) == len(set(trial_ids)) == 4  # baseline + 3, none duplicated
         assert all(r.info.status == "FINISHED" for r in runs), [r.info.status for r in runs]
@@ -132,7 +132,7 @@ def test_half_gpu_trials_share_one_gpu(tmp_path):
             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     meta = search_meta(tmp_path / "runs", "gpu")
-    client, runs = _trial_runs(meta["tracking_uri"], meta)
+    client, runs = trial_runs(meta)
     assert len(runs) == 4
     # Every trial got the node's one GPU (its CUDA_VISIBLE_DEVICES), two at a time.
     assert {r.data.tags["dejavu.gpu_ids"] for r in runs} == {"0"}
@@ -228,7 +228,7 @@ def test_ray_up_submit_down_on_two_local_nodes(tmp_path):
         assert submit.returncode == 0, submit.stdout[-4000:] + submit.stderr[-3000:]
         assert "2 Ray node(s) alive" in submit.stdout
         meta = search_meta(shared, "up")
-        client, runs = _trial_runs(meta["tracking_uri"], meta)
+        client, runs = trial_runs(meta)
         assert len({r.data.tags["dejavu.trial_id"] for r in runs}) == len(runs) == 4
         assert all(r.info.status == "FINISHED" for r in runs)
         nodes = {r.data.tags["dejavu.node_ip"] for r in runs}
