@@ -81,8 +81,10 @@ def start_ray(address: str | None = None) -> None:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        # The dashboard is a web server: a local search does not need one listening.
-        ray.init(include_dashboard=False, log_to_driver=False)
+        # "local": a Ray of our own, never a `ray start` cluster that happens to run on this
+        # machine (nor a dead one whose address Ray remembers in /tmp/ray, which would hang
+        # the search). The dashboard is a web server: a local search does not need one.
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
 
 
 def _trainable(fn: Callable[..., None], resources: dict[str, float], **constants: Any) -> Any:

@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "$MLFLOW_TRACKING_URI, else a SQLite file in the storage path)")
     p.add_argument("--experiment", default="dejavu-tune", help="MLflow experiment name")
     p.add_argument("--name", help="name of this search (default: <space>-<timestamp>)")
-    p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
+                   help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray of "
+                        "this search's own)")
     p.add_argument("--max-failures", type=int, default=0,
                    help="retries of a failed trial from its last checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cluster_helpers import kill, search_meta, wait_until
-from mlflow.tracking import MlflowClient
+from cluster_helpers import free_port, kill, search_meta, trial_runs, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "data.num_train=256", "--set", "data.num_val=16", "--set", "model.width=8",
@@ -30,10 +29,7 @@ def assert_accounted_once(storage: Path, name: str, trials: int) -> list:
     per-epoch metric logged once per step."""
     meta = search_meta(storage, name)
     assert meta.get("finished") is True
-    client = MlflowClient(meta["tracking_uri"])
-    runs = client.search_runs(
-        [meta["experiment_id"]],
-        filter_string=f"tags.`mlflow.parentRunId` = '{meta['parent_run_id']}'")
+    client, runs = trial_runs(meta)
     ids = [r.data.tags["dejavu.trial_id"] for r in runs]
     assert len(ids) == len(set(ids)) == trials, ids
     assert all(r.info.status in ("FINISHED", "FAILED") for r in runs)
@@ -80,3 +76,28 @@ def test_killed_trial_worker_resumes_from_its_last_intact_checkpoint(tmp_path):
     assert f"{newest.parent.name}/trainer.pt: damaged checkpoint" in \
         tags["dejavu.checkpoints_skipped"]
     print(f"killed worker: trial finished {recovered_s:.1f} s after the kill")
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_dead_cluster_remembered_on_this_machine_does_not_hang_a_local_search(tmp_path):
+    # A `ray start` head that was killed leaves its address in /tmp/ray; plain ray.init()
+    # would keep trying to join it.
+    remembered = Path("/tmp/ray/ray_current_cluster")
+    saved = remembered.read_text() if remembered.exists() else None
+    remembered.parent.mkdir(parents=True, exist_ok=True)
+    remembered.write_text(f"127.0.0.1:{free_port()}")
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "dejavu_tune.search", "--storage-path",
+             str(tmp_path / "runs"), "--name", "dead", "--num-samples", "1",
+             "--set", "optim.epochs=1", *SMALL, "--set", "data.num_train=32"],
+            cwd=ROOT, capture_output=True, text=True, timeout=300,
+            env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"})
+    finally:
+        if saved is None:
+            remembered.unlink(missing_ok=True)
+        else:
+            remembered.write_text(saved)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_accounted_once(tmp_path / "runs", "dead", trials=2)
