@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["trial_id", "placement", "report", "restore_state", "use_cluster_auth", "start_ray",
-           "make_tuner", "restore_tuner", "can_restore", "make_status_callback", "trial_error"]
+           "make_tuner", "restore_tuner", "can_restore", "make_status_callback", "trial_error",
+           "reported_epochs", "optuna_trials"]
 
 # -- inside a trial ----------------------------------------------------------------
 def trial_id() -> str:
@@ -115,6 +116,7 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: di
     from ray.tune.search.optuna import OptunaSearch
 
     from dejavu_tune.tune_baseline import BaselineExemptASHA, BaselineFirst
+    from dejavu_tune.tune_outcomes import TruthfulOutcomes
 
     # Epochs of small trials are seconds long; Tune's warning about frequent experiment
     # snapshots (forced by num_to_keep) is expected here and not actionable.
@@ -122,6 +124,7 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: di
     searcher = OptunaSearch(space=define_by_run, metric=metric, mode=mode,
                             sampler=optuna.samplers.TPESampler(seed=seed),
                             points_to_evaluate=points)
+    searcher = TruthfulOutcomes(searcher, max_epochs)
     if baseline is not None:
         searcher = BaselineFirst(searcher, baseline)
         num_samples += 1
@@ -189,3 +192,32 @@ def make_status_callback(on_complete: Callable[[str, dict[str, Any]], None],
             on_error(trial.trial_id, trial_error(trial))
 
     return _Status()
+
+
+def reported_epochs(result: Any) -> dict[int, dict[str, float]]:
+    """What the trainable reported, per epoch (``training_iteration``), without the keys
+    Tune adds itself; Tune keeps these rows on disk whatever happened to the worker."""
+    from ray.tune.result import AUTO_RESULT_KEYS
+
+    frame = result.metrics_dataframe
+    if frame is None or "training_iteration" not in frame:
+        return {}
+    tune_keys = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag",
+                                         "should_checkpoint", "iterations_since_restore"}
+    keys = [k for k in frame.columns
+            if k not in tune_keys and "/" not in k and frame[k].dtype.kind in "fiu"]
+    return {int(row["training_iteration"]): {k: float(row[k]) for k in keys}
+            for _, row in frame.iterrows()}
+
+
+def optuna_trials(experiment_path: str) -> list[dict[str, Any]]:
+    """The Optuna study of a finished Tune run, from the searcher state Tune saved in
+    the experiment directory: one entry per Optuna trial, with the Tune trial it ran as."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch()
+    searcher.restore_from_dir(experiment_path)
+    tune_ids = {trial.number: tid for tid, trial in searcher._ot_trials.items()}
+    return [{"number": t.number, "trial_id": tune_ids.get(t.number), "state": t.state.name,
+             "value": t.value, "params": t.params}
+            for t in searcher._ot_study.get_trials(deepcopy=False)]

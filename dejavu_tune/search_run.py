@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from dejavu_tune import ray_adapter, tracking
+from dejavu_tune.delivery import DeliveryQueue
 from dejavu_tune.space import SearchSpace
 from dejavu_tune.tune_baseline import ENABLED, is_baseline
 from trainables.dejavu_trainable import TrialContext, dejavu_trainable
 
-__all__ = ["run_search", "summarise"]
+__all__ = ["run_search", "summarise", "STUDY_FILE"]
+
+STUDY_FILE = "optuna_trials.json"
 
 
 def _save_meta(root: Path, meta: dict[str, Any]) -> None:
@@ -94,7 +97,11 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
         _set_status(uri, exp_id, parent, trial_id, "failed", reason)
         print(f"  trial {trial_id}: failed: {reason}", flush=True)
 
-    callbacks = [ray_adapter.make_status_callback(on_complete, on_error)]
+    # Tune's event loop runs these callbacks: through the queue, a tracking server that is
+    # away never stalls the search (trials wait for the loop to take their reports).
+    outbox = DeliveryQueue()
+    callbacks = [ray_adapter.make_status_callback(
+        lambda *a: outbox.put(on_complete, *a), lambda *a: outbox.put(on_error, *a))]
     grid = s.algorithm == "grid"
     print(f"search: {'a baseline (DejaVu off) and ' if s.baseline else ''}{s.num_samples} "
           f"{'grid' if grid else 'TPE'} trials, {s.max_concurrent} at once", flush=True)
@@ -113,6 +120,9 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
                                        baseline={ENABLED: False} if s.baseline else None,
                                        **common)
     results = _fit(tuner)
+    outbox.drain()
+    _backfill_epochs(uri, exp_id, parent, results)
+    _record_study(uri, parent, root, path)
     for result in results:  # idempotent: also settles trials whose driver died mid-way
         status, reason = _trial_status(result, epochs)
         trial_id = (result.metrics or {}).get("trial_id")
@@ -170,12 +180,42 @@ def _log_gains(uri: str, exp_id: str, parent: str, results: list[Any], metric: s
     steps a run already has are skipped, so a resumed driver logs nothing twice."""
     if not baseline:
         return
-    runs = {r.data.tags.get(tracking.TRIAL_TAG): r.info.run_id
-            for r in tracking.child_runs(uri, exp_id, parent)}
+    runs = _runs_by_trial(uri, exp_id, parent)
     for result in results:
         run_id = runs.get((result.metrics or {}).get("trial_id"))
         if run_id is not None:
             tracking.log_series(uri, run_id, "gain", _gains(result, metric, baseline))
+
+
+def _record_study(uri: str, parent: str, root: Path, experiment_path: str) -> None:
+    """What Optuna was told about every trial, beside the search and in the parent run."""
+    trials = ray_adapter.optuna_trials(experiment_path)
+    (root / STUDY_FILE).write_text(json.dumps(trials, indent=2))
+    tracking.log_json(uri, parent, STUDY_FILE, trials)
+    states = sorted({t["state"] for t in trials})
+    print("optuna study: " + ", ".join(
+        f"{sum(t['state'] == st for t in trials)} {st.lower()}" for st in states), flush=True)
+
+
+def _runs_by_trial(uri: str, exp_id: str, parent: str) -> dict[str, str]:
+    return {r.data.tags.get(tracking.TRIAL_TAG): r.info.run_id
+            for r in tracking.child_runs(uri, exp_id, parent)}
+
+
+def _backfill_epochs(uri: str, exp_id: str, parent: str, results: list[Any]) -> None:
+    """Log every epoch Tune has from a trial but its MLflow run lacks: the worker died
+    before its queue delivered them, or gave up while the tracking server was away."""
+    runs = _runs_by_trial(uri, exp_id, parent)
+    for result in results:
+        run_id = runs.get((result.metrics or {}).get("trial_id"))
+        if run_id is None:
+            continue
+        have = tracking.logged_steps(uri, run_id, "compute_s")
+        for epoch, metrics in sorted(ray_adapter.reported_epochs(result).items()):
+            if epoch not in have:
+                print(f"  trial {result.metrics['trial_id']}: epoch {epoch} logged from "
+                      "Tune's results", flush=True)
+                tracking.log_epoch(uri, run_id, metrics, step=epoch)
 
 
 def _set_status(uri: str, exp_id: str, parent: str, trial_id: str, status: str,

@@ -105,9 +105,13 @@ def log_params(uri: str, run_id: str, params: dict[str, Any]) -> None:
         client.log_batch(run_id, params=fresh[i:i + 100])
 
 
-def log_epoch(uri: str, run_id: str, metrics: dict[str, float], step: int) -> None:
-    """Log one epoch's metrics; non-finite values are logged too (MLflow stores NaN)."""
-    now = int(time.time() * 1000)
+def log_epoch(uri: str, run_id: str, metrics: dict[str, float], step: int,
+              timestamp_ms: int | None = None) -> None:
+    """Log one epoch's metrics; non-finite values are logged too (MLflow stores NaN).
+
+    A fixed ``timestamp_ms`` makes the call safe to repeat: MLflow keeps one copy of
+    identical points."""
+    now = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
     batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
              if isinstance(v, (int, float)) and not isinstance(v, bool)]
     MlflowClient(uri).log_batch(run_id, metrics=batch)

@@ -26,11 +26,16 @@ from dejavu_tune.redaction import build_redaction
 from dejavu_tune.tasks import Batch, TaskError, build_task
 from dejavu_tune.text_supervision import describe_scene, load_text_encoder, text_supervision_loss
 
-__all__ = ["Trainer", "train", "NonFiniteLossError", "resolve_device"]
+__all__ = ["Trainer", "train", "NonFiniteLossError", "NonFiniteGradientError",
+           "resolve_device"]
 
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the run cannot continue."""
+
+
+class NonFiniteGradientError(FloatingPointError):
+    """Gradients became NaN or infinite (exploding gradients, a diverging CRM)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -158,16 +163,39 @@ class Trainer:
                 f"(parts: {', '.join(f'{k}={float(v.detach()):.4g}' for k, v in parts.items())})")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)  # a no-op without fp16 loss scaling
+        if not self.scaler.is_enabled():
+            # A finite loss can still have inf/NaN gradients (a square root or a norm at
+            # zero); one such step would silently wreck the weights.
+            self._check_gradients()
         if self.cfg.optim.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(
                 [p for g in self.optimizer.param_groups for p in g["params"]],
                 self.cfg.optim.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        # fp16 scaling skips steps whose gradients overflow and halves its scale each time;
+        # a scale below 1 means every recent step overflowed: the run has diverged.
+        if self.scaler.is_enabled() and self.scaler.get_scale() < 1.0:
+            raise NonFiniteGradientError(
+                f"fp16 loss scale fell to {self.scaler.get_scale():.3g} at epoch "
+                f"{self.epoch + 1}, iteration {self.iteration + 1}: the gradients overflow "
+                "at every step")
         self.scheduler.step()
         self.iteration += 1
         return {k: float(v.detach()) for k, v in parts.items()}
+
+    def _check_gradients(self) -> None:
+        for name, module in (("network", self.model), ("CRM", self.crm)):
+            grads = [p.grad for p in (module.parameters() if module is not None else ())
+                     if p.grad is not None]
+            if not grads:
+                continue
+            norm = float(nn.utils.get_total_norm(grads))
+            if not math.isfinite(norm):
+                raise NonFiniteGradientError(
+                    f"the {name}'s gradient norm became {norm} at epoch {self.epoch + 1}, "
+                    f"iteration {self.iteration + 1} (the loss was finite)")
 
     def _loader(self, dataset: Any, shuffle: bool) -> torch.utils.data.DataLoader:
         workers = self.cfg.data.num_workers
@@ -346,8 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}]")
         try:
             history = train(run_cfg, on_epoch=lambda m: print("  " + _format(m), flush=True))
-        except (NonFiniteLossError, CRMWeightsError, LPIPSWeightsError, DatasetError,
-                TaskError, PluginError) as exc:
+        except (NonFiniteLossError, NonFiniteGradientError, CRMWeightsError, LPIPSWeightsError,
+                DatasetError, TaskError, PluginError) as exc:
             print(f"error: {name}: {exc}", file=sys.stderr)
             return 1
         final[name] = {k: v for k, v in history[-1].items() if k.startswith("val_")}

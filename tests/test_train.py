@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dejavu_tune.config import TrainConfig
-from dejavu_tune.train import NonFiniteLossError, Trainer, train
+from dejavu_tune.train import NonFiniteGradientError, NonFiniteLossError, Trainer, train
 
 TINY = {
     "data": {"image_size": 32, "num_train": 32, "num_val": 16, "num_classes": 4},
@@ -75,6 +75,22 @@ def test_non_finite_loss_names_where_it_happened():
     with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 1, iteration 1 "
                                                  r"\(parts: task_loss=nan"):
         trainer.train_step(batch)
+
+
+def test_non_finite_crm_gradients_fail_the_step_before_it_changes_a_weight():
+    trainer = Trainer(_cfg())
+    batch = trainer.first_batch(8)
+    weight = next(trainer.crm.parameters())
+    # The CRM's gradient explodes while the loss stays finite.
+    weight.register_hook(lambda grad: grad * float("inf"))
+    before = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+    crm_before = weight.detach().clone()
+    with pytest.raises(NonFiniteGradientError, match=r"the CRM's gradient norm became (inf|nan) "
+                                                     r"at epoch 1, iteration 1 \(the loss was"):
+        trainer.train_step(batch)
+    assert torch.equal(weight.detach(), crm_before)
+    assert all(torch.equal(before[k], v.detach()) for k, v in trainer.model.named_parameters())
+    assert trainer.iteration == 0
 
 
 def test_sample_gives_the_figure_tensors_without_moving_the_rng():

@@ -1,7 +1,8 @@
 """The Ray Tune function trainable: one trial = one ``dejavu_tune.train.Trainer`` run.
 
-Per epoch it trains, evaluates, logs metrics and a Figure-D.1-style image to the
-trial's MLflow child run, and reports to Tune with a checkpoint of the whole
+Per epoch it trains, evaluates, queues its metrics and a Figure-D.1-style image for
+the trial's MLflow child run (``dejavu_tune.delivery``: delivered in the background,
+retried while the tracking server is away), and reports to Tune with a checkpoint of the whole
 trainer state (networks, optimiser, schedule, epoch, RNG). A restarted trial
 resumes exactly from ``tune.get_checkpoint()`` and continues its own MLflow run.
 """
@@ -15,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
 from dejavu_tune import ray_adapter, tracking
 from dejavu_tune.config import TrainConfig
+from dejavu_tune.delivery import DeliveryQueue
 from dejavu_tune.figures import regeneration_figure
 from dejavu_tune.train import Trainer
 
@@ -37,6 +40,7 @@ class TrialContext:
     parent_run_id: str
     cpus: float = 1.0
     figure_images: int = 4
+    delivery_retry_s: float = 3600.0  # how long a trial keeps retrying one tracking call
 
 
 def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
@@ -47,10 +51,14 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
     # The run exists before anything else can fail, so every trial is accounted for.
     run_id = tracking.open_trial_run(uri, context.experiment_id, context.parent_run_id,
                                      trial_id, f"{kind}-{trial_id}", kind)
+    # Everything after this goes through the queue: an unreachable tracking server
+    # delays the records, never the training.
+    outbox = DeliveryQueue(retry_for_s=context.delivery_retry_s)
     try:
-        tracking.log_params(uri, run_id, config)
+        outbox.put(tracking.log_params, uri, run_id, config)
         node_ip, gpu_ids = ray_adapter.placement()
-        tracking.set_tags(uri, run_id, {tracking.NODE_TAG: node_ip, tracking.GPU_TAG: gpu_ids})
+        outbox.put(tracking.set_tags, uri, run_id,
+                   {tracking.NODE_TAG: node_ip, tracking.GPU_TAG: gpu_ids})
         cfg = TrainConfig.from_dict(context.fixed).replace(**config)
         trainer = Trainer(cfg)
         state, skipped = ray_adapter.restore_state()
@@ -60,7 +68,7 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
             tags = {tracking.RESUMED_TAG: trainer.epoch}
             if skipped:
                 tags[tracking.CHECKPOINT_SKIPPED_TAG] = "; ".join(skipped)
-            tracking.set_tags(uri, run_id, tags)
+            outbox.put(tracking.set_tags, uri, run_id, tags)
             # A worker that died after logging an epoch but before checkpointing it runs
             # that epoch again (from the same state and RNG): its first point stays.
             logged = tracking.logged_steps(uri, run_id, "compute_s")
@@ -71,19 +79,22 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
             epoch = trainer.epoch
             metrics["compute_s"] = time.perf_counter() - start
             if epoch not in logged:
-                tracking.log_epoch(uri, run_id, metrics, step=epoch)
-                _log_figure(trainer, uri, run_id, context.figure_images)
+                outbox.put(tracking.log_epoch, uri, run_id, metrics, step=epoch,
+                           timestamp_ms=int(time.time() * 1000))
+                if context.figure_images > 0:
+                    figure = regeneration_figure(trainer.sample(context.figure_images))
+                    outbox.put(_upload_figure, uri, run_id, figure)
             ray_adapter.report(metrics, trainer.state_dict())
     except Exception as exc:
-        tracking.set_trial_status(uri, run_id, "failed", f"{type(exc).__name__}: {exc}")
+        outbox.put(tracking.set_trial_status, uri, run_id, "failed",
+                   f"{type(exc).__name__}: {exc}")
+        outbox.drain(context.delivery_retry_s)
         raise
-    tracking.set_trial_status(uri, run_id, "completed")
+    outbox.put(tracking.set_trial_status, uri, run_id, "completed")
+    outbox.drain(context.delivery_retry_s)
 
 
-def _log_figure(trainer: Trainer, uri: str, run_id: str, count: int) -> None:
-    if count <= 0:
-        return
-    figure = regeneration_figure(trainer.sample(count))
+def _upload_figure(uri: str, run_id: str, figure: Image.Image) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / FIGURE_FILE
         figure.save(path)

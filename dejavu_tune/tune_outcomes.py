@@ -1,0 +1,63 @@
+"""What Optuna is told about each finished trial.
+
+Ray's OptunaSearch tells Optuna COMPLETE with the last reported value whenever a
+trial ends with a result, and an exception as a warning when that value is NaN (the
+Optuna trial then stays RUNNING for ever). This wrapper tells the truth instead:
+
+- the trial raised, or its last value is NaN or infinite: FAIL;
+- ASHA stopped it before the full budget: PRUNED (Optuna keeps its last
+  intermediate value, and TPE ranks pruned trials below complete ones);
+- it ran the full budget: COMPLETE with its final value.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ray.tune.search import Searcher
+
+__all__ = ["TruthfulOutcomes"]
+
+
+class TruthfulOutcomes(Searcher):
+    def __init__(self, searcher: Searcher, max_epochs: int):
+        self.searcher = searcher  # the attribute name Tune's SearchGenerator walks to save state
+        self.max_epochs = max_epochs
+        super().__init__(metric=searcher.metric, mode=searcher.mode)
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
+                              **spec: Any) -> bool:
+        return self.searcher.set_search_properties(metric, mode, config, **spec)
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        return self.searcher.set_max_concurrency(max_concurrent)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        return self.searcher.suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        value = (result or {}).get(self.searcher.metric)
+        finite = isinstance(value, (int, float)) and math.isfinite(value)
+        if error or (result and not finite):
+            self.searcher.on_trial_complete(trial_id, result=None, error=True)
+        elif not result or int(result.get("training_iteration", 0)) < self.max_epochs:
+            self.searcher.on_trial_complete(trial_id, result=None, error=False)
+        else:
+            self.searcher.on_trial_complete(trial_id, result=result)
+
+    def get_state(self) -> dict[str, Any]:
+        return {"max_epochs": self.max_epochs}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.max_epochs = state["max_epochs"]
+
+    def save(self, checkpoint_path: str) -> None:
+        self.searcher.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.searcher.restore(checkpoint_path)

@@ -1,0 +1,73 @@
+"""The delivery queue that keeps trials training while the tracking server is away."""
+
+import pickle
+import time
+
+from mlflow.tracking import MlflowClient
+
+from dejavu_tune import tracking
+from dejavu_tune.delivery import DeliveryQueue
+
+
+class Flaky:
+    """Fails its first ``failures`` calls, like a server that is down, then records."""
+
+    def __init__(self, failures):
+        self.failures = failures
+        self.calls = []
+
+    def __call__(self, value):
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("connection refused")
+        self.calls.append(value)
+
+
+def test_calls_are_retried_and_delivered_in_order_without_blocking_the_caller():
+    flaky = Flaky(failures=3)
+    outbox = DeliveryQueue(first_backoff_s=0.01, max_backoff_s=0.02)
+    start = time.monotonic()
+    for value in range(5):
+        outbox.put(flaky, value)
+    assert time.monotonic() - start < 0.01  # put never waits for the server
+    assert outbox.drain(timeout_s=10)
+    assert flaky.calls == [0, 1, 2, 3, 4]
+    assert outbox.retries == 3 and outbox.dropped == [] and outbox.pending() == 0
+
+
+def test_a_call_is_given_up_after_its_retry_window_and_the_rest_still_go_through():
+    flaky = Flaky(failures=10**6)
+    outbox = DeliveryQueue(retry_for_s=0.05, first_backoff_s=0.01, max_backoff_s=0.01)
+    outbox.put(flaky, "lost")
+    assert outbox.drain(timeout_s=10)
+    assert len(outbox.dropped) == 1 and "ConnectionError: connection refused" in outbox.dropped[0]
+    flaky.failures = 0
+    outbox.put(flaky, "kept")
+    assert outbox.drain(timeout_s=10) and flaky.calls == ["kept"]
+
+
+def test_drain_times_out_while_the_server_is_still_away():
+    flaky = Flaky(failures=10**6)
+    outbox = DeliveryQueue(first_backoff_s=0.01, max_backoff_s=0.01)
+    outbox.put(flaky, 1)
+    assert outbox.drain(timeout_s=0.1) is False
+    assert outbox.pending() == 1
+
+
+def test_a_pickled_queue_starts_empty_with_the_same_settings():
+    outbox = DeliveryQueue(retry_for_s=7.0, first_backoff_s=0.5, max_backoff_s=3.0)
+    outbox.put(time.sleep, 0.2)
+    copy = pickle.loads(pickle.dumps(outbox))
+    assert (copy.retry_for_s, copy.first_backoff_s, copy.max_backoff_s) == (7.0, 0.5, 3.0)
+    assert copy.pending() == 0 and copy.drain(timeout_s=1)
+
+
+def test_a_repeated_epoch_delivery_leaves_one_point_per_metric(tmp_path):
+    # A request whose reply was lost is sent again: MLflow must keep a single point.
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment("e")).info.run_id
+    for _ in range(2):
+        tracking.log_epoch(uri, run_id, {"val_miou": 0.25}, step=1, timestamp_ms=1000)
+    history = client.get_metric_history(run_id, "val_miou")
+    assert [(m.step, m.value, m.timestamp) for m in history] == [(1, 0.25, 1000)]
