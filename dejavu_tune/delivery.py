@@ -11,7 +11,9 @@ overwritten with the same values.
 
 MLflow's own HTTP client retries too (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, 7 by
 default, with backoff), but inside the caller: without this queue a trial would sit
-in its logging call for the whole outage.
+in its logging call for the whole outage. Its backoff also grows to 64 s and more, so
+a call could wait a minute after the server is back; trials therefore lower MLflow's
+own retries to 2 and leave the waiting to this queue (at most ``max_backoff_s``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 
 class DeliveryQueue:
     def __init__(self, retry_for_s: float = 3600.0, first_backoff_s: float = 1.0,
-                 max_backoff_s: float = 30.0):
+                 max_backoff_s: float = 10.0):
         self.retry_for_s = retry_for_s
         self.first_backoff_s = first_backoff_s
         self.max_backoff_s = max_backoff_s
@@ -69,21 +71,27 @@ class DeliveryQueue:
             finally:
                 self._calls.task_done()
 
-    def _deliver(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` now, in the caller, retried like a queued call; for what
+        the caller cannot go on without (the run's id). Raises once ``retry_for_s`` passed."""
         give_up = time.monotonic() + self.retry_for_s
         backoff = self.first_backoff_s
         while True:
             try:
-                fn(*args, **kwargs)
-                return
-            except Exception as exc:  # noqa: BLE001 - any failure is retried, then reported
+                return fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - any failure is retried, then raised
                 if time.monotonic() + backoff > give_up:
-                    what = f"{getattr(fn, '__name__', fn)}: {type(exc).__name__}: {exc}"
-                    self.dropped.append(what.splitlines()[0][:500])
-                    log.error("gave up delivering %s after %.0f s", what, self.retry_for_s)
-                    return
+                    raise
                 self.retries += 1
                 log.warning("tracking call %s failed (%s); retrying in %.0f s",
                             getattr(fn, "__name__", fn), type(exc).__name__, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
+
+    def _deliver(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+        try:
+            self.call(fn, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - given up: recorded, the queue goes on
+            what = f"{getattr(fn, '__name__', fn)}: {type(exc).__name__}: {exc}"
+            self.dropped.append(what.splitlines()[0][:500])
+            log.error("gave up delivering %s after %.0f s", what, self.retry_for_s)

@@ -88,6 +88,17 @@ def start_ray(address: str | None = None) -> None:
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
 
 
+def _snapshot_every_step() -> None:
+    """Save Tune's experiment state (trials and searcher) after every event, not every
+    10 s: a driver killed in between left trials that had started, and logged to MLflow,
+    out of the state it resumed from, and they ran again under new ids. The state is a
+    few kB per trial."""
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    # Epochs of small trials are seconds long; Tune's warning about frequent experiment
+    # snapshots is then expected and not actionable.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
 def _trainable(fn: Callable[..., None], resources: dict[str, float], **constants: Any) -> Any:
     from ray import tune
 
@@ -118,9 +129,7 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: di
     from dejavu_tune.tune_baseline import BaselineExemptASHA, BaselineFirst
     from dejavu_tune.tune_outcomes import TruthfulOutcomes
 
-    # Epochs of small trials are seconds long; Tune's warning about frequent experiment
-    # snapshots (forced by num_to_keep) is expected here and not actionable.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    _snapshot_every_step()
     searcher = OptunaSearch(space=define_by_run, metric=metric, mode=mode,
                             sampler=optuna.samplers.TPESampler(seed=seed),
                             points_to_evaluate=points)
@@ -153,6 +162,7 @@ def restore_tuner(path: str, fn: Callable[..., None], constants: dict[str, Any],
     from their checkpoints, errored ones stay errored, and the searcher keeps its history."""
     from ray import tune
 
+    _snapshot_every_step()
     trainable = _trainable(fn, resources, **constants)
     # Unpickling the saved trials checks that their trainable is registered, before
     # Tuner.restore registers the one passed in: register it under its old name first.

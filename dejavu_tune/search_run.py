@@ -128,6 +128,7 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
         trial_id = (result.metrics or {}).get("trial_id")
         if trial_id:  # a trial that never reported has no run to settle
             _set_status(uri, exp_id, parent, trial_id, status, reason)
+    _settle_orphans(uri, exp_id, parent)
     baseline_curve = _baseline_curve(results, s.metric)
     if s.baseline and not baseline_curve:
         print("warning: the baseline trial failed; no gains can be computed", file=sys.stderr)
@@ -187,6 +188,15 @@ def _log_gains(uri: str, exp_id: str, parent: str, results: list[Any], metric: s
             tracking.log_series(uri, run_id, "gain", _gains(result, metric, baseline))
 
 
+def _settle_orphans(uri: str, exp_id: str, parent: str) -> None:
+    """Tune has ended every trial, so a child run still RUNNING lost its process before
+    it reported anything (a killed worker or driver): it failed."""
+    for run in tracking.child_runs(uri, exp_id, parent):
+        if run.info.status == "RUNNING":
+            tracking.set_trial_status(uri, run.info.run_id, "failed",
+                                      "the trial's process ended before it reported a result")
+
+
 def _record_study(uri: str, parent: str, root: Path, experiment_path: str) -> None:
     """What Optuna was told about every trial, beside the search and in the parent run."""
     trials = ray_adapter.optuna_trials(experiment_path)
@@ -231,12 +241,14 @@ def _set_status(uri: str, exp_id: str, parent: str, trial_id: str, status: str,
 
 def summarise(space: SearchSpace, results: list[Any],
               baseline: tuple[float, ...]) -> tuple[str, dict[str, Any] | None]:
-    """A Markdown table of trials and the best one by the search metric."""
+    """A Markdown table of trials in the order Tune created them, and the best one by the
+    search metric; of tied trials the earliest wins, so a seeded search always names the
+    same one (trial ids are random)."""
     s = space.search
     epochs = space.base_config().optim.epochs
     rows, best = [], None
     sign = 1 if s.mode == "max" else -1
-    for result in sorted(results, key=lambda r: (r.metrics or {}).get("trial_id", "")):
+    for result in results:
         if is_baseline(result.config):
             if not baseline:
                 _, reason = _trial_status(result, epochs)

@@ -96,31 +96,48 @@ def ray_cluster(tmp: Path, nodes: list[tuple[str, int, int]]) -> Iterator[tuple[
             kill(proc)
 
 
-@contextlib.contextmanager
-def mlflow_server(tmp: Path) -> Iterator[str]:
-    """A real ``mlflow server`` on loopback (SQLite backend, proxied artifacts): its URI."""
-    port = free_port()
-    log = (tmp / "mlflow-server.log").open("w")
-    proc = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp / 'server.db'}",
-         "--artifacts-destination", str(tmp / "server-artifacts"), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
+class MlflowServer:
+    """A real ``mlflow server`` on loopback (SQLite backend, proxied artifacts) that can be
+    stopped and started again on the same port and store, like a restarted service."""
 
-    def healthy() -> bool:
-        assert proc.poll() is None, (tmp / "mlflow-server.log").read_text()[-3000:]
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = (self.tmp / "mlflow-server.log").open("a")
+        self.proc = subprocess.Popen(
+            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
+             "--backend-store-uri", f"sqlite:///{self.tmp / 'server.db'}",
+             "--artifacts-destination", str(self.tmp / "server-artifacts"), "--workers", "1"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until(self._healthy, 120, "mlflow server")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            kill(self.proc)
+            self.proc = None
+
+    def _healthy(self) -> bool:
+        assert self.proc.poll() is None, (self.tmp / "mlflow-server.log").read_text()[-3000:]
         try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+            with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
                 return response.status == 200
         except OSError:
             return False
 
+
+@contextlib.contextmanager
+def mlflow_server(tmp: Path) -> Iterator[str]:
+    """A running ``MlflowServer``'s URI for the length of the block."""
+    server = MlflowServer(tmp)
     try:
-        wait_until(healthy, 120, "mlflow server")
-        yield uri
+        server.start()
+        yield server.uri
     finally:
-        kill(proc)
+        server.stop()
 
 
 def search_meta(storage: Path, name: str) -> dict:

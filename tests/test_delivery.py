@@ -3,6 +3,7 @@
 import pickle
 import time
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from dejavu_tune import tracking
@@ -71,3 +72,14 @@ def test_a_repeated_epoch_delivery_leaves_one_point_per_metric(tmp_path):
         tracking.log_epoch(uri, run_id, {"val_miou": 0.25}, step=1, timestamp_ms=1000)
     history = client.get_metric_history(run_id, "val_miou")
     assert [(m.step, m.value, m.timestamp) for m in history] == [(1, 0.25, 1000)]
+
+
+def test_call_retries_in_the_caller_and_raises_once_the_window_has_passed():
+    flaky = Flaky(failures=2)
+    outbox = DeliveryQueue(retry_for_s=5, first_backoff_s=0.01, max_backoff_s=0.01)
+    assert outbox.call(lambda v: flaky(v) or "run-id", 7) == "run-id"
+    assert flaky.calls == [7] and outbox.retries == 2
+    gone = Flaky(failures=10**6)
+    outbox = DeliveryQueue(retry_for_s=0.05, first_backoff_s=0.01, max_backoff_s=0.01)
+    with pytest.raises(ConnectionError, match="connection refused"):
+        outbox.call(gone, 1)

@@ -3,15 +3,18 @@ trial accounted for exactly once in Ray's results and in MLflow, none left RUNNI
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from cluster_helpers import free_port, kill, search_meta, trial_runs, wait_until
+from cluster_helpers import MlflowServer, free_port, kill, search_meta, trial_runs, wait_until
+from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "data.num_train=256", "--set", "data.num_val=16", "--set", "model.width=8",
@@ -24,19 +27,54 @@ def _trial_pids() -> list[int]:
     return [int(pid) for pid in out.stdout.split()]
 
 
+def tune_epochs(storage: Path, name: str) -> dict[str, int]:
+    """Epochs each trial reported to Tune, from the result files Tune keeps per trial."""
+    epochs: dict[str, int] = {}
+    for path in (storage / name / "search").glob("*/result.json"):
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            epochs[row["trial_id"]] = max(epochs.get(row["trial_id"], 0),
+                                          row["training_iteration"])
+    return epochs
+
+
+_OPTUNA_STATE = {"completed": "COMPLETE", "stopped_early": "PRUNED", "failed": "FAIL"}
+
+
 def assert_accounted_once(storage: Path, name: str, trials: int) -> list:
-    """One MLflow child run per trial, none duplicated, none still RUNNING, and every
-    per-epoch metric logged once per step."""
+    """Every trial once in MLflow, in Tune's results and in the Optuna study: one child
+    run per trial, none duplicated, none still RUNNING, every epoch Tune has logged once
+    per step, and Optuna told each trial's real outcome."""
     meta = search_meta(storage, name)
     assert meta.get("finished") is True
     client, runs = trial_runs(meta)
     ids = [r.data.tags["dejavu.trial_id"] for r in runs]
     assert len(ids) == len(set(ids)) == trials, ids
     assert all(r.info.status in ("FINISHED", "FAILED") for r in runs)
+    epochs = tune_epochs(storage, name)
     for run in runs:
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "compute_s")]
-        assert sorted(steps) == list(range(1, len(steps) + 1)), (run.info.run_id, steps)
+        expected = epochs.get(run.data.tags["dejavu.trial_id"], 0)
+        assert sorted(steps) == list(range(1, expected + 1)), (run.info.run_id, steps, expected)
+    study = json.loads((storage / name / "optuna_trials.json").read_text())
+    told = {t["trial_id"]: t["state"] for t in study}
+    assert len(told) == len(study) and None not in told, study
+    sampled = {r.data.tags["dejavu.trial_id"]: r for r in runs
+               if r.data.tags["dejavu.kind"] == "trial"}
+    assert set(told) == set(sampled), (told, list(sampled))
+    for trial_id, state in told.items():
+        assert state == _OPTUNA_STATE[sampled[trial_id].data.tags["dejavu.status"]], (
+            trial_id, state, sampled[trial_id].data.tags)
     return runs
+
+
+def best_config(storage: Path, name: str) -> dict:
+    """The best configuration the search recorded in its parent run."""
+    meta = search_meta(storage, name)
+    client = MlflowClient(meta["tracking_uri"])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client.download_artifacts(meta["parent_run_id"], "best_config.json", tmp)
+        return json.loads(Path(path).read_text())["config"]
 
 
 @pytest.mark.integration
@@ -101,3 +139,97 @@ def test_a_dead_cluster_remembered_on_this_machine_does_not_hang_a_local_search(
             remembered.write_text(saved)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert_accounted_once(tmp_path / "runs", "dead", trials=2)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_tracking_server_away_for_60_s_stalls_no_trial_and_loses_no_metric(tmp_path):
+    server = MlflowServer(tmp_path)
+    storage = tmp_path / "runs"
+    epochs = 40
+    try:
+        server.start()
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "dejavu_tune.search", "--storage-path", str(storage),
+             "--tracking-uri", server.uri, "--name", "away", "--num-samples", "2",
+             "--max-concurrent", "3", "--set", f"optim.epochs={epochs}",
+             "--set", f"search.grace_period={epochs}", *SMALL, "--set", "data.num_train=64"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True)
+        try:
+            def every_trial_logging():
+                assert driver.poll() is None, driver.stdout.read()[-3000:]
+                if not (storage / "away" / "search.json").exists():
+                    return False
+                runs = trial_runs(search_meta(storage, "away"))[1]
+                return len(runs) == 3 and all("compute_s" in r.data.metrics for r in runs)
+
+            wait_until(every_trial_logging, 300, "every trial's first epoch in MLflow", poll=0.5)
+            server.stop()
+            stopped_at = time.monotonic()
+            reported_before = sum(tune_epochs(storage, "away").values())
+            time.sleep(60)
+            reported_during = sum(tune_epochs(storage, "away").values()) - reported_before
+            server.start()
+            restarted_at = time.monotonic()
+            out, _ = driver.communicate(timeout=900)
+            finished_s = time.monotonic() - restarted_at
+        finally:
+            kill(driver)
+        assert driver.returncode == 0, out[-3000:]
+        # The trials kept training while the server was away.
+        assert reported_during >= 3, reported_during
+        runs = assert_accounted_once(storage, "away", trials=3)
+        # Epochs a trial's queue had not delivered when Tune stopped it (ASHA ends every trial
+        # at max_t) came from the driver's backfill; either way each step is there once.
+        backfilled = out.count("logged from Tune's results")
+        assert all(r.data.tags["dejavu.status"] == "completed" for r in runs)
+        client = MlflowClient(server.uri)
+        for run in runs:
+            history = client.get_metric_history(run.info.run_id, "val_miou")
+            assert sorted(m.step for m in history) == list(range(1, epochs + 1))
+    finally:
+        server.stop()
+    print(f"tracking server away 60 s: {reported_during} epochs reported meanwhile, "
+          f"{backfilled} of {3 * epochs} logged by the driver's backfill; the search finished "
+          f"{finished_s:.1f} s after the restart ({time.monotonic() - stopped_at:.0f} s after "
+          "the stop)")
+
+
+def _search(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dejavu_tune.search", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_killed_driver_resumes_to_the_same_best_configuration_as_an_undisturbed_run(tmp_path):
+    # One trial at a time and a seeded TPE: the undisturbed run is the reference.
+    args = ["--num-samples", "4", "--max-concurrent", "1", "--seed", "3",
+            "--storage-path", str(tmp_path), *SMALL, "--set", "data.num_train=64",
+            "--set", "optim.epochs=3"]
+    start = time.monotonic()
+    calm = _search(*args, "--name", "calm")
+    calm_s = time.monotonic() - start
+    assert calm.returncode == 0, calm.stderr[-3000:]
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "dejavu_tune.search", *args, "--name", "killed"], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        def sampled_trial_checkpointed():
+            assert driver.poll() is None, driver.stdout.read()[-3000:]
+            # The baseline is trial 1; kill once the second trial has a checkpoint.
+            return any((tmp_path / "killed" / "search").glob("*_2_*/checkpoint_*"))
+
+        wait_until(sampled_trial_checkpointed, 300, "a sampled trial's checkpoint", poll=0.2)
+    finally:
+        kill(driver)  # SIGKILL to the driver and the Ray it started
+    start = time.monotonic()
+    resumed = _search("--resume", "--storage-path", str(tmp_path), "--name", "killed")
+    resumed_s = time.monotonic() - start
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+    assert_accounted_once(tmp_path, "calm", trials=5)
+    runs = assert_accounted_once(tmp_path, "killed", trials=5)  # baseline + 4, none twice
+    assert any("dejavu.resumed_from_epoch" in r.data.tags for r in runs)
+    assert best_config(tmp_path, "killed") == best_config(tmp_path, "calm")
+    print(f"killed driver: undisturbed search {calm_s:.1f} s, resumed search {resumed_s:.1f} s")

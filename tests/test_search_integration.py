@@ -1,15 +1,13 @@
 """Real searches end to end: local Ray, Optuna + ASHA, a SQLite MLflow store."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
+from cluster_helpers import search_meta, trial_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "optim.epochs=2", "--set", "data.num_train=64", "--set", "data.num_val=16",
@@ -22,11 +20,8 @@ def _search(*args, timeout=600, **kwargs):
 
 
 def _runs(storage: Path, name: str):
-    meta = json.loads((storage / name / "search.json").read_text())
-    client = MlflowClient(meta["tracking_uri"])
-    children = client.search_runs(
-        [meta["experiment_id"]],
-        filter_string=f"tags.`mlflow.parentRunId` = '{meta['parent_run_id']}'")
+    meta = search_meta(storage, name)
+    client, children = trial_runs(meta)
     return client, meta, children
 
 
@@ -69,37 +64,6 @@ def test_search_end_to_end_logs_every_trial_to_mlflow(tmp_path):
 
 
 @pytest.mark.integration
-@pytest.mark.slow
-def test_killed_driver_resumes_without_duplicate_runs(tmp_path):
-    args = ["--num-samples", "4", "--max-concurrent", "1", "--storage-path", str(tmp_path),
-            "--name", "r1", *SMALL, "--set", "optim.epochs=3"]
-    driver = subprocess.Popen([sys.executable, "-m", "dejavu_tune.search", *args], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              start_new_session=True)
-    try:
-        deadline = time.time() + 300
-        # Kill once the baseline is done and a sampled trial has a checkpoint.
-        while time.time() < deadline:
-            checkpoints = list((tmp_path / "r1" / "search").glob("*/checkpoint_*"))
-            if checkpoints:
-                break
-            assert driver.poll() is None, driver.stdout.read()
-            time.sleep(0.5)
-        else:
-            pytest.fail("no trial checkpoint appeared")
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
-        driver.wait()
-    proc = _search("--resume", "--storage-path", str(tmp_path), "--name", "r1")
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    client, meta, children = _runs(tmp_path, "r1")
-    trial_ids = [r.data.tags["dejavu.trial_id"] for r in children]
-    assert len(trial_ids) == len(set(trial_ids)) == 5  # baseline + 4, none duplicated
-    assert all(r.info.status == "FINISHED" for r in children)
-    assert meta["finished"] is True
-
-
-@pytest.mark.integration
 def test_bad_space_exits_2_with_one_line_before_ray(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("params:\n  dejavu.crm.steps: {type: int, low: 30, high: 20}\n")
@@ -112,34 +76,59 @@ def test_bad_space_exits_2_with_one_line_before_ray(tmp_path):
     assert not list(tmp_path.glob("*/search.json"))  # nothing was started or recorded
 
 
+# Real numerical faults, no injection: the parameter's bad value diverges within a few
+# iterations, its good value trains normally.
+DIVERGING = {
+    # SGD with lr 10 and weight decay 1 multiplies the weights by -9 every step: the loss
+    # overflows to inf/NaN within ~20 iterations.
+    "exploding weights": ("optim: {epochs: 1, batch_size: 2, lr: 10.0, momentum: 0.0}\n"
+                          "  dejavu: {enabled: false}\n",
+                          "optim.weight_decay", [0.0005, 1.0], "task_loss="),
+    # A regeneration loss weighted 1000 at lr 0.1: the CRM's outputs diverge to NaN at the
+    # second or third iteration while the task loss is still finite.
+    "diverging CRM": ("optim: {epochs: 1, batch_size: 4, lr: 0.1}\n"
+                      "  dejavu: {crm: {kind: crm_f, width: 8}, redaction: {kind: checkerboard}}\n",
+                      "dejavu.loss.gamma1", [1.0, 1000.0], "mse=nan"),
+}
+
+
 @pytest.mark.integration
 @pytest.mark.slow
-def test_nan_trials_are_failed_with_reason_and_the_search_goes_on(tmp_path):
-    # SGD with lr 10 and weight decay 1 multiplies the weights by -9 every step: the loss
-    # overflows to inf/NaN within ~20 iterations. Weight decay 5e-4 trains normally.
-    space = tmp_path / "nan.yaml"
+@pytest.mark.parametrize("fault", sorted(DIVERGING))
+def test_diverging_trials_are_failed_with_reason_and_optuna_is_told(tmp_path, fault):
+    fixed, key, (good, bad), named = DIVERGING[fault]
+    space = tmp_path / "diverge.yaml"
     space.write_text(
         "fixed:\n"
         "  device: cpu\n"
         "  data: {num_train: 128, num_val: 16}\n"
         "  model: {width: 8}\n"
-        "  optim: {epochs: 1, batch_size: 2, lr: 10.0, momentum: 0.0}\n"
-        "  dejavu: {enabled: false}\n"
+        f"  {fixed}"
         "params:\n"
-        "  optim.weight_decay: {type: categorical, choices: [0.0005, 1.0]}\n"
+        f"  {key}: {{type: categorical, choices: [{good}, {bad}]}}\n"
         "search: {num_samples: 4, max_concurrent: 2, baseline: false, seed: 1}\n")
     proc = _search("--space", str(space), "--storage-path", str(tmp_path), "--name", "n1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, _, children = _runs(tmp_path, "n1")
     assert len(children) == 4
-    by_decay = {}
+    by_value = {}
     for run in children:
-        decay = float(run.data.params["optim.weight_decay"])
-        by_decay.setdefault(decay, []).append(run)
-    assert set(by_decay) == {0.0005, 1.0}, "seed 1 must sample both values"
-    for run in by_decay[1.0]:
+        by_value.setdefault(float(run.data.params[key]), []).append(run)
+    assert set(by_value) == {good, bad}, "seed 1 must sample both values"
+    for run in by_value[bad]:
         assert run.data.tags["dejavu.status"] == "failed" and run.info.status == "FAILED"
-        assert run.data.tags["dejavu.failure_reason"].startswith(
-            "NonFiniteLossError: loss became")
-    for run in by_decay[0.0005]:
+        reason = run.data.tags["dejavu.failure_reason"]
+        assert reason.startswith("NonFiniteLossError: loss became") and named in reason, reason
+    for run in by_value[good]:
         assert run.data.tags["dejavu.status"] == "completed"
+    # Optuna was told the truth: FAIL without a value, COMPLETE with the final one.
+    study = json.loads((tmp_path / "n1" / "optuna_trials.json").read_text())
+    told = {t["trial_id"]: t for t in study}
+    assert len(study) == len(told) == 4
+    for run in children:
+        entry = told[run.data.tags["dejavu.trial_id"]]
+        if run.data.tags["dejavu.status"] == "failed":
+            assert entry["state"] == "FAIL" and entry["value"] is None, entry
+        else:
+            assert entry["state"] == "COMPLETE", entry
+            assert entry["value"] == pytest.approx(run.data.metrics["val_miou"]), entry

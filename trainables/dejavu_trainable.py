@@ -9,6 +9,7 @@ resumes exactly from ``tune.get_checkpoint()`` and continues its own MLflow run.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ from dejavu_tune.train import Trainer
 __all__ = ["TrialContext", "dejavu_trainable", "FIGURE_FILE"]
 
 FIGURE_FILE = "regeneration.png"
+# How long an ending trial waits for its queue. Tune ends a trial that a scheduler stops
+# (ASHA at a rung or at max_t) inside its report, without this wait; the driver then
+# logs every epoch Tune has and the run lacks, and settles the run's status, after fit.
+_FINAL_DRAIN_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -48,12 +53,15 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
     trial_id = ray_adapter.trial_id()
     kind = "baseline" if config.get("dejavu.enabled") is False else "trial"
     uri = context.tracking_uri
+    # The queue's retries, not MLflow's growing backoff, decide how soon a call goes
+    # through once the server is back (see dejavu_tune.delivery).
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    outbox = DeliveryQueue(retry_for_s=context.delivery_retry_s)
     # The run exists before anything else can fail, so every trial is accounted for.
-    run_id = tracking.open_trial_run(uri, context.experiment_id, context.parent_run_id,
-                                     trial_id, f"{kind}-{trial_id}", kind)
+    run_id = outbox.call(tracking.open_trial_run, uri, context.experiment_id,
+                         context.parent_run_id, trial_id, f"{kind}-{trial_id}", kind)
     # Everything after this goes through the queue: an unreachable tracking server
     # delays the records, never the training.
-    outbox = DeliveryQueue(retry_for_s=context.delivery_retry_s)
     try:
         outbox.put(tracking.log_params, uri, run_id, config)
         node_ip, gpu_ids = ray_adapter.placement()
@@ -71,7 +79,7 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
             outbox.put(tracking.set_tags, uri, run_id, tags)
             # A worker that died after logging an epoch but before checkpointing it runs
             # that epoch again (from the same state and RNG): its first point stays.
-            logged = tracking.logged_steps(uri, run_id, "compute_s")
+            logged = outbox.call(tracking.logged_steps, uri, run_id, "compute_s")
         while trainer.epoch < cfg.optim.epochs:
             start = time.perf_counter()
             metrics = trainer.train_epoch()
@@ -88,10 +96,10 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
     except Exception as exc:
         outbox.put(tracking.set_trial_status, uri, run_id, "failed",
                    f"{type(exc).__name__}: {exc}")
-        outbox.drain(context.delivery_retry_s)
+        outbox.drain(_FINAL_DRAIN_S)
         raise
     outbox.put(tracking.set_trial_status, uri, run_id, "completed")
-    outbox.drain(context.delivery_retry_s)
+    outbox.drain(_FINAL_DRAIN_S)
 
 
 def _upload_figure(uri: str, run_id: str, figure: Image.Image) -> None:
