@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -150,3 +151,53 @@ def trial_runs(meta: dict, uri: str | None = None) -> tuple[MlflowClient, list]:
     return client, client.search_runs(
         [meta["experiment_id"]],
         filter_string=f"tags.`mlflow.parentRunId` = '{meta['parent_run_id']}'")
+
+
+def tune_epochs(storage: Path, name: str) -> dict[str, int]:
+    """Epochs each trial reported to Tune, from the result files Tune keeps per trial."""
+    epochs: dict[str, int] = {}
+    for path in (storage / name / "search").glob("*/result.json"):
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            epochs[row["trial_id"]] = max(epochs.get(row["trial_id"], 0),
+                                          row["training_iteration"])
+    return epochs
+
+
+_OPTUNA_STATE = {"completed": "COMPLETE", "stopped_early": "PRUNED", "failed": "FAIL"}
+
+
+def assert_accounted_once(storage: Path, name: str, trials: int) -> list:
+    """Every trial once in MLflow, in Tune's results and in the Optuna study: one child
+    run per trial, none duplicated, none still RUNNING, every epoch Tune has logged once
+    per step, and Optuna told each trial's real outcome."""
+    meta = search_meta(storage, name)
+    assert meta.get("finished") is True
+    client, runs = trial_runs(meta)
+    ids = [r.data.tags["dejavu.trial_id"] for r in runs]
+    assert len(ids) == len(set(ids)) == trials, ids
+    assert all(r.info.status in ("FINISHED", "FAILED") for r in runs)
+    epochs = tune_epochs(storage, name)
+    for run in runs:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "compute_s")]
+        expected = epochs.get(run.data.tags["dejavu.trial_id"], 0)
+        assert sorted(steps) == list(range(1, expected + 1)), (run.info.run_id, steps, expected)
+    study = json.loads((storage / name / "optuna_trials.json").read_text())
+    told = {t["trial_id"]: t["state"] for t in study}
+    assert len(told) == len(study) and None not in told, study
+    sampled = {r.data.tags["dejavu.trial_id"]: r for r in runs
+               if r.data.tags["dejavu.kind"] == "trial"}
+    assert set(told) == set(sampled), (told, list(sampled))
+    for trial_id, state in told.items():
+        assert state == _OPTUNA_STATE[sampled[trial_id].data.tags["dejavu.status"]], (
+            trial_id, state, sampled[trial_id].data.tags)
+    return runs
+
+
+def best_config(storage: Path, name: str) -> dict:
+    """The best configuration the search recorded in its parent run."""
+    meta = search_meta(storage, name)
+    client = MlflowClient(meta["tracking_uri"])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client.download_artifacts(meta["parent_run_id"], "best_config.json", tmp)
+        return json.loads(Path(path).read_text())["config"]
