@@ -22,6 +22,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
 # Ray's token authentication, which `ray start` clusters use by default, for every process
 # that starts or joins one (the token is generated into ~/.ray/auth_token once).
 TOKEN_ENV = {**os.environ, "RAY_AUTH_MODE": "token"}
@@ -201,3 +202,15 @@ def best_config(storage: Path, name: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = client.download_artifacts(meta["parent_run_id"], "best_config.json", tmp)
         return json.loads(Path(path).read_text())["config"]
+
+
+def undisturbed_best(storage: Path, name: str, args: list[str]) -> dict:
+    """The best configuration of the same search run locally with no fault: the reference
+    a disturbed run must reproduce."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "dejavu_tune.search", *args, "--storage-path", str(storage),
+         "--name", name], cwd=ROOT, capture_output=True, text=True, timeout=900,
+        env={k: v for k, v in os.environ.items()
+             if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return best_config(storage, name)

@@ -21,6 +21,7 @@ from cluster_helpers import (
     search_meta,
     trial_runs,
     tune_epochs,
+    undisturbed_best,
     wait_until,
 )
 from mlflow.tracking import MlflowClient
@@ -108,13 +109,14 @@ def test_tracking_server_away_for_60_s_stalls_no_trial_and_loses_no_metric(tmp_p
     # Long enough that the trials outlive the outage: the epochs they trained meanwhile go
     # through their own queues once the server is back.
     epochs = 70
+    args = ["--num-samples", "2", "--max-concurrent", "3", "--set", f"optim.epochs={epochs}",
+            "--set", f"search.grace_period={epochs}", *SMALL, "--set", "data.num_train=64"]
+    reference = undisturbed_best(tmp_path / "calm", "calm", args)
     try:
         server.start()
         driver = subprocess.Popen(
             [sys.executable, "-m", "dejavu_tune.search", "--storage-path", str(storage),
-             "--tracking-uri", server.uri, "--name", "away", "--num-samples", "2",
-             "--max-concurrent", "3", "--set", f"optim.epochs={epochs}",
-             "--set", f"search.grace_period={epochs}", *SMALL, "--set", "data.num_train=64"],
+             "--tracking-uri", server.uri, "--name", "away", *args],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True)
         try:
@@ -147,6 +149,7 @@ def test_tracking_server_away_for_60_s_stalls_no_trial_and_loses_no_metric(tmp_p
         backfilled = out.count("logged from Tune's results")
         assert backfilled < reported_during, (backfilled, reported_during)
         assert all(r.data.tags["dejavu.status"] == "completed" for r in runs)
+        assert best_config(storage, "away") == reference
         client = MlflowClient(server.uri)
         for run in runs:
             history = client.get_metric_history(run.info.run_id, "val_miou")
