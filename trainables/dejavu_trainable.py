@@ -87,7 +87,8 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
             epoch = trainer.epoch
             metrics["compute_s"] = time.perf_counter() - start
             if epoch not in logged:
-                outbox.put(tracking.log_epoch, uri, run_id, metrics, step=epoch,
+                # a copy: Tune adds its own keys to the dict it is given
+                outbox.put(tracking.log_epoch, uri, run_id, dict(metrics), step=epoch,
                            timestamp_ms=int(time.time() * 1000))
                 if context.figure_images > 0:
                     figure = regeneration_figure(trainer.sample(context.figure_images))
