@@ -25,29 +25,63 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mlflow.exceptions import MlflowException
+
 __all__ = ["DeliveryQueue"]
 
 log = logging.getLogger(__name__)
 
+# Client errors that no retry can fix (MLflow's error codes for a bad request).
+_PERMANENT_CODES = {"BAD_REQUEST", "INVALID_PARAMETER_VALUE", "INVALID_STATE",
+                    "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST", "PERMISSION_DENIED",
+                    "UNAUTHENTICATED"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that may pass once the server is back: a network error, or an MLflow
+    error other than a rejected request. A bug in the call itself is not retried."""
+    if isinstance(exc, OSError):  # connection refused / reset, timeouts (requests too)
+        return True
+    return isinstance(exc, MlflowException) and exc.error_code not in _PERMANENT_CODES
+
 
 class DeliveryQueue:
+    # Queues with a name are one per process: a copy unpickled in the same process (Tune
+    # pickles its callbacks with the experiment and restores them on resume) is the
+    # same queue, so the driver drains what the restored callbacks queued.
+    _named: dict[str, DeliveryQueue] = {}
+
     def __init__(self, retry_for_s: float = 3600.0, first_backoff_s: float = 1.0,
-                 max_backoff_s: float = 10.0):
+                 max_backoff_s: float = 10.0, name: str | None = None):
         self.retry_for_s = retry_for_s
         self.first_backoff_s = first_backoff_s
         self.max_backoff_s = max_backoff_s
+        self.name = name
         self.retries = 0  # failed attempts that were tried again
-        self.dropped: list[str] = []  # calls given up after retry_for_s
-        self._calls: queue.Queue[tuple[Callable[..., Any], tuple, dict]] = queue.Queue()
+        self.dropped: list[str] = []  # calls given up: a permanent error, or out of time
+        self._lock = threading.Lock()
+        self._calls: queue.Queue[tuple[Callable[..., Any], tuple, dict] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="mlflow-delivery", daemon=True)
         self._thread.start()
 
-    def __reduce__(self) -> tuple[Any, tuple[float, float, float]]:
-        # Tune pickles its callbacks with the experiment; a copy starts with an empty queue.
-        return DeliveryQueue, (self.retry_for_s, self.first_backoff_s, self.max_backoff_s)
+    @classmethod
+    def named(cls, name: str, **settings: Any) -> DeliveryQueue:
+        if name not in cls._named:
+            cls._named[name] = cls(name=name, **settings)
+        return cls._named[name]
+
+    def __reduce__(self) -> tuple[Any, tuple]:
+        settings = (self.retry_for_s, self.first_backoff_s, self.max_backoff_s)
+        if self.name is not None:
+            return _named_queue, (self.name, *settings)
+        return DeliveryQueue, settings  # an unnamed copy starts with an empty queue
 
     def put(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         self._calls.put((fn, args, kwargs))
+
+    def close(self) -> None:
+        """Let the thread end once everything queued so far is delivered."""
+        self._calls.put(None)
 
     def pending(self) -> int:
         return self._calls.unfinished_tasks
@@ -67,22 +101,26 @@ class DeliveryQueue:
         while True:
             item = self._calls.get()
             try:
+                if item is None:
+                    return
                 self._deliver(*item)
             finally:
                 self._calls.task_done()
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)`` now, in the caller, retried like a queued call; for what
-        the caller cannot go on without (the run's id). Raises once ``retry_for_s`` passed."""
+        the caller cannot go on without (the run's id). Raises a permanent error at once,
+        a transient one once ``retry_for_s`` has passed."""
         give_up = time.monotonic() + self.retry_for_s
         backoff = self.first_backoff_s
         while True:
             try:
                 return fn(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - any failure is retried, then raised
-                if time.monotonic() + backoff > give_up:
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() + backoff > give_up:
                     raise
-                self.retries += 1
+                with self._lock:
+                    self.retries += 1
                 log.warning("tracking call %s failed (%s); retrying in %.0f s",
                             getattr(fn, "__name__", fn), type(exc).__name__, backoff)
                 time.sleep(backoff)
@@ -94,4 +132,10 @@ class DeliveryQueue:
         except Exception as exc:  # noqa: BLE001 - given up: recorded, the queue goes on
             what = f"{getattr(fn, '__name__', fn)}: {type(exc).__name__}: {exc}"
             self.dropped.append(what.splitlines()[0][:500])
-            log.error("gave up delivering %s after %.0f s", what, self.retry_for_s)
+            log.error("gave up delivering %s", what)
+
+
+def _named_queue(name: str, retry_for_s: float, first_backoff_s: float,
+                 max_backoff_s: float) -> DeliveryQueue:
+    return DeliveryQueue.named(name, retry_for_s=retry_for_s, first_backoff_s=first_backoff_s,
+                               max_backoff_s=max_backoff_s)

@@ -22,6 +22,9 @@ from trainables.dejavu_trainable import TrialContext, dejavu_trainable
 __all__ = ["run_search", "summarise", "STUDY_FILE"]
 
 STUDY_FILE = "optuna_trials.json"
+# How long the driver retries a trial's status update, and waits for them after the
+# trials: the runs are settled again after that, so this only bounds the wait.
+_DRIVER_RETRY_S = 600.0
 
 
 def _save_meta(root: Path, meta: dict[str, Any]) -> None:
@@ -30,15 +33,21 @@ def _save_meta(root: Path, meta: dict[str, Any]) -> None:
     tmp.replace(root / "search.json")  # atomic: a killed driver never leaves half a file
 
 
-def _finished_status(done_epochs: int, epochs: int) -> str:
-    return "completed" if done_epochs >= epochs else "stopped_early"
+def _finished_status(last: dict[str, Any], epochs: int,
+                     metric: str) -> tuple[str, str | None]:
+    """A trial that ended without an error: failed if its metric ended NaN/inf (what
+    Optuna is told too, see tune_outcomes), else completed or stopped early."""
+    value = last.get(metric)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "failed", f"{metric} ended as {value}"
+    done = int(last.get("training_iteration", 0))
+    return ("completed" if done >= epochs else "stopped_early"), None
 
 
-def _trial_status(result: Any, epochs: int) -> tuple[str, str | None]:
+def _trial_status(result: Any, epochs: int, metric: str) -> tuple[str, str | None]:
     if result.error is not None:
         return "failed", f"{type(result.error).__name__}: {result.error}".splitlines()[0][:500]
-    done = int((result.metrics or {}).get("training_iteration", 0))
-    return _finished_status(done, epochs), None
+    return _finished_status(result.metrics or {}, epochs, metric)
 
 
 def _fit(tuner: Any) -> list[Any]:
@@ -87,8 +96,8 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
     epochs = cfg.optim.epochs
 
     def on_complete(trial_id: str, last: dict[str, Any]) -> None:
-        status = _finished_status(int(last.get("training_iteration", 0)), epochs)
-        _set_status(uri, exp_id, parent, trial_id, status)
+        status, reason = _finished_status(last, epochs, s.metric)
+        _set_status(uri, exp_id, parent, trial_id, status, reason)
         value = last.get(s.metric, float("nan"))
         print(f"  trial {trial_id}: {status} after {last.get('training_iteration', 0)} "
               f"epoch(s), {s.metric}={value:.4f}", flush=True)
@@ -99,7 +108,7 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
 
     # Tune's event loop runs these callbacks: through the queue, a tracking server that is
     # away never stalls the search (trials wait for the loop to take their reports).
-    outbox = DeliveryQueue()
+    outbox = DeliveryQueue.named("driver-status", retry_for_s=_DRIVER_RETRY_S)
     callbacks = [ray_adapter.make_status_callback(
         lambda *a: outbox.put(on_complete, *a), lambda *a: outbox.put(on_error, *a))]
     grid = s.algorithm == "grid"
@@ -120,15 +129,17 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
                                        baseline={ENABLED: False} if s.baseline else None,
                                        **common)
     results = _fit(tuner)
-    outbox.drain()
+    if not outbox.drain(_DRIVER_RETRY_S):
+        print("warning: the tracking server took no status updates for "
+              f"{_DRIVER_RETRY_S:.0f} s; settling the trials' runs now", file=sys.stderr)
     _backfill_epochs(uri, exp_id, parent, results)
-    _record_study(uri, parent, root, path)
     for result in results:  # idempotent: also settles trials whose driver died mid-way
-        status, reason = _trial_status(result, epochs)
+        status, reason = _trial_status(result, epochs, s.metric)
         trial_id = (result.metrics or {}).get("trial_id")
         if trial_id:  # a trial that never reported has no run to settle
             _set_status(uri, exp_id, parent, trial_id, status, reason)
     _settle_orphans(uri, exp_id, parent)
+    _record_study(uri, parent, root, path)
     baseline_curve = _baseline_curve(results, s.metric)
     if s.baseline and not baseline_curve:
         print("warning: the baseline trial failed; no gains can be computed", file=sys.stderr)
@@ -213,13 +224,15 @@ def _runs_by_trial(uri: str, exp_id: str, parent: str) -> dict[str, str]:
 
 
 def _backfill_epochs(uri: str, exp_id: str, parent: str, results: list[Any]) -> None:
-    """Log every epoch Tune has from a trial but its MLflow run lacks: the worker died
-    before its queue delivered them, or gave up while the tracking server was away."""
+    """Log every epoch (and param) Tune has from a trial but its MLflow run lacks: the
+    worker died before its queue delivered them, or gave up while the tracking server
+    was away."""
     runs = _runs_by_trial(uri, exp_id, parent)
     for result in results:
         run_id = runs.get((result.metrics or {}).get("trial_id"))
         if run_id is None:
             continue
+        tracking.log_params(uri, run_id, result.config)  # logs only the missing ones
         have = tracking.logged_steps(uri, run_id, "compute_s")
         for epoch, metrics in sorted(ray_adapter.reported_epochs(result).items()):
             if epoch not in have:
@@ -251,11 +264,11 @@ def summarise(space: SearchSpace, results: list[Any],
     for result in results:
         if is_baseline(result.config):
             if not baseline:
-                _, reason = _trial_status(result, epochs)
+                _, reason = _trial_status(result, epochs, s.metric)
                 rows.insert(0, f"| baseline | failed | | | | {reason} |")
             continue
         metrics = result.metrics or {}
-        status, reason = _trial_status(result, epochs)
+        status, reason = _trial_status(result, epochs, s.metric)
         value = metrics.get(s.metric)
         gain = _gains(result, s.metric, baseline).get(
             int(metrics.get("training_iteration", 0)))

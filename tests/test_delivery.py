@@ -26,11 +26,11 @@ class Flaky:
 
 def test_calls_are_retried_and_delivered_in_order_without_blocking_the_caller():
     flaky = Flaky(failures=3)
-    outbox = DeliveryQueue(first_backoff_s=0.01, max_backoff_s=0.02)
+    outbox = DeliveryQueue(first_backoff_s=0.3, max_backoff_s=0.3)
     start = time.monotonic()
     for value in range(5):
         outbox.put(flaky, value)
-    assert time.monotonic() - start < 0.01  # put never waits for the server
+    assert time.monotonic() - start < 0.5  # put never waits for the server (backoff is longer)
     assert outbox.drain(timeout_s=10)
     assert flaky.calls == [0, 1, 2, 3, 4]
     assert outbox.retries == 3 and outbox.dropped == [] and outbox.pending() == 0
@@ -53,6 +53,32 @@ def test_drain_times_out_while_the_server_is_still_away():
     outbox.put(flaky, 1)
     assert outbox.drain(timeout_s=0.1) is False
     assert outbox.pending() == 1
+
+
+def test_a_rejected_request_is_not_retried_and_the_rest_still_go_through():
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    def bad_param(value):
+        raise MlflowException("Invalid value", error_code=INVALID_PARAMETER_VALUE)
+
+    flaky = Flaky(failures=1)
+    outbox = DeliveryQueue(first_backoff_s=0.01, max_backoff_s=0.01)
+    outbox.put(bad_param, 1)
+    outbox.put(flaky, 2)
+    assert outbox.drain(timeout_s=10)
+    assert len(outbox.dropped) == 1 and "MlflowException: Invalid value" in outbox.dropped[0]
+    assert flaky.calls == [2] and outbox.retries == 1  # only the connection error was retried
+
+
+def test_a_named_queue_unpickles_to_itself_and_close_ends_its_thread():
+    outbox = DeliveryQueue.named("test-status", first_backoff_s=0.01)
+    assert pickle.loads(pickle.dumps(outbox)) is outbox
+    flaky = Flaky(failures=0)
+    outbox.put(flaky, 1)
+    outbox.close()
+    outbox._thread.join(timeout=5)
+    assert not outbox._thread.is_alive() and flaky.calls == [1]
 
 
 def test_a_pickled_queue_starts_empty_with_the_same_settings():

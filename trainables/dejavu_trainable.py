@@ -10,6 +10,7 @@ resumes exactly from ``tune.get_checkpoint()`` and continues its own MLflow run.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -94,13 +95,18 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
                     figure = regeneration_figure(trainer.sample(context.figure_images))
                     outbox.put(_upload_figure, uri, run_id, figure)
             ray_adapter.report(metrics, trainer.state_dict())
+        outbox.put(tracking.set_trial_status, uri, run_id, "completed")
     except Exception as exc:
         outbox.put(tracking.set_trial_status, uri, run_id, "failed",
                    f"{type(exc).__name__}: {exc}")
-        outbox.drain(_FINAL_DRAIN_S)
         raise
-    outbox.put(tracking.set_trial_status, uri, run_id, "completed")
-    outbox.drain(_FINAL_DRAIN_S)
+    finally:
+        # The thread ends once what is queued is delivered, so a reused worker does not
+        # collect one idle thread per trial. On Tune's stop (SystemExit inside report)
+        # nothing waits: Tune gives the thread 2 s, and the driver backfills after fit.
+        outbox.close()
+        if not isinstance(sys.exc_info()[1], SystemExit):
+            outbox.drain(_FINAL_DRAIN_S)
 
 
 def _upload_figure(uri: str, run_id: str, figure: Image.Image) -> None:
