@@ -122,7 +122,7 @@ class DeliveryQueue:
                 with self._lock:
                     self.retries += 1
                 log.warning("tracking call %s failed (%s); retrying in %.0f s",
-                            getattr(fn, "__name__", fn), type(exc).__name__, backoff)
+                            _describe(fn, args), type(exc).__name__, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
 
@@ -130,9 +130,16 @@ class DeliveryQueue:
         try:
             self.call(fn, *args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - given up: recorded, the queue goes on
-            what = f"{getattr(fn, '__name__', fn)}: {type(exc).__name__}: {exc}"
+            what = f"{_describe(fn, args)}: {type(exc).__name__}: {exc}"
             self.dropped.append(what.splitlines()[0][:500])
             log.error("gave up delivering %s", what)
+
+
+def _describe(fn: Callable[..., Any], args: tuple) -> str:
+    """``fn``'s name, and the function it applies when its first argument is one."""
+    name = getattr(fn, "__name__", repr(fn))
+    inner = getattr(args[0], "__name__", None) if args and callable(args[0]) else None
+    return f"{name}({inner})" if inner else name
 
 
 def _named_queue(name: str, retry_for_s: float, first_backoff_s: float,

@@ -109,3 +109,38 @@ def test_call_retries_in_the_caller_and_raises_once_the_window_has_passed():
     outbox = DeliveryQueue(retry_for_s=0.05, first_backoff_s=0.01, max_backoff_s=0.01)
     with pytest.raises(ConnectionError, match="connection refused"):
         outbox.call(gone, 1)
+
+
+@pytest.mark.integration
+def test_a_trial_run_opened_while_the_server_is_away_arrives_once_it_is_back(tmp_path,
+                                                                            monkeypatch):
+    from cluster_helpers import MlflowServer
+
+    from trainables.dejavu_trainable import _log_new_epoch, _TrialRun
+
+    server = MlflowServer(tmp_path)
+    try:
+        server.start()
+        client = MlflowClient(server.uri)
+        exp_id = client.create_experiment("away")
+        parent = client.create_run(exp_id).info.run_id
+        server.stop()
+        # as in a trial: the queue retries, not MLflow's client (see dejavu_tune.delivery)
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        outbox = DeliveryQueue(first_backoff_s=0.2, max_backoff_s=0.5)
+        run = _TrialRun(server.uri)
+        start = time.monotonic()
+        outbox.put(run.open, exp_id, parent, "t1", "trial-t1", "trial")
+        outbox.put(run.log, _log_new_epoch, {"val_miou": 0.5, "compute_s": 1.0}, 1, 1000)
+        outbox.put(run.log, _log_new_epoch, {"val_miou": 0.5, "compute_s": 1.0}, 1, 2000)  # re-run
+        assert time.monotonic() - start < 0.5  # the trial went on training
+        time.sleep(2)
+        assert run.id is None and outbox.pending() == 3
+        server.start()
+        assert outbox.drain(timeout_s=60)
+        (child,) = client.search_runs([exp_id], filter_string="tags.`dejavu.trial_id` = 't1'")
+        history = client.get_metric_history(child.info.run_id, "val_miou")
+        assert [(m.step, m.timestamp) for m in history] == [(1, 1000)]
+        assert outbox.retries >= 1 and outbox.dropped == []
+    finally:
+        server.stop()

@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,55 +50,67 @@ class TrialContext:
     delivery_retry_s: float = 3600.0  # how long a trial keeps retrying one tracking call
 
 
+class _TrialRun:
+    """The trial's MLflow run, opened by the first call in the trial's queue: a trial
+    that starts while the tracking server is away trains meanwhile, and every later
+    call in the queue finds the run's id here."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.id: str | None = None
+
+    def open(self, *args: Any) -> None:
+        self.id = tracking.open_trial_run(self.uri, *args)
+
+    def log(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        if self.id is None:
+            raise RuntimeError(f"{fn.__name__}: the trial's MLflow run could not be opened")
+        fn(self.uri, self.id, *args, **kwargs)
+
+
 def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
     torch.set_num_threads(max(1, int(context.cpus)))
     trial_id = ray_adapter.trial_id()
     kind = "baseline" if config.get("dejavu.enabled") is False else "trial"
-    uri = context.tracking_uri
     # The queue's retries, not MLflow's growing backoff, decide how soon a call goes
     # through once the server is back (see dejavu_tune.delivery).
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    # Every tracking call goes through the queue: an unreachable tracking server delays
+    # the records, never the training. The run is opened first, before anything else
+    # can fail, so every trial is accounted for.
     outbox = DeliveryQueue(retry_for_s=context.delivery_retry_s)
-    # The run exists before anything else can fail, so every trial is accounted for.
-    run_id = outbox.call(tracking.open_trial_run, uri, context.experiment_id,
-                         context.parent_run_id, trial_id, f"{kind}-{trial_id}", kind)
-    # Everything after this goes through the queue: an unreachable tracking server
-    # delays the records, never the training.
+    run = _TrialRun(context.tracking_uri)
+    outbox.put(run.open, context.experiment_id, context.parent_run_id, trial_id,
+               f"{kind}-{trial_id}", kind)
     try:
-        outbox.put(tracking.log_params, uri, run_id, config)
+        outbox.put(run.log, tracking.log_params, config)
         node_ip, gpu_ids = ray_adapter.placement()
-        outbox.put(tracking.set_tags, uri, run_id,
+        outbox.put(run.log, tracking.set_tags,
                    {tracking.NODE_TAG: node_ip, tracking.GPU_TAG: gpu_ids})
         cfg = TrainConfig.from_dict(context.fixed).replace(**config)
         trainer = Trainer(cfg)
         state, skipped = ray_adapter.restore_state()
-        logged: set[int] = set()
         if state is not None:
             trainer.load_state_dict(state)
             tags = {tracking.RESUMED_TAG: trainer.epoch}
             if skipped:
                 tags[tracking.CHECKPOINT_SKIPPED_TAG] = "; ".join(skipped)
-            outbox.put(tracking.set_tags, uri, run_id, tags)
-            # A worker that died after logging an epoch but before checkpointing it runs
-            # that epoch again (from the same state and RNG): its first point stays.
-            logged = outbox.call(tracking.logged_steps, uri, run_id, "compute_s")
+            outbox.put(run.log, tracking.set_tags, tags)
         while trainer.epoch < cfg.optim.epochs:
             start = time.perf_counter()
             metrics = trainer.train_epoch()
             metrics.update(trainer.evaluate())
-            epoch = trainer.epoch
             metrics["compute_s"] = time.perf_counter() - start
-            if epoch not in logged:
-                # a copy: Tune adds its own keys to the dict it is given
-                outbox.put(tracking.log_epoch, uri, run_id, dict(metrics), step=epoch,
-                           timestamp_ms=int(time.time() * 1000))
-                if context.figure_images > 0:
-                    figure = regeneration_figure(trainer.sample(context.figure_images))
-                    outbox.put(_upload_figure, uri, run_id, figure)
+            # a copy: Tune adds its own keys to the dict it is given
+            outbox.put(run.log, _log_new_epoch, dict(metrics), trainer.epoch,
+                       int(time.time() * 1000))
+            if context.figure_images > 0:
+                figure = regeneration_figure(trainer.sample(context.figure_images))
+                outbox.put(run.log, _upload_figure, figure)
             ray_adapter.report(metrics, trainer.state_dict())
-        outbox.put(tracking.set_trial_status, uri, run_id, "completed")
+        outbox.put(run.log, tracking.set_trial_status, "completed")
     except Exception as exc:
-        outbox.put(tracking.set_trial_status, uri, run_id, "failed",
+        outbox.put(run.log, tracking.set_trial_status, "failed",
                    f"{type(exc).__name__}: {exc}")
         raise
     finally:
@@ -107,6 +120,14 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
         outbox.close()
         if not isinstance(sys.exc_info()[1], SystemExit):
             outbox.drain(_FINAL_DRAIN_S)
+
+
+def _log_new_epoch(uri: str, run_id: str, metrics: dict[str, float], step: int,
+                   timestamp_ms: int) -> None:
+    """A worker that died after logging an epoch but before checkpointing it runs that
+    epoch again after its restart (same state and RNG): the first point stays."""
+    if step not in tracking.logged_steps(uri, run_id, "compute_s"):
+        tracking.log_epoch(uri, run_id, metrics, step=step, timestamp_ms=timestamp_ms)
 
 
 def _upload_figure(uri: str, run_id: str, figure: Image.Image) -> None:
