@@ -226,18 +226,23 @@ def _runs_by_trial(uri: str, exp_id: str, parent: str) -> dict[str, str]:
 def _backfill_epochs(uri: str, exp_id: str, parent: str, results: list[Any]) -> None:
     """Log every epoch (and param) Tune has from a trial but its MLflow run lacks: the
     worker died before its queue delivered them, or gave up while the tracking server
-    was away."""
+    was away. A trial that reported but whose run was never opened gets its run here."""
     runs = _runs_by_trial(uri, exp_id, parent)
     for result in results:
-        run_id = runs.get((result.metrics or {}).get("trial_id"))
-        if run_id is None:
+        trial_id = (result.metrics or {}).get("trial_id")
+        if trial_id is None:  # never reported: nothing to log
             continue
+        run_id = runs.get(trial_id)
+        if run_id is None:
+            kind = "baseline" if is_baseline(result.config) else "trial"
+            run_id = tracking.open_trial_run(uri, exp_id, parent, trial_id,
+                                             f"{kind}-{trial_id}", kind)
         tracking.log_params(uri, run_id, result.config)  # logs only the missing ones
         have = tracking.logged_steps(uri, run_id, "compute_s")
         for epoch, metrics in sorted(ray_adapter.reported_epochs(result).items()):
             if epoch not in have:
-                print(f"  trial {result.metrics['trial_id']}: epoch {epoch} logged from "
-                      "Tune's results", flush=True)
+                print(f"  trial {trial_id}: epoch {epoch} logged from Tune's results",
+                      flush=True)
                 tracking.log_epoch(uri, run_id, metrics, step=epoch)
 
 
