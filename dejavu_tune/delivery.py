@@ -60,6 +60,7 @@ class DeliveryQueue:
         self.retries = 0  # failed attempts that were tried again
         self.dropped: list[str] = []  # calls given up: a permanent error, or out of time
         self._lock = threading.Lock()
+        self._failing = threading.Event()  # set while a call is being retried
         self._calls: queue.Queue[tuple[Callable[..., Any], tuple, dict] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="mlflow-delivery", daemon=True)
         self._thread.start()
@@ -86,15 +87,22 @@ class DeliveryQueue:
     def pending(self) -> int:
         return self._calls.unfinished_tasks
 
-    def drain(self, timeout_s: float | None = None) -> bool:
-        """Wait until every queued call is delivered or dropped; False on timeout."""
+    def drain(self, timeout_s: float | None = None, unless_failing: bool = False) -> bool:
+        """Wait until every queued call is delivered or dropped; False on timeout.
+
+        ``unless_failing``: stop waiting as soon as a call is failing (the server is
+        away), so a caller keeps its records in step while the server answers and
+        goes on without them while it does not."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._calls.all_tasks_done:
             while self._calls.unfinished_tasks:
+                if unless_failing and self._failing.is_set():
+                    return False
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False
-                self._calls.all_tasks_done.wait(left)
+                # a failure does not notify the condition: look at the flag now and then
+                self._calls.all_tasks_done.wait(0.1 if unless_failing else left)
         return True
 
     def _run(self) -> None:
@@ -115,10 +123,13 @@ class DeliveryQueue:
         backoff = self.first_backoff_s
         while True:
             try:
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
+                self._failing.clear()
+                return result
             except Exception as exc:
                 if not is_transient(exc) or time.monotonic() + backoff > give_up:
                     raise
+                self._failing.set()
                 with self._lock:
                     self.retries += 1
                 log.warning("tracking call %s failed (%s); retrying in %.0f s",

@@ -47,6 +47,16 @@ def test_a_call_is_given_up_after_its_retry_window_and_the_rest_still_go_through
     assert outbox.drain(timeout_s=10) and flaky.calls == ["kept"]
 
 
+def test_drain_unless_failing_waits_for_a_slow_call_but_not_for_a_failing_one():
+    outbox = DeliveryQueue(first_backoff_s=0.05, max_backoff_s=0.05)
+    outbox.put(time.sleep, 0.3)  # a server that answers slowly
+    assert outbox.drain(timeout_s=10, unless_failing=True) and outbox.pending() == 0
+    outbox.put(Flaky(failures=10**6), 1)  # a server that is away
+    start = time.monotonic()
+    assert outbox.drain(timeout_s=10, unless_failing=True) is False
+    assert time.monotonic() - start < 2 and outbox.pending() == 1
+
+
 def test_drain_times_out_while_the_server_is_still_away():
     flaky = Flaky(failures=10**6)
     outbox = DeliveryQueue(first_backoff_s=0.01, max_backoff_s=0.01)

@@ -30,10 +30,11 @@ from dejavu_tune.train import Trainer
 __all__ = ["TrialContext", "dejavu_trainable", "FIGURE_FILE"]
 
 FIGURE_FILE = "regeneration.png"
-# How long an ending trial waits for its queue. Tune ends a trial that a scheduler stops
-# (ASHA at a rung or at max_t) inside its report, without this wait; the driver then
-# logs every epoch Tune has and the run lacks, and settles the run's status, after fit.
-_FINAL_DRAIN_S = 30.0
+# How long a trial waits for its queue before each report and at its end, while the
+# server answers. Tune ends a trial that a scheduler stops (ASHA at a rung or at max_t)
+# inside its report; the driver then logs every epoch Tune has and the run lacks, and
+# settles the run's status, after fit.
+_DRAIN_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,10 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
             if context.figure_images > 0:
                 figure = regeneration_figure(trainer.sample(context.figure_images))
                 outbox.put(run.log, _upload_figure, figure)
+            # While the server answers, the epoch's records go through before Tune may stop
+            # the trial in its report (a stopped trial's queue dies with it); while it is
+            # away, training goes on and the driver backfills the metrics.
+            outbox.drain(_DRAIN_S, unless_failing=True)
             ray_adapter.report(metrics, trainer.state_dict())
         outbox.put(run.log, tracking.set_trial_status, "completed")
     except Exception as exc:
@@ -119,7 +124,7 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
         # nothing waits: Tune gives the thread 2 s, and the driver backfills after fit.
         outbox.close()
         if not isinstance(sys.exc_info()[1], SystemExit):
-            outbox.drain(_FINAL_DRAIN_S)
+            outbox.drain(_DRAIN_S, unless_failing=True)
 
 
 def _log_new_epoch(uri: str, run_id: str, metrics: dict[str, float], step: int,
