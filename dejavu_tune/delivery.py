@@ -116,9 +116,9 @@ class DeliveryQueue:
                 self._calls.task_done()
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """``fn(*args, **kwargs)`` now, in the caller, retried like a queued call; for what
-        the caller cannot go on without (the run's id). Raises a permanent error at once,
-        a transient one once ``retry_for_s`` has passed."""
+        """``fn(*args, **kwargs)`` now, in the calling thread, with the queue's retries
+        (how the queue delivers each call). Raises a permanent error at once, a
+        transient one once ``retry_for_s`` has passed."""
         give_up = time.monotonic() + self.retry_for_s
         backoff = self.first_backoff_s
         while True:

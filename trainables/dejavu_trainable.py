@@ -2,8 +2,8 @@
 
 Per epoch it trains, evaluates, queues its metrics and a Figure-D.1-style image for
 the trial's MLflow child run (``dejavu_tune.delivery``: delivered in the background,
-retried while the tracking server is away), and reports to Tune with a checkpoint of the whole
-trainer state (networks, optimiser, schedule, epoch, RNG). A restarted trial
+retried while the tracking server is away), and reports to Tune with a checkpoint of
+the whole trainer state (networks, optimiser, schedule, epoch, RNG). A restarted trial
 resumes exactly from ``tune.get_checkpoint()`` and continues its own MLflow run.
 """
 
@@ -26,6 +26,7 @@ from dejavu_tune.config import TrainConfig
 from dejavu_tune.delivery import DeliveryQueue
 from dejavu_tune.figures import regeneration_figure
 from dejavu_tune.train import Trainer
+from dejavu_tune.tune_baseline import is_baseline
 
 __all__ = ["TrialContext", "dejavu_trainable", "FIGURE_FILE"]
 
@@ -72,7 +73,7 @@ class _TrialRun:
 def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
     torch.set_num_threads(max(1, int(context.cpus)))
     trial_id = ray_adapter.trial_id()
-    kind = "baseline" if config.get("dejavu.enabled") is False else "trial"
+    kind = "baseline" if is_baseline(config) else "trial"
     # The queue's retries, not MLflow's growing backoff, decide how soon a call goes
     # through once the server is back (see dejavu_tune.delivery).
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
