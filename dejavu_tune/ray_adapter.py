@@ -16,7 +16,7 @@ from typing import Any
 
 __all__ = ["trial_id", "placement", "report", "restore_state", "use_cluster_auth", "start_ray",
            "make_tuner", "restore_tuner", "can_restore", "make_status_callback", "trial_error",
-           "reported_epochs", "optuna_trials"]
+           "reported_epochs", "checkpoint_file", "optuna_trials"]
 
 # -- inside a trial ----------------------------------------------------------------
 def trial_id() -> str:
@@ -32,9 +32,12 @@ def placement() -> tuple[str, str]:
     return ray.util.get_node_ip_address(), ",".join(str(g) for g in ray.get_gpu_ids())
 
 
-def report(metrics: dict[str, float], state: dict[str, Any]) -> None:
+def report(metrics: dict[str, Any], state: dict[str, Any],
+           files: dict[str, bytes] | None = None) -> None:
     """Report one epoch with a checkpoint of ``state`` (tensors and plain values only).
 
+    ``files`` are written beside the state: records of the epoch (its figure) that the
+    driver can deliver from the storage path if the trial's own delivery dies with it.
     The checkpoint is complete in a private directory before Tune persists it, so a
     worker that dies mid-write never leaves a half-written checkpoint registered."""
     from ray import tune
@@ -42,6 +45,8 @@ def report(metrics: dict[str, float], state: dict[str, Any]) -> None:
     from dejavu_tune import checkpoint_io
 
     with tempfile.TemporaryDirectory() as tmp:
+        for name, data in (files or {}).items():
+            (Path(tmp) / name).write_bytes(data)
         checkpoint_io.save(state, tmp)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
@@ -218,6 +223,15 @@ def reported_epochs(result: Any) -> dict[int, dict[str, float]]:
             if k not in tune_keys and "/" not in k and frame[k].dtype.kind in "fiu"]
     return {int(row["training_iteration"]): {k: float(row[k]) for k in keys}
             for _, row in frame.iterrows()}
+
+
+def checkpoint_file(result: Any, name: str) -> Path | None:
+    """``name`` in the trial's newest checkpoint (see ``report``'s ``files``), if there."""
+    checkpoint = result.checkpoint
+    if checkpoint is None:
+        return None
+    path = Path(checkpoint.path) / name
+    return path if path.is_file() else None
 
 
 def optuna_trials(experiment_path: str) -> list[dict[str, Any]]:

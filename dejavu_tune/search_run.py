@@ -17,7 +17,13 @@ from dejavu_tune import ray_adapter, tracking
 from dejavu_tune.delivery import DeliveryQueue
 from dejavu_tune.space import SearchSpace
 from dejavu_tune.tune_baseline import ENABLED, is_baseline
-from trainables.dejavu_trainable import TrialContext, dejavu_trainable
+from trainables.dejavu_trainable import (
+    FIGURE_FILE,
+    GPU_IDS_KEY,
+    TrialContext,
+    dejavu_trainable,
+    upload_figure,
+)
 
 __all__ = ["run_search", "summarise", "STUDY_FILE"]
 
@@ -97,13 +103,13 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
 
     def on_complete(trial_id: str, last: dict[str, Any]) -> None:
         status, reason = _finished_status(last, epochs, s.metric)
-        _set_status(uri, exp_id, parent, trial_id, status, reason)
+        _set_status(uri, exp_id, parent, trial_id, status, reason, _ended_ms(last))
         value = last.get(s.metric, float("nan"))
         print(f"  trial {trial_id}: {status} after {last.get('training_iteration', 0)} "
               f"epoch(s), {s.metric}={value:.4f}", flush=True)
 
     def on_error(trial_id: str, reason: str) -> None:
-        _set_status(uri, exp_id, parent, trial_id, "failed", reason)
+        _set_status(uri, exp_id, parent, trial_id, "failed", reason, int(time.time() * 1000))
         print(f"  trial {trial_id}: failed: {reason}", flush=True)
 
     # Tune's event loop runs these callbacks: through the queue, a tracking server that is
@@ -132,12 +138,13 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
     if not outbox.drain(_DRIVER_RETRY_S):
         print("warning: the tracking server took no status updates for "
               f"{_DRIVER_RETRY_S:.0f} s; settling the trials' runs now", file=sys.stderr)
-    _backfill_epochs(uri, exp_id, parent, results)
+    _backfill(uri, exp_id, parent, results)
     for result in results:  # idempotent: also settles trials whose driver died mid-way
         status, reason = _trial_status(result, epochs, s.metric)
-        trial_id = (result.metrics or {}).get("trial_id")
-        if trial_id:  # a trial that never reported has no run to settle
-            _set_status(uri, exp_id, parent, trial_id, status, reason)
+        last = result.metrics or {}
+        if last.get("trial_id"):  # a trial that never reported has no run to settle
+            _set_status(uri, exp_id, parent, last["trial_id"], status, reason,
+                        _ended_ms(last) if result.error is None else None)
     _settle_orphans(uri, exp_id, parent)
     _record_study(uri, parent, root, path)
     baseline_curve = _baseline_curve(results, s.metric)
@@ -223,20 +230,32 @@ def _runs_by_trial(uri: str, exp_id: str, parent: str) -> dict[str, str]:
             for r in tracking.child_runs(uri, exp_id, parent)}
 
 
-def _backfill_epochs(uri: str, exp_id: str, parent: str, results: list[Any]) -> None:
-    """Log every epoch (and param) Tune has from a trial but its MLflow run lacks: the
-    worker died before its queue delivered them, or gave up while the tracking server
-    was away. A trial that reported but whose run was never opened gets its run here."""
+def _ended_ms(last: dict[str, Any]) -> int | None:
+    """When a trial reported its last result (Tune stamps each result, in seconds)."""
+    stamp = last.get("timestamp")
+    return int(stamp * 1000) if isinstance(stamp, (int, float)) else None
+
+
+def _backfill(uri: str, exp_id: str, parent: str, results: list[Any]) -> None:
+    """Record everything Tune has from a trial that its MLflow run lacks: epochs, params,
+    placement tags and the newest figure. The trial's queue died with it (Tune stops a
+    trial inside its report, so a queue still catching up after an outage loses what it
+    holds), or gave up while the server was away. A trial that reported but whose run was
+    never opened gets its run here, starting when the trial started."""
     runs = _runs_by_trial(uri, exp_id, parent)
     for result in results:
-        trial_id = (result.metrics or {}).get("trial_id")
+        last = result.metrics or {}
+        trial_id = last.get("trial_id")
         if trial_id is None:  # never reported: nothing to log
             continue
         run_id = runs.get(trial_id)
         if run_id is None:
             kind = "baseline" if is_baseline(result.config) else "trial"
+            ended = _ended_ms(last)
+            started = (ended - int(last.get("time_total_s", 0) * 1000)
+                       if ended is not None else None)
             run_id = tracking.open_trial_run(uri, exp_id, parent, trial_id,
-                                             f"{kind}-{trial_id}", kind)
+                                             f"{kind}-{trial_id}", kind, started)
         tracking.log_params(uri, run_id, result.config)  # logs only the missing ones
         have = tracking.logged_steps(uri, run_id, "compute_s")
         for epoch, metrics in sorted(ray_adapter.reported_epochs(result).items()):
@@ -244,17 +263,31 @@ def _backfill_epochs(uri: str, exp_id: str, parent: str, results: list[Any]) -> 
                 print(f"  trial {trial_id}: epoch {epoch} logged from Tune's results",
                       flush=True)
                 tracking.log_epoch(uri, run_id, metrics, step=epoch)
+        _backfill_records(uri, run_id, trial_id, result)
+
+
+def _backfill_records(uri: str, run_id: str, trial_id: str, result: Any) -> None:
+    last = result.metrics or {}
+    tags = tracking.run_tags(uri, run_id)
+    placement = {tracking.NODE_TAG: last.get("node_ip"), tracking.GPU_TAG: last.get(GPU_IDS_KEY)}
+    missing = {k: v for k, v in placement.items() if k not in tags and v is not None}
+    if missing:
+        tracking.set_tags(uri, run_id, missing)
+    figure = ray_adapter.checkpoint_file(result, FIGURE_FILE)
+    if figure is not None and not tracking.has_artifact(uri, run_id, FIGURE_FILE):
+        print(f"  trial {trial_id}: {FIGURE_FILE} logged from its last checkpoint", flush=True)
+        upload_figure(uri, run_id, figure.read_bytes())
 
 
 def _set_status(uri: str, exp_id: str, parent: str, trial_id: str, status: str,
-                reason: str | None = None) -> None:
+                reason: str | None = None, end_ms: int | None = None) -> None:
     runs = tracking.child_runs(uri, exp_id, parent)
     for run in runs:
         if run.data.tags.get(tracking.TRIAL_TAG) != trial_id:
             continue
         if run.data.tags.get(tracking.STATUS_TAG) == "failed" and status == "failed":
             return  # the trial's own, more precise reason stays
-        tracking.set_trial_status(uri, run.info.run_id, status, reason)
+        tracking.set_trial_status(uri, run.info.run_id, status, reason, end_ms)
 
 
 def summarise(space: SearchSpace, results: list[Any],

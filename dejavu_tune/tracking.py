@@ -23,8 +23,8 @@ from mlflow.tracking import MlflowClient
 __all__ = ["STATUS_TAG", "REASON_TAG", "TRIAL_TAG", "KIND_TAG", "NODE_TAG", "GPU_TAG",
            "RESUMED_TAG", "CHECKPOINT_SKIPPED_TAG", "default_tracking_uri", "redact", "open_parent_run", "open_trial_run",
            "log_epoch",
-           "log_series", "logged_steps", "log_params", "set_tags", "set_trial_status", "log_artifact_text",
-           "log_artifact_file", "log_json", "child_runs"]
+           "log_series", "logged_steps", "run_tags", "log_params", "set_tags", "set_trial_status", "log_artifact_text",
+           "log_artifact_file", "has_artifact", "log_json", "child_runs"]
 
 # MLflow prints "View run ... at: <tracking URI>" whenever an HTTP run ends: noise for
 # every trial, and it would print a password embedded in the URI.
@@ -78,8 +78,11 @@ def open_parent_run(uri: str, experiment: str, search_name: str,
 
 
 def open_trial_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: str,
-                   trial_name: str, kind: str = "trial") -> str:
-    """The child run of ``trial_id``: the existing one after a restart, else a new one."""
+                   trial_name: str, kind: str = "trial", start_ms: int | None = None) -> str:
+    """The child run of ``trial_id``: the existing one after a restart, else a new one.
+
+    ``start_ms``: when the trial started. A run opened late (the server was away, or
+    the driver opens it after the trial) still spans the trial's real time."""
     client = MlflowClient(uri)
     found = client.search_runs(
         [experiment_id],
@@ -91,7 +94,7 @@ def open_trial_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: s
         if run.info.status != "RUNNING":  # a retried trial: its run is live again
             client.update_run(run.info.run_id, status="RUNNING")
         return run.info.run_id
-    run = client.create_run(experiment_id, run_name=trial_name,
+    run = client.create_run(experiment_id, run_name=trial_name, start_time=start_ms,
                             tags={PARENT_TAG: parent_run_id, TRIAL_TAG: trial_id, KIND_TAG: kind})
     return run.info.run_id
 
@@ -121,6 +124,10 @@ def set_tags(uri: str, run_id: str, tags: dict[str, str]) -> None:
     MlflowClient(uri).log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
 
 
+def run_tags(uri: str, run_id: str) -> dict[str, str]:
+    return MlflowClient(uri).get_run(run_id).data.tags
+
+
 def log_series(uri: str, run_id: str, key: str, values: dict[int, float]) -> None:
     """Log ``key`` at each step of ``values`` that the run does not have yet."""
     have = logged_steps(uri, run_id, key)
@@ -135,8 +142,12 @@ def logged_steps(uri: str, run_id: str, key: str) -> set[int]:
     return {m.step for m in MlflowClient(uri).get_metric_history(run_id, key)}
 
 
-def set_trial_status(uri: str, run_id: str, status: str, reason: str | None = None) -> None:
-    """Tag the trial's outcome and end its run; a repeated identical call changes nothing."""
+def set_trial_status(uri: str, run_id: str, status: str, reason: str | None = None,
+                     end_ms: int | None = None) -> None:
+    """Tag the trial's outcome and end its run; a repeated identical call changes nothing.
+
+    ``end_ms``: when the trial ended (default: now), so a status delivered late does not
+    stretch the run."""
     client = MlflowClient(uri)
     run = client.get_run(run_id)
     if run.info.status != "RUNNING" and run.data.tags.get(STATUS_TAG) == status:
@@ -147,7 +158,7 @@ def set_trial_status(uri: str, run_id: str, status: str, reason: str | None = No
     elif REASON_TAG in run.data.tags:
         client.delete_tag(run_id, REASON_TAG)  # a retried trial that then succeeded
     client.log_batch(run_id, tags=tags)
-    client.set_terminated(run_id, status=_MLFLOW_STATUS[status])
+    client.set_terminated(run_id, status=_MLFLOW_STATUS[status], end_time=end_ms)
 
 
 def log_artifact_text(uri: str, run_id: str, name: str, text: str) -> None:
@@ -159,6 +170,11 @@ def log_artifact_text(uri: str, run_id: str, name: str, text: str) -> None:
 
 def log_artifact_file(uri: str, run_id: str, path: str | Path) -> None:
     MlflowClient(uri).log_artifact(run_id, str(path))
+
+
+def has_artifact(uri: str, run_id: str, name: str) -> bool:
+    """Whether the run's artifact root holds a file called ``name``."""
+    return any(a.path == name for a in MlflowClient(uri).list_artifacts(run_id))
 
 
 def log_json(uri: str, run_id: str, name: str, payload: Any) -> None:

@@ -154,15 +154,22 @@ def trial_runs(meta: dict, uri: str | None = None) -> tuple[MlflowClient, list]:
         filter_string=f"tags.`mlflow.parentRunId` = '{meta['parent_run_id']}'")
 
 
-def tune_epochs(storage: Path, name: str) -> dict[str, int]:
-    """Epochs each trial reported to Tune, from the result files Tune keeps per trial."""
-    epochs: dict[str, int] = {}
+def tune_last_results(storage: Path, name: str) -> dict[str, dict]:
+    """Each trial's last result as Tune keeps it on disk (the result file of its trial)."""
+    last: dict[str, dict] = {}
     for path in (storage / name / "search").glob("*/result.json"):
         for line in path.read_text().splitlines():
             row = json.loads(line)
-            epochs[row["trial_id"]] = max(epochs.get(row["trial_id"], 0),
-                                          row["training_iteration"])
-    return epochs
+            seen = last.get(row["trial_id"])
+            if seen is None or row["training_iteration"] >= seen["training_iteration"]:
+                last[row["trial_id"]] = row
+    return last
+
+
+def tune_epochs(storage: Path, name: str) -> dict[str, int]:
+    """Epochs each trial reported to Tune."""
+    return {trial: row["training_iteration"]
+            for trial, row in tune_last_results(storage, name).items()}
 
 
 _OPTUNA_STATE = {"completed": "COMPLETE", "stopped_early": "PRUNED", "failed": "FAIL"}
@@ -192,6 +199,26 @@ def assert_accounted_once(storage: Path, name: str, trials: int) -> list:
     for trial_id, state in told.items():
         assert state == _OPTUNA_STATE[sampled[trial_id].data.tags["dejavu.status"]], (
             trial_id, state, sampled[trial_id].data.tags)
+    return runs
+
+
+def assert_records_complete(storage: Path, name: str) -> list:
+    """Every trial that reported has what it records besides its metrics: its figure,
+    where it ran (node and GPU tags), and a run whose start and end span the trial's
+    training as Tune timed it (within Tune's whole-second timestamps)."""
+    meta = search_meta(storage, name)
+    client, runs = trial_runs(meta)
+    last = tune_last_results(storage, name)
+    for run in runs:
+        row = last.get(run.data.tags["dejavu.trial_id"])
+        if row is None:  # never reported: nothing to record
+            continue
+        where = (run.info.run_name, run.data.tags)
+        assert {"dejavu.node_ip", "dejavu.gpu_ids"} <= set(run.data.tags), where
+        assert "regeneration.png" in {a.path for a in client.list_artifacts(run.info.run_id)}, \
+            where
+        span_s = (run.info.end_time - run.info.start_time) / 1000
+        assert span_s >= row["time_total_s"] - 1.5, (where, span_s, row["time_total_s"])
     return runs
 
 

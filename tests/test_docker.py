@@ -10,6 +10,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+from postgres_helpers import interpolate
 
 try:
     import tomllib
@@ -161,22 +162,15 @@ def test_mlflow_image_satisfies_pyproject():
     version = _arg_default(instructions, "MLFLOW_VERSION")
     assert version in _requirements()["mlflow"].specifier
     assert _values(instructions, "FROM") == [f"ghcr.io/mlflow/mlflow:v{version}"]
-    assert "pip install --no-cache-dir psycopg2-binary" in _values(instructions, "RUN")
+    # The image's database driver is the one tests/test_tracking_server.py runs the compose
+    # file's server with: pyproject's `server` extra, pinned the same.
+    (server_pin,) = [Requirement(r) for r in _pyproject()["optional-dependencies"]["server"]]
+    assert _pin(server_pin) is not None
+    assert f"pip install --no-cache-dir {server_pin}" in _values(instructions, "RUN")
 
 
 def _interpolate(text: str, env: dict[str, str] | None = None) -> str:
-    """Compose's ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?error}`` with ``env`` set."""
-    env = env or {}
-
-    def value(m: re.Match) -> str:
-        name, op, word = m[1], m[2], m[3]
-        if env.get(name):
-            return env[name]
-        if op == ":?":
-            raise KeyError(f"{name}: {word}")
-        return word or ""
-
-    return re.sub(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", value, text)
+    return interpolate(text, env or {})
 
 
 SECRET = {"POSTGRES_PASSWORD": "from-the-env"}
@@ -194,15 +188,14 @@ def test_compose_binds_loopback_by_default(compose):
     assert "pg_isready" in " ".join(compose["services"]["postgres"]["healthcheck"]["test"])
 
 
-def test_compose_uses_postgres_and_no_literal_password(compose):
-    mlflow, postgres = compose["services"]["mlflow"], compose["services"]["postgres"]
-    words = shlex.split(_interpolate(mlflow["command"], SECRET))
-    store = words[words.index("--backend-store-uri") + 1]
-    assert store == "postgresql://mlflow:from-the-env@postgres:5432/mlflow"
-    assert {k: _interpolate(v, SECRET) for k, v in postgres["environment"].items()} == {
-        "POSTGRES_USER": "mlflow", "POSTGRES_PASSWORD": "from-the-env", "POSTGRES_DB": "mlflow"}
-    assert words[words.index("--artifacts-destination") + 1] == "/mlartifacts"
-    assert mlflow["volumes"] == ["mlartifacts:/mlartifacts"]
+def test_compose_has_no_default_password_and_keeps_it_off_command_lines(compose):
+    mlflow = compose["services"]["mlflow"]
+    # The store's URI (with the password) is in the server's environment, not its command,
+    # which `ps` shows; test_tracking_server.py checks the running processes too.
+    assert "POSTGRES_PASSWORD" not in mlflow["command"]
+    assert "--backend-store-uri" not in mlflow["command"]
+    assert "from-the-env" in _interpolate(mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"],
+                                          SECRET)
     # without POSTGRES_PASSWORD compose refuses to start: there is no default password
     text = (DOCKER / "docker-compose.yml").read_text()
     with pytest.raises(KeyError, match="POSTGRES_PASSWORD"):
@@ -217,12 +210,11 @@ def test_compose_server_options_exist_in_installed_mlflow(compose):
     command = shlex.split(_interpolate(mlflow["command"], SECRET))
     assert command[:2] == ["mlflow", "server"]
     used = [w for w in command if w.startswith("--")]
-    assert used == ["--backend-store-uri", "--artifacts-destination", "--serve-artifacts",
-                    "--host", "--port"]
     assert set(used) <= {opt for param in server.params for opt in param.opts}
-    # the Host-header and CORS allow-lists are passed as the options' own variables;
-    # left unset they keep MLflow's defaults (loopback and private addresses only)
-    assert set(mlflow["environment"]) == {"MLFLOW_SERVER_ALLOWED_HOSTS",
-                                          "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"}
+    # the store's URI, and the Host-header and CORS allow-lists, are passed as the options'
+    # own variables; the allow-lists left unset keep MLflow's defaults (loopback and
+    # private addresses only)
     assert set(mlflow["environment"]) <= {param.envvar for param in server.params}
-    assert all(_interpolate(v) == "" for v in mlflow["environment"].values())
+    allow_lists = {"MLFLOW_SERVER_ALLOWED_HOSTS", "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"}
+    assert allow_lists <= set(mlflow["environment"])
+    assert all(_interpolate(mlflow["environment"][v]) == "" for v in allow_lists)

@@ -9,6 +9,7 @@ resumes exactly from ``tune.get_checkpoint()`` and continues its own MLflow run.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import tempfile
@@ -28,9 +29,11 @@ from dejavu_tune.figures import regeneration_figure
 from dejavu_tune.train import Trainer
 from dejavu_tune.tune_baseline import is_baseline
 
-__all__ = ["TrialContext", "dejavu_trainable", "FIGURE_FILE"]
+__all__ = ["TrialContext", "dejavu_trainable", "upload_figure", "FIGURE_FILE", "GPU_IDS_KEY"]
 
 FIGURE_FILE = "regeneration.png"
+# The GPUs of the trial, in every result it reports to Tune (Tune adds the node's IP itself).
+GPU_IDS_KEY = "gpu_ids"
 # How long a trial waits for its queue before each report and at its end, while the
 # server answers. Tune ends a trial that a scheduler stops (ASHA at a rung or at max_t)
 # inside its report; the driver then logs every epoch Tune has and the run lacks, and
@@ -72,6 +75,7 @@ class _TrialRun:
 
 def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
     torch.set_num_threads(max(1, int(context.cpus)))
+    started_ms = _now_ms()
     trial_id = ray_adapter.trial_id()
     kind = "baseline" if is_baseline(config) else "trial"
     # The queue's retries, not MLflow's growing backoff, decide how soon a call goes
@@ -83,7 +87,7 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
     outbox = DeliveryQueue(retry_for_s=context.delivery_retry_s)
     run = _TrialRun(context.tracking_uri)
     outbox.put(run.open, context.experiment_id, context.parent_run_id, trial_id,
-               f"{kind}-{trial_id}", kind)
+               f"{kind}-{trial_id}", kind, started_ms)
     try:
         outbox.put(run.log, tracking.log_params, config)
         node_ip, gpu_ids = ray_adapter.placement()
@@ -104,20 +108,23 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
             metrics.update(trainer.evaluate())
             metrics["compute_s"] = time.perf_counter() - start
             # a copy: Tune adds its own keys to the dict it is given
-            outbox.put(run.log, _log_new_epoch, dict(metrics), trainer.epoch,
-                       int(time.time() * 1000))
+            outbox.put(run.log, _log_new_epoch, dict(metrics), trainer.epoch, _now_ms())
+            files = {}
             if context.figure_images > 0:
-                figure = regeneration_figure(trainer.sample(context.figure_images))
-                outbox.put(run.log, _upload_figure, figure)
+                files[FIGURE_FILE] = _png(regeneration_figure(
+                    trainer.sample(context.figure_images)))
+                outbox.put(run.log, upload_figure, files[FIGURE_FILE])
             # While the server answers, the epoch's records go through before Tune may stop
             # the trial in its report (a stopped trial's queue dies with it); while it is
             # away, training goes on and the driver backfills the metrics.
             outbox.drain(_DRAIN_S, unless_failing=True)
-            ray_adapter.report(metrics, trainer.state_dict())
-        outbox.put(run.log, tracking.set_trial_status, "completed")
+            # The figure and the placement go to Tune with the epoch too: the driver
+            # delivers them from there if this trial's queue dies with it.
+            ray_adapter.report({**metrics, GPU_IDS_KEY: gpu_ids}, trainer.state_dict(), files)
+        outbox.put(run.log, tracking.set_trial_status, "completed", None, _now_ms())
     except Exception as exc:
         outbox.put(run.log, tracking.set_trial_status, "failed",
-                   f"{type(exc).__name__}: {exc}")
+                   f"{type(exc).__name__}: {exc}", _now_ms())
         raise
     finally:
         # The thread ends once what is queued is delivered, so a reused worker does not
@@ -136,8 +143,18 @@ def _log_new_epoch(uri: str, run_id: str, metrics: dict[str, float], step: int,
         tracking.log_epoch(uri, run_id, metrics, step=step, timestamp_ms=timestamp_ms)
 
 
-def _upload_figure(uri: str, run_id: str, figure: Image.Image) -> None:
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _png(figure: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    figure.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def upload_figure(uri: str, run_id: str, png: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / FIGURE_FILE
-        figure.save(path)
+        path.write_bytes(png)
         tracking.log_artifact_file(uri, run_id, path)
