@@ -1,4 +1,5 @@
-"""Benchmarks that print numbers: ``python -m dejavu_tune.bench overhead``.
+"""Benchmarks that print numbers: ``python -m dejavu_tune.bench overhead`` (and ``search``,
+``efficiency``, ``crm-usage``).
 
 ``overhead`` measures, side by side in one run, seconds per training iteration
 and peak memory of the baseline step and of DejaVu steps (CRM-F 2 stages,
@@ -40,8 +41,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 # With --breakdown: the same CRMs without LPIPS, so the table shows what LPIPS costs.
 BREAKDOWN: dict[str, dict[str, Any]] = {
-    "crm_f2_no_lpips": {"crm": {"kind": "crm_f", "stages": 2}, "loss": {"gamma2": 0.0}},
-    "crm_r20_no_lpips": {"crm": {"kind": "crm_r", "steps": 20}, "loss": {"gamma2": 0.0}},
+    "crm_f2_no_lpips": {"crm": {"kind": "crm_f", "stages": 2}, "loss": {"gamma1": 0.0}},
+    "crm_r20_no_lpips": {"crm": {"kind": "crm_r", "steps": 20}, "loss": {"gamma1": 0.0}},
 }
 
 
@@ -146,7 +147,9 @@ def overhead(args: argparse.Namespace) -> int:
                                          "data": {"num_train": PRESETS[args.preset]["optim"]
                                                   ["batch_size"], "num_val": 1}})
     variants = dict(VARIANTS, **(BREAKDOWN if args.breakdown else {}))
-    raws = {name: _merge(base, {"dejavu": extra}) for name, extra in variants.items()}
+    # Time and memory do not depend on where the CRM's weights start.
+    raws = {name: _merge(base, {"dejavu": _merge({"crm": {"init": "scratch"}}, extra)})
+            for name, extra in variants.items()}
     # Memory first, one fresh process per variant (its peak is its own), then time.
     rows = {name: _run_variant(raw, 1, 1, memory=True) for name, raw in raws.items()}
     for name, seconds in _time_interleaved(raws, args.iters, args.warmup).items():
@@ -229,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     costs = sub.add_parser("search", help="costs of a finished search (wall, compute, "
                                           "overhead per trial)")
     costs.add_argument("search_dir", help="runs/<name> of a finished search")
+    from dejavu_tune import bench_crm, bench_efficiency
+
+    bench_efficiency.add_parser(sub)
+    bench_crm.add_parser(sub)
     one = sub.add_parser("_measure", help=argparse.SUPPRESS)
     one.add_argument("config")
     one.add_argument("--iters", type=int, default=10)
@@ -236,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "search":
         return search_costs(args)
+    if args.command == "efficiency":
+        return bench_efficiency.run(args)
+    if args.command == "crm-usage":
+        return bench_crm.run(args)
     if args.command == "_measure":
         print(json.dumps(measure(json.loads(args.config), args.iters, args.warmup)))
         return 0

@@ -32,11 +32,17 @@ __all__ = [
     "ATTENTION_DIMS",
     "SPECTRAL_KINDS",
     "CRM_KINDS",
+    "CRM_INITS",
+    "CONDITIONS",
 ]
 
 REDACTION_KINDS = ("random_blocks", "checkerboard", "lowpass", "highpass", "bandstop")
 SPECTRAL_KINDS = ("lowpass", "highpass", "bandstop")
 CRM_KINDS = ("crm_f", "crm_r")
+CRM_INITS = ("pretrained", "scratch")
+# How the CRM sees a segmentation prediction: class probabilities (soft), probabilities at a
+# temperature below 1 (sharpened), or a straight-through one-hot (hard forward, soft grads).
+CONDITIONS = ("soft", "sharpened", "onehot")
 PRECISIONS = ("fp32", "bf16", "fp16")
 TASK_NAMES = ("segmentation", "depth", "normals", "multitask")
 DATASET_NAMES = ("synthetic", "cityscapes", "ade20k", "nyud", "kitti", "coco_panoptic")
@@ -131,6 +137,11 @@ class CRMConfig:
     downsample: int = 4  # the CRM works at 1/4 resolution: cost / 16, output still full size
     checkpointing: bool = False  # recompute CRM-R steps in backward: memory no longer grows with K
     weights: str | None = None  # stored CRM checkpoint to start from (seed C.1)
+    # pretrained: start from stored weights (seed C.1), which a search prepares for every
+    # architecture it samples; a CRM from scratch ignores the prediction (docs/benchmarks.md)
+    init: str = "pretrained"
+    condition: str = "soft"  # how a segmentation prediction conditions the CRM (CONDITIONS)
+    temperature: float = 0.5  # of condition: sharpened (softmax(logits / temperature))
 
     def validate(self, prefix: str = "crm") -> None:
         _check_choice(f"{prefix}.kind", self.kind, CRM_KINDS)
@@ -143,15 +154,21 @@ class CRMConfig:
             _fail(f"{prefix}.checkpointing", self.checkpointing, "true or false")
         if self.weights is not None and not isinstance(self.weights, str):
             _fail(f"{prefix}.weights", self.weights, "a file path or null")
+        _check_choice(f"{prefix}.init", self.init, CRM_INITS)
+        _check_choice(f"{prefix}.condition", self.condition, CONDITIONS)
+        _check_float(f"{prefix}.temperature", self.temperature, 0.0, 100.0, low_open=True)
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Weights of L = L_task + gamma * (gamma1 * MSE + gamma2 * LPIPS) + cl_weight * L_CL."""
+    """Weights of L = L_task + gamma * (gamma1 * LPIPS + gamma2 * MSE) + cl_weight * L_CL.
+
+    gamma1 weights LPIPS, gamma2 MSE (seed C.3: with gamma1=1, gamma2=0.1 "MSE loss has a
+    lower weight")."""
 
     gamma: float = 1.0  # seed C.1
-    gamma1: float = 1.0  # seed C.1
-    gamma2: float = 0.3  # seed C.1 (segmentation)
+    gamma1: float = 1.0  # LPIPS; seed C.1
+    gamma2: float = 0.3  # MSE; seed C.1 (segmentation)
     cl_weight: float = 0.0  # seed B.1 uses 0.1; off by default because it costs a second forward
     ts_weight: float = 0.0  # DejaVu-TS, seed C.1 uses 0.3; needs ts_encoder
     ts_encoder: str | None = None  # 'package.module:function' -> an image/text encoder
@@ -309,8 +326,8 @@ class TrainConfig:
         self.optim.validate("optim")
         self.dejavu.validate("dejavu")
         loss = self.dejavu.loss
-        if self.dejavu.enabled and loss.gamma > 0 and loss.gamma2 > 0 and self.data.image_size < 32:
-            _fail("data.image_size", self.data.image_size, "at least 32 when dejavu.loss.gamma2 "
+        if self.dejavu.enabled and loss.gamma > 0 and loss.gamma1 > 0 and self.data.image_size < 32:
+            _fail("data.image_size", self.data.image_size, "at least 32 when dejavu.loss.gamma1 "
                   "> 0 (LPIPS' AlexNet needs 31 px)")
 
     @classmethod

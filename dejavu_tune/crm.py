@@ -22,9 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from dejavu_tune.config import CRMConfig
+from dejavu_tune.config import CRMConfig, TrainConfig
 
-__all__ = ["CRMF", "CRMR", "CRMS", "build_crm", "save_crm", "load_crm_weights", "CRMWeightsError"]
+__all__ = ["CRMF", "CRMR", "CRMS", "build_crm", "save_crm", "load_crm_weights", "CRMWeightsError",
+           "intended_use"]
 
 _FORMAT = "dejavu-crm/1"
 
@@ -129,8 +130,24 @@ CRMS = {
 }
 
 
-def build_crm(cfg: CRMConfig, cond_channels: int, image_channels: int = 3) -> nn.Module:
-    """The CRM for ``cfg``, starting from ``cfg.weights`` when that is set."""
+# Data settings that change the images a CRM is trained on (not the validation noise, the
+# validation split's size or the loader's processes).
+_DATA_KEYS = ("name", "root", "image_size", "image_width", "num_classes", "num_train", "noise",
+              "seed")
+
+
+def intended_use(cfg: TrainConfig) -> dict[str, Any]:
+    """What a CRM is used for in ``cfg``: stored with pre-trained weights (with every
+    redaction kind they learnt) and checked when a run loads them."""
+    return {"task": cfg.task.name,
+            "data": {k: getattr(cfg.data, k) for k in _DATA_KEYS},
+            "redaction_kind": cfg.dejavu.redaction.kind}
+
+
+def build_crm(cfg: CRMConfig, cond_channels: int, image_channels: int = 3,
+              use: dict[str, Any] | None = None) -> nn.Module:
+    """The CRM for ``cfg``, starting from ``cfg.weights`` when that is set; ``use`` (see
+    ``intended_use``) is checked against what stored weights were trained for."""
     try:
         factory = CRMS[cfg.kind]
     except KeyError:
@@ -138,7 +155,12 @@ def build_crm(cfg: CRMConfig, cond_channels: int, image_channels: int = 3) -> nn
                          + ", ".join(CRMS)) from None
     crm = factory(cfg, image_channels + cond_channels)
     if cfg.weights:
-        load_crm_weights(crm, cfg.weights, cfg, cond_channels)
+        load_crm_weights(crm, cfg.weights, cfg, cond_channels, use)
+    elif cfg.init == "pretrained":
+        raise CRMWeightsError(
+            "dejavu.crm.init=pretrained needs stored CRM weights: a search and "
+            "python -m dejavu_tune.train prepare them; elsewhere set dejavu.crm.weights=PATH "
+            "(python -m dejavu_tune.crm_pretrain writes one) or dejavu.crm.init=scratch")
     return crm
 
 
@@ -150,10 +172,14 @@ def _architecture(cfg: CRMConfig, cond_channels: int) -> dict[str, Any]:
     return arch
 
 
-def save_crm(crm: nn.Module, path: str | Path, cfg: CRMConfig, cond_channels: int) -> None:
-    """Store CRM weights with the architecture they belong to (plain tensors and ints)."""
+def save_crm(crm: nn.Module, path: str | Path, cfg: CRMConfig, cond_channels: int,
+             trained_for: dict[str, Any] | None = None) -> None:
+    """Store CRM weights with the architecture they belong to (plain tensors and ints) and
+    what they were trained for: ``{"task", "data", "redaction_kinds"}``."""
     payload = {"format": _FORMAT, "architecture": _architecture(cfg, cond_channels),
                "state_dict": {k: v.detach().cpu() for k, v in crm.state_dict().items()}}
+    if trained_for is not None:
+        payload["trained_for"] = trained_for
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -162,7 +188,7 @@ def save_crm(crm: nn.Module, path: str | Path, cfg: CRMConfig, cond_channels: in
 
 
 def load_crm_weights(crm: nn.Module, path: str | Path, cfg: CRMConfig,
-                     cond_channels: int) -> None:
+                     cond_channels: int, use: dict[str, Any] | None = None) -> None:
     path = Path(path)
     if not path.is_file():
         raise CRMWeightsError(f"CRM weights {path} do not exist (dejavu.crm.weights)")
@@ -177,4 +203,24 @@ def load_crm_weights(crm: nn.Module, path: str | Path, cfg: CRMConfig,
     if payload["architecture"] != want:
         raise CRMWeightsError(f"CRM weights {path} were stored for {payload['architecture']}, "
                               f"but the configured CRM is {want}")
+    _check_use(path, payload.get("trained_for"), use)
     crm.load_state_dict(payload["state_dict"])
+
+
+def _check_use(path: Path, trained: dict[str, Any] | None, use: dict[str, Any] | None) -> None:
+    """Weights learnt for other data, another task or other redactions would start a run
+    from the wrong place: say which differs. Files that record nothing are trusted."""
+    if trained is None or use is None:
+        return
+    if trained.get("task") != use["task"]:
+        raise CRMWeightsError(f"CRM weights {path} were trained for task {trained.get('task')!r}"
+                              f", but this run's task is {use['task']!r}")
+    stored = trained.get("data") or {}
+    differ = sorted(k for k, v in use["data"].items() if k in stored and stored[k] != v)
+    if differ:
+        raise CRMWeightsError(f"CRM weights {path} were trained on other data: " + ", ".join(
+            f"data.{k}={stored[k]!r} (this run: {use['data'][k]!r})" for k in differ))
+    kinds = trained.get("redaction_kinds")
+    if kinds is not None and use["redaction_kind"] not in kinds:
+        raise CRMWeightsError(f"CRM weights {path} learnt to undo {', '.join(kinds)} "
+                              f"redaction, not {use['redaction_kind']!r}")

@@ -1,6 +1,6 @@
 """The DejaVu objective (METHOD.md, Losses).
 
-``L = L_task + gamma * (gamma1 * MSE(I_hat, I) + gamma2 * LPIPS(I_hat, I))
+``L = L_task + gamma * (gamma1 * LPIPS(I_hat, I) + gamma2 * MSE(I_hat, I))
 + cl_weight * L_CL + ts_weight * L_TS``
 
 Every part is returned on its own so that trials can log the decomposition.
@@ -27,16 +27,19 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
 
 def regeneration_loss(regenerated: torch.Tensor, image: torch.Tensor, cfg: LossConfig,
                       lpips_net: nn.Module | None) -> dict[str, torch.Tensor]:
-    """``gamma * (gamma1 * MSE + gamma2 * LPIPS)`` with both parts; images in [-1, 1]."""
+    """``gamma * (gamma1 * LPIPS + gamma2 * MSE)`` with both parts; images in [-1, 1].
+
+    gamma1 weights LPIPS and gamma2 MSE, as the seed reads (C.3: with gamma1=1,
+    gamma2=0.1, "As MSE loss has a lower weight, ... the dominance of LPIPS")."""
     regenerated = regenerated.float()
     mse = F.mse_loss(regenerated, image)
-    if cfg.gamma2 > 0:
+    if cfg.gamma1 > 0:
         if lpips_net is None:
-            raise ValueError("loss.gamma2 > 0 needs an LPIPS network")
+            raise ValueError("loss.gamma1 > 0 needs an LPIPS network")
         perceptual = lpips_distance(lpips_net, regenerated, image).mean()
     else:
-        perceptual = mse.new_zeros(())  # gamma2 = 0: skip AlexNet's cost entirely
-    dejavu = cfg.gamma * (cfg.gamma1 * mse + cfg.gamma2 * perceptual)
+        perceptual = mse.new_zeros(())  # gamma1 = 0: skip AlexNet's cost entirely
+    dejavu = cfg.gamma * (cfg.gamma1 * perceptual + cfg.gamma2 * mse)
     return {"dejavu_loss": dejavu, "mse": mse, "lpips": perceptual}
 
 

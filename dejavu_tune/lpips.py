@@ -178,7 +178,7 @@ def load_lpips(device: str | torch.device = "cpu",
 
     # pnet_rand: no torchvision download. pretrained=False: lpips would load alex.pth with
     # strict=False, silently skipping keys; loading it above checks every one. fork_rng: the
-    # random init must not shift the caller's seeded stream (gamma2 > 0 vs 0 would differ).
+    # random init must not shift the caller's seeded stream (gamma1 > 0 vs 0 would differ).
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(pretrained|weight enum)", category=UserWarning)
         net = lpips.LPIPS(pretrained=False, net="alex", version="0.1", lpips=True, spatial=False,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["trial_id", "placement", "report", "restore_state", "use_cluster_auth", "start_ray",
-           "make_tuner", "restore_tuner", "can_restore", "make_status_callback", "trial_error",
+           "make_tuner", "run_parallel", "restore_tuner", "can_restore", "make_status_callback", "trial_error",
            "reported_epochs", "checkpoint_file", "optuna_trials"]
 
 # -- inside a trial ----------------------------------------------------------------
@@ -114,43 +114,56 @@ def _trainable(fn: Callable[..., None], resources: dict[str, float], **constants
 def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: dict[str, float],
                *, storage_path: str, name: str, num_samples: int,
                metric: str, mode: str, max_epochs: int,
-               define_by_run: Callable[[Any], None], seed: int = 0,
-               max_concurrent: int = 1, grace_period: int = 1, reduction_factor: int = 2,
-               callbacks: list[Any] | None = None,
+               define_by_run: Callable[[Any], None] | None = None, seed: int = 0,
+               sampler: str = "tpe", max_concurrent: int = 1, grace_period: int = 1,
+               reduction_factor: int = 2, callbacks: list[Any] | None = None,
                max_failures: int = 0, points: list[dict[str, Any]] | None = None,
-               early_stopping: bool = True, baseline: dict[str, Any] | None = None) -> Any:
-    """A Tuner: OptunaSearch (seeded TPE) over ``define_by_run`` + ASHA.
+               early_stopping: bool = True, stop_metric: str | None = None,
+               stop_mode: str | None = None,
+               baselines: list[dict[str, Any]] | None = None) -> Any:
+    """A Tuner of ``num_samples`` trials plus ``baselines``.
 
-    ``points`` are enqueued in the Optuna study before TPE samples anything: a grid is
-    ``points`` = every combination with ``num_samples = len(points)``, so every trial is
-    still an Optuna trial. ``early_stopping=False`` runs every trial to the full budget
-    (FIFO), which an ablation table needs. ``baseline`` (a fixed configuration) is the
-    first trial of the same run, on top of ``num_samples``: no slot waits for it."""
+    ``sampler``: "tpe" (Optuna's seeded TPE over ``define_by_run``), "random" (Optuna's
+    seeded random sampler), or "fixed" (exactly ``points``, in order). With tpe/qmc, ``points`` are
+    enqueued in the Optuna study before anything is sampled: a grid is ``points`` =
+    every combination with ``num_samples = len(points)``, so every trial is still an
+    Optuna trial. ``early_stopping`` uses ASHA (``grace_period``, ``reduction_factor``)
+    on ``stop_metric``/``stop_mode`` (default: ``metric``/``mode``, which Optuna
+    optimises); without it every trial runs the full budget (FIFO), which ablation
+    tables and confirmation runs need. ``baselines`` (fixed configurations) are the first trials
+    of the same run, on top of ``num_samples``: no slot waits for them, and ASHA and
+    Optuna never see them."""
     import optuna
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    from dejavu_tune.tune_baseline import BaselineExemptASHA, BaselineFirst
+    from dejavu_tune.tune_baseline import BaselineExemptASHA, BaselineFirst, FixedConfigs
     from dejavu_tune.tune_outcomes import TruthfulOutcomes
 
     _snapshot_every_step()
-    searcher = OptunaSearch(space=define_by_run, metric=metric, mode=mode,
-                            sampler=optuna.samplers.TPESampler(seed=seed),
-                            points_to_evaluate=points)
-    searcher = TruthfulOutcomes(searcher, max_epochs)
-    if baseline is not None:
-        searcher = BaselineFirst(searcher, baseline)
-        num_samples += 1
+    if sampler == "fixed":
+        searcher: Any = FixedConfigs(points or [], metric=metric, mode=mode)
+    else:
+        optuna_sampler = (optuna.samplers.RandomSampler(seed=seed) if sampler == "random"
+                          else optuna.samplers.TPESampler(seed=seed))
+        searcher = TruthfulOutcomes(OptunaSearch(space=define_by_run, metric=metric, mode=mode,
+                                                 sampler=optuna_sampler,
+                                                 points_to_evaluate=points), max_epochs)
+    if baselines:
+        searcher = BaselineFirst(searcher, baselines)
+        num_samples += len(baselines)
     search_alg = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
     scheduler = None
     if early_stopping:
         scheduler = BaselineExemptASHA(time_attr="training_iteration", max_t=max_epochs,
                                        grace_period=min(grace_period, max_epochs),
-                                       reduction_factor=reduction_factor)
+                                       reduction_factor=reduction_factor,
+                                       metric=stop_metric or metric, mode=stop_mode or mode)
+    # metric and mode live on the searcher and the scheduler, which may differ: Tune
+    # refuses them in TuneConfig then.
     tune_config = tune.TuneConfig(
-        metric=metric, mode=mode, num_samples=num_samples, search_alg=search_alg,
-        scheduler=scheduler,
+        num_samples=num_samples, search_alg=search_alg, scheduler=scheduler,
         # Actor start-up dominates short trials: reuse the worker processes between trials.
         reuse_actors=True)
     run_config = tune.RunConfig(
@@ -159,6 +172,26 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: di
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
     return tune.Tuner(_trainable(fn, resources, **constants), tune_config=tune_config,
                       run_config=run_config)
+
+
+def run_parallel(fn: Callable[..., Any], calls: list[tuple], resources: dict[str, float]
+                 ) -> list[Any]:
+    """``fn(*args)`` for every ``args`` in ``calls``, as Ray tasks with ``resources`` each
+    (on a cluster they spread over the nodes); raises the first failure, named."""
+    import ray
+
+    remote = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"],
+                        max_retries=1)(fn)
+    refs = [remote.remote(*args) for args in calls]
+    results = []
+    for args, ref in zip(calls, refs, strict=True):
+        try:
+            results.append(ray.get(ref))
+        except Exception as exc:  # noqa: BLE001 - reported with the task it belongs to
+            cause = getattr(exc, "cause", None) or exc
+            raise RuntimeError(f"{getattr(fn, '__name__', fn)}{args[:1]!r} failed: "
+                               f"{type(cause).__name__}: {cause}".splitlines()[0]) from None
+    return results
 
 
 def restore_tuner(path: str, fn: Callable[..., None], constants: dict[str, Any],

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from dejavu_tune import tracking
+from dejavu_tune.paired import Paired, compare
 
 __all__ = ["ReportError", "Trial", "Trials", "collect", "ablation_table", "build_parser",
            "main"]
@@ -93,6 +94,8 @@ def collect(uri: str, experiment: str, search: str | None = None) -> Trials:
     parent = parents[names.index(search) if search is not None else 0]
     trials, excluded = [], Counter()
     for run in tracking.child_runs(uri, exp.experiment_id, parent.info.run_id):
+        if run.data.tags.get(tracking.PHASE_TAG, "search") != "search":
+            continue  # CRM pre-trainings, baseline tuning and confirmation are not cells
         status = run.data.tags.get(tracking.STATUS_TAG, "unfinished")
         if status != "completed":
             excluded[status] += 1
@@ -174,12 +177,15 @@ def ablation_table(rows: list[Trial], metric: str, columns: str | None = None,
                               "expected one of " + ", ".join(
                                   k for k in keys if all(k in t.params for t in rows)))
     excluded = getattr(rows, "excluded", {}) if excluded is None else excluded
-    # Cells: setting -> column value -> scaled values (one per seed).
+    # Cells: setting -> column value -> scaled values (one per seed), and by seed.
     cells: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    by_seed: dict[tuple, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     baselines: set[tuple] = set()
     for t in rows:
         setting = tuple(sorted((k, v) for k, v in t.params.items() if k not in (SEED, columns)))
         cells[setting][t.params.get(columns, "")].append(t.metrics[metric] * scale)
+        if SEED in t.params:
+            by_seed[setting][t.params.get(columns, "")][t.params[SEED]] = t.metrics[metric]
         if t.is_baseline:
             baselines.add(setting)
     settings = [dict(s) for s in cells]
@@ -221,12 +227,26 @@ def ablation_table(rows: list[Trial], metric: str, columns: str | None = None,
             ref_runs = cells[ref].get(value, []) if ref is not None else []
             if setting in baselines or not runs or not ref_runs:
                 line.append(_DASH)
+                continue
+            pairs = compare(by_seed[setting][value], by_seed[ref][value], metric, "max")
+            if pairs.n >= 2:
+                line.append(_paired_cell(pairs, scale, digits))
             else:  # + 0.0 turns a rounded -0.0 into +0.0
                 delta = round(mean - statistics.fmean(ref_runs), digits) + 0.0
                 line.append(f"{delta:+.{digits}f}")
         table.append(line)
     return "\n".join(_render(table, title, common, short, metric, scale, counts, excluded,
                              bool(baselines), any(SEED in t.params for t in rows)))
+
+
+def _paired_cell(pairs: Paired, scale: float, digits: int) -> str:
+    """``+2.0 ± 1.4 n.s.``: the per-seed differences' mean and std, and whether their 95%
+    t interval excludes 0 (the sign of a metric's better direction is the reader's)."""
+    low, high = pairs.ci
+    significant = low > 0 or high < 0
+    mean = round(pairs.mean * scale, digits) + 0.0
+    return (f"{mean:+.{digits}f} ± {pairs.std * scale:.{digits}f} "
+            f"{'sig.' if significant else 'n.s.'}")
 
 
 def _render(table: list[list[str]], title: str | None, common: dict[str, str],
@@ -248,8 +268,10 @@ def _render(table: list[list[str]], title: str | None, common: dict[str, str],
               f"mean ± sample std (ddof=1) over {n} {unit}{'s' if runs[-1] > 1 else ''} per cell"
               + (" (one value: no std)" if runs[0] == 1 else "") + "."]
     if has_baseline:
-        lines.append("Δ vs baseline: the row's mean minus the baseline's mean in the same "
-                     "column and setting.")
+        lines.append("Δ vs baseline: paired by seed with the baseline in the same column and "
+                     "setting: mean ± sample std of the per-seed differences; sig. when their "
+                     "95% t interval excludes 0, else n.s. (not significant). Without shared "
+                     "seeds: the difference of the means.")
     else:
         lines.append("No baseline trials (dejavu.enabled=False): no Δ column.")
     if excluded:

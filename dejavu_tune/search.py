@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
                    help="MLflow tracking URI, passed to every trial (default: "
                         "$MLFLOW_TRACKING_URI, else a SQLite file in the storage path)")
+    p.add_argument("--crm-store", default=os.environ.get("DEJAVU_CRM_STORE"),
+                   help="directory of stored CRM weights, reused across searches; on a "
+                        "cluster a shared one (default: $DEJAVU_CRM_STORE, else crm_store "
+                        "in the storage path)")
     p.add_argument("--experiment", default="dejavu-tune", help="MLflow experiment name")
     p.add_argument("--name", help="name of this search (default: <space>-<timestamp>)")
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
@@ -96,7 +100,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def describe(space: SearchSpace, name: str | None = None) -> str:
     cfg = space.base_config()
     s = space.search
-    trials = s.num_samples + int(s.baseline)
+    grid = s.algorithm == "grid"
     height, width = cfg.data.size
     counts = (f"{cfg.data.num_train or 'all'} train / {cfg.data.num_val or 'all'} val"
               if cfg.data.name != "synthetic" else
@@ -106,18 +110,35 @@ def describe(space: SearchSpace, name: str | None = None) -> str:
              f"{height}x{width}px ({counts})   device: {cfg.device}",
              "parameters:"]
     lines += [f"  {p.name:<30} {p.describe()}" for p in space.params]
+    steps = budget_steps(space)
+    lines += ["steps:"] + [f"  {label:<28} {runs:>3} run(s)" for label, runs in steps]
     lines += [
-        f"search: {s.num_samples} {'grid' if s.algorithm == 'grid' else 'TPE'} trials "
-        f"(seed {s.seed}) + {'1 baseline' if s.baseline else 'no baseline'}, "
+        f"search: {s.num_samples} {'grid' if grid else 'TPE'} trials (seed {s.seed}), "
         f"{s.max_concurrent} at once, {s.mode} {s.metric}",
-        "early stopping: none (grid: every trial runs the full budget)"
-        if s.algorithm == "grid" else
-        f"ASHA: grace period {s.grace_period} epoch(s), reduction factor {s.reduction_factor}",
-        f"budget: at most {trials} trials x {cfg.optim.epochs} epochs = "
-        f"{trials * cfg.optim.epochs} trial-epochs; resources per trial: "
-        f"{space.resources['cpu']:g} CPU, {space.resources['gpu']:g} GPU",
+        "early stopping: none (grid: every trial runs the full budget)" if grid else
+        f"ASHA on {s.stop_metric} ({s.stop_mode}): grace period {s.grace_period} epoch(s), "
+        f"reduction factor {s.reduction_factor}",
+        f"budget: at most {sum(r for _, r in steps[1:])} runs x {cfg.optim.epochs} epochs = "
+        f"{sum(r for _, r in steps[1:]) * cfg.optim.epochs} trial-epochs; resources per "
+        f"trial: {space.resources['cpu']:g} CPU, {space.resources['gpu']:g} GPU",
     ]
     return "\n".join(lines)
+
+
+def budget_steps(space: SearchSpace) -> list[tuple[str, int]]:
+    """(step, runs) of the search: CRM pre-trainings first, then full-budget runs (at
+    most: ASHA stops some DejaVu trials early)."""
+    from dejavu_tune.crm_stage import plan_for, specs
+
+    s = space.search
+    grid = s.algorithm == "grid"
+    tuning = s.baseline_trials if space.shared_params and s.baseline and not grid else 0
+    seeds = s.baseline_seeds if s.baseline and not grid else 0
+    baselines = seeds + (1 if s.baseline and not grid and not tuning else 0)
+    return [("CRM pre-trainings", len(specs(space, plan_for(space, ".")))),
+            ("baseline tuning", tuning), ("baseline replicates", baselines),
+            ("DejaVu search trials", s.num_samples),
+            ("confirmation runs", s.confirm_top * seeds)]
 
 
 def _latest(storage: Path) -> Path | None:
@@ -161,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                                   "use --resume to continue it, or another --name")
             meta = {"name": name, "space_file": str(Path(args.space).resolve()),
                     "overrides": overrides, "experiment": args.experiment,
-                    "tracking_uri": args.tracking_uri}
+                    "tracking_uri": args.tracking_uri,
+                    "crm_store": str(Path(args.crm_store or storage / "crm_store").resolve())}
     except (SpaceError, ConfigError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2

@@ -1,22 +1,40 @@
-"""Runs a validated search: MLflow parent run, the baseline trial, the Optuna/ASHA trials,
-trial statuses, and the parent run's summary, best configuration and Optuna plots."""
+"""Runs a validated search, step by step, each step's trials in MLflow:
+
+1. **CRM stage** (``crm_stage``): stored weights for every CRM the trials can start from.
+2. **Baseline tuning** (``baseline_tuning``): the settings the baseline shares with DejaVu
+   (``shared: true``), tuned with DejaVu off on the search's own seed.
+3. **The search**: the baseline on its replicate seeds (the noise floor) beside the
+   DejaVu trials that Optuna samples and ASHA stops early, at the baseline's best
+   shared settings.
+4. **Confirmation** (``confirm``): the best configurations again, on the replicate
+   seeds, paired with the baseline seed by seed.
+
+Then every trial's MLflow run is settled (backfilled from Tune's results where its own
+records were lost), and the parent run gets the verdict, the summary, the result file
+and the Optuna plots. Each step's trials form a Tune experiment of their own under the
+search's directory, so ``--resume`` restores an interrupted step and reads the
+finished ones back.
+"""
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import sys
-import tempfile
 import time
-import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dejavu_tune import ray_adapter, tracking
+from dejavu_tune import baseline_tuning, confirm, crm_stage, ray_adapter, tracking
+from dejavu_tune.crm_store import CRMPlan, PretrainSpec
 from dejavu_tune.delivery import DeliveryQueue
+from dejavu_tune.optuna_plots import log_optuna_plots
 from dejavu_tune.space import SearchSpace
-from dejavu_tune.tune_baseline import ENABLED, is_baseline
+from dejavu_tune.summary import Outcome, headline, report_markdown, result_payload
+from dejavu_tune.trial_records import TrialRecord, finished_status, from_result
+from dejavu_tune.tune_baseline import ENABLED
 from trainables.dejavu_trainable import (
     FIGURE_FILE,
     GPU_IDS_KEY,
@@ -25,9 +43,11 @@ from trainables.dejavu_trainable import (
     upload_figure,
 )
 
-__all__ = ["run_search", "summarise", "STUDY_FILE"]
+__all__ = ["run_search", "STUDY_FILE", "RESULT_FILE", "SUMMARY_FILE"]
 
 STUDY_FILE = "optuna_trials.json"
+RESULT_FILE = "best_config.json"
+SUMMARY_FILE = "summary.md"
 # How long the driver retries a trial's status update, and waits for them after the
 # trials: the runs are settled again after that, so this only bounds the wait.
 _DRIVER_RETRY_S = 600.0
@@ -39,26 +59,85 @@ def _save_meta(root: Path, meta: dict[str, Any]) -> None:
     tmp.replace(root / "search.json")  # atomic: a killed driver never leaves half a file
 
 
-def _finished_status(last: dict[str, Any], epochs: int,
-                     metric: str) -> tuple[str, str | None]:
-    """A trial that ended without an error: failed if its metric ended NaN/inf (what
-    Optuna is told too, see tune_outcomes), else completed or stopped early."""
-    value = last.get(metric)
-    if isinstance(value, float) and not math.isfinite(value):
-        return "failed", f"{metric} ended as {value}"
-    done = int(last.get("training_iteration", 0))
-    return ("completed" if done >= epochs else "stopped_early"), None
+@dataclass
+class _Driver:
+    """One search's driver: where it records, and what every step shares."""
 
+    space: SearchSpace
+    root: Path
+    meta: dict[str, Any]
+    uri: str
+    exp_id: str
+    parent: str
+    max_failures: int
+    resume: bool
+    outbox: DeliveryQueue
+    plan: CRMPlan | None = None
+    results: list[tuple[str, Any]] = field(default_factory=list)  # (step, Tune result)
 
-def _trial_status(result: Any, epochs: int, metric: str) -> tuple[str, str | None]:
-    if result.error is not None:
-        return "failed", f"{type(result.error).__name__}: {result.error}".splitlines()[0][:500]
-    return _finished_status(result.metrics or {}, epochs, metric)
+    @property
+    def metric(self) -> str:
+        return self.space.search.metric
 
+    @property
+    def epochs(self) -> int:
+        return self.space.base_config().optim.epochs
 
-def _fit(tuner: Any) -> list[Any]:
-    grid = tuner.fit()
-    return [grid[i] for i in range(len(grid))]
+    @property
+    def seed(self) -> int:
+        return self.space.base_config().seed
+
+    def records(self, step: str | None = None) -> list[TrialRecord]:
+        return [from_result(r, s, self.metric, self.epochs, self.seed)
+                for s, r in self.results if step is None or s == step]
+
+    def context(self, space: SearchSpace, step: str) -> TrialContext:
+        return TrialContext(fixed=space.fixed, tracking_uri=self.uri,
+                            experiment_id=self.exp_id, parent_run_id=self.parent,
+                            cpus=space.resources["cpu"], crm_plan=self.plan, phase=step,
+                            trainer=space.search.trainer)
+
+    def callbacks(self) -> list[Any]:
+        # Tune pickles its callbacks with the experiment and restores them on --resume: they
+        # hold only plain values and the (process-wide, named) queue, never the driver.
+        uri, exp_id, parent, outbox = self.uri, self.exp_id, self.parent, self.outbox
+        epochs, metric = self.epochs, self.metric
+
+        def on_complete(trial_id: str, last: dict[str, Any]) -> None:
+            status, reason = finished_status(last, epochs, metric)
+            _set_status(uri, exp_id, parent, trial_id, status, reason, _ended_ms(last))
+            value = last.get(metric, float("nan"))
+            print(f"  trial {trial_id}: {status} after {last.get('training_iteration', 0)} "
+                  f"epoch(s), {metric}={value:.4f}", flush=True)
+
+        def on_error(trial_id: str, reason: str) -> None:
+            _set_status(uri, exp_id, parent, trial_id, "failed", reason,
+                        int(time.time() * 1000))
+            print(f"  trial {trial_id}: failed: {reason}", flush=True)
+
+        # Tune's event loop runs these: through the queue, a tracking server that is away
+        # never stalls the search (trials wait for the loop to take their reports).
+        return [ray_adapter.make_status_callback(
+            lambda *a: outbox.put(on_complete, *a), lambda *a: outbox.put(on_error, *a))]
+
+    def tune(self, step: str, space: SearchSpace, **settings: Any) -> list[Any]:
+        """Run (or, on --resume, restore) the Tune experiment of ``step``."""
+        path = self.root / step
+        constants = {"context": self.context(space, step)}
+        if self.resume and ray_adapter.can_restore(str(path)):
+            tuner = ray_adapter.restore_tuner(str(path), dejavu_trainable, constants,
+                                              space.resources)
+        else:
+            s = space.search
+            tuner = ray_adapter.make_tuner(
+                dejavu_trainable, constants, space.resources, name=step,
+                storage_path=str(self.root), metric=s.metric, mode=s.mode,
+                max_epochs=self.epochs, max_concurrent=s.max_concurrent,
+                max_failures=self.max_failures, callbacks=self.callbacks(), **settings)
+        grid = tuner.fit()
+        results = [grid[i] for i in range(len(grid))]
+        self.results += [(step, r) for r in results]
+        return results
 
 
 def run_search(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | None,
@@ -90,75 +169,44 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
     _save_meta(root, meta)
     if not resume:
         _log_parent_setup(uri, parent, space, root)
-
-    cfg = space.base_config()
-    s = space.search
     ray_adapter.start_ray(address)
-    context = TrialContext(fixed=space.fixed, tracking_uri=uri, experiment_id=exp_id,
-                           parent_run_id=parent, cpus=space.resources["cpu"])
-    common = dict(storage_path=str(root), metric=s.metric, mode=s.mode,
-                  max_epochs=cfg.optim.epochs, max_concurrent=s.max_concurrent,
-                  max_failures=max_failures)
-    epochs = cfg.optim.epochs
-
-    def on_complete(trial_id: str, last: dict[str, Any]) -> None:
-        status, reason = _finished_status(last, epochs, s.metric)
-        _set_status(uri, exp_id, parent, trial_id, status, reason, _ended_ms(last))
-        value = last.get(s.metric, float("nan"))
-        print(f"  trial {trial_id}: {status} after {last.get('training_iteration', 0)} "
-              f"epoch(s), {s.metric}={value:.4f}", flush=True)
-
-    def on_error(trial_id: str, reason: str) -> None:
-        _set_status(uri, exp_id, parent, trial_id, "failed", reason, int(time.time() * 1000))
-        print(f"  trial {trial_id}: failed: {reason}", flush=True)
-
-    # Tune's event loop runs these callbacks: through the queue, a tracking server that is
-    # away never stalls the search (trials wait for the loop to take their reports).
-    outbox = DeliveryQueue.named("driver-status", retry_for_s=_DRIVER_RETRY_S)
-    callbacks = [ray_adapter.make_status_callback(
-        lambda *a: outbox.put(on_complete, *a), lambda *a: outbox.put(on_error, *a))]
+    drv = _Driver(space, root, meta, uri, exp_id, parent, max_failures, resume,
+                  DeliveryQueue.named("driver-status", retry_for_s=_DRIVER_RETRY_S))
+    s = space.search
     grid = s.algorithm == "grid"
-    print(f"search: {'a baseline (DejaVu off) and ' if s.baseline else ''}{s.num_samples} "
+    crm_lines = _crm_stage(drv, meta.get("crm_store") or str(root.parent / "crm_store"))
+    tuning, reference = None, None
+    dv_space = space  # without a baseline, shared params are searched like any other
+    if s.baseline and not grid:
+        shared, tuning, reference = _tune_baseline(drv)
+        dv_space = space.with_shared(shared)
+    replicate_seeds = ([drv.seed + 1 + i for i in range(s.baseline_seeds)]
+                       if s.baseline and not grid else [])
+    baselines = [{ENABLED: False, "seed": seed} for seed in replicate_seeds]
+    if s.baseline and reference is None:
+        baselines.insert(0, {ENABLED: False})  # on the search's own seed: per-epoch gains
+    print(f"search: {len(baselines)} baseline run(s) (DejaVu off) and {s.num_samples} "
           f"{'grid' if grid else 'TPE'} trials, {s.max_concurrent} at once", flush=True)
-    path = str(root / "search")
-    if resume and ray_adapter.can_restore(path):
-        tuner = ray_adapter.restore_tuner(path, dejavu_trainable, {"context": context},
-                                          space.resources)
-    else:
-        tuner = ray_adapter.make_tuner(dejavu_trainable, {"context": context}, space.resources,
-                                       name="search", num_samples=s.num_samples,
-                                       define_by_run=space.define_by_run, seed=s.seed,
-                                       grace_period=s.grace_period,
-                                       reduction_factor=s.reduction_factor,
-                                       points=space.grid_points() if grid else None,
-                                       early_stopping=not grid, callbacks=callbacks,
-                                       baseline={ENABLED: False} if s.baseline else None,
-                                       **common)
-    results = _fit(tuner)
-    if not outbox.drain(_DRIVER_RETRY_S):
-        print("warning: the tracking server took no status updates for "
-              f"{_DRIVER_RETRY_S:.0f} s; settling the trials' runs now", file=sys.stderr)
-    _backfill(uri, exp_id, parent, results)
-    for result in results:  # idempotent: also settles trials whose driver died mid-way
-        status, reason = _trial_status(result, epochs, s.metric)
-        last = result.metrics or {}
-        if last.get("trial_id"):  # a trial that never reported has no run to settle
-            _set_status(uri, exp_id, parent, last["trial_id"], status, reason,
-                        _ended_ms(last) if result.error is None else None)
-    _settle_orphans(uri, exp_id, parent)
-    _record_study(uri, parent, root, path)
-    baseline_curve = _baseline_curve(results, s.metric)
-    if s.baseline and not baseline_curve:
-        print("warning: the baseline trial failed; no gains can be computed", file=sys.stderr)
-    _log_gains(uri, exp_id, parent, results, s.metric, baseline_curve)
-    table, best = summarise(space, results, baseline_curve)
-    _log_parent_results(uri, parent, space, results, table, best, baseline_curve,
-                        wall=time.time() - started)
-    print("\n" + table)
-    if best is not None:
-        print(f"\nbest: {best['trial']}  {s.metric}={best['value']:.4f}"
-              + (f"  gain={best['gain']:+.4f}" if best.get("gain") is not None else ""))
-        print("best configuration: " + json.dumps(best["config"], sort_keys=True))
+    drv.tune("search", dv_space, num_samples=s.num_samples,
+             define_by_run=dv_space.define_by_run, seed=s.seed,
+             sampler="random" if s.algorithm == "random" else "tpe",
+             grace_period=s.grace_period, reduction_factor=s.reduction_factor,
+             stop_metric=s.stop_metric, stop_mode=s.stop_mode,
+             points=dv_space.grid_points() if grid else None, early_stopping=not grid,
+             baselines=baselines)
+    if reference is None:
+        reference = next((r for r in drv.records("search") if r.is_baseline
+                          and r.seed == drv.seed and r.status == "completed"), None)
+    confirmed, winner = _confirm(drv, dv_space, replicate_seeds)
+    _settle(drv)
+    outcome = Outcome(metric=s.metric, mode=s.mode, epochs=drv.epochs, records=drv.records(),
+                      replicate_seeds=replicate_seeds, confirmed=confirmed, winner=winner,
+                      tuning=tuning, crm=crm_lines, reference=reference,
+                      rung=0 if grid else min(s.grace_period, drv.epochs))
+    _log_gains(drv, outcome)
+    _log_parent_results(drv, dv_space, outcome, wall=time.time() - started)
+    print("\n" + report_markdown(outcome))
+    print("\n".join(headline(outcome)))
     where = (f"browse {tracking.redact(uri)}" if uri.startswith(("http://", "https://")) else
              f"mlflow ui --backend-store-uri {uri}\nthen browse http://127.0.0.1:5000")
     print(f"\nresults: {root}\nopen them with:  {where} (experiment {meta['experiment']!r}, "
@@ -168,66 +216,138 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
     return 0
 
 
-def _curve(result: Any, metric: str) -> list[float]:
-    """The metric per epoch (epoch 1 first) of a trial that reported at least once."""
-    frame = result.metrics_dataframe
-    if frame is None or metric not in frame:
+# -- the steps ---------------------------------------------------------------------------
+def _crm_stage(drv: _Driver, store: str) -> list[str]:
+    """Stored CRM weights for every architecture the trials sample; one line per CRM."""
+    space = drv.space
+    plan = crm_stage.plan_for(space, store, device=space.base_config().device)
+    todo = crm_stage.specs(space, plan)
+    if not todo:
         return []
-    return [float(v) for v in frame.sort_values("training_iteration")[metric]]
+    drv.plan = plan
+    drv.meta["crm_store"] = plan.store
+    _save_meta(drv.root, drv.meta)
+    lines: list[str] = []
+
+    def record(spec: PretrainSpec, trained_now: bool) -> None:
+        lines.append(_record_pretraining(drv, spec, trained_now))
+
+    crm_stage.prepare(plan, todo, ray_adapter.run_parallel, record, space.resources)
+    return lines
 
 
-def _baseline_curve(results: list[Any], metric: str) -> tuple[float, ...]:
-    for result in results:
-        if is_baseline(result.config) and result.error is None:
-            return tuple(_curve(result, metric))
-    return ()
+def _record_pretraining(drv: _Driver, spec: PretrainSpec, trained_now: bool) -> str:
+    """The pre-training as a run of the search: its spec, metrics and figure."""
+    directory = drv.plan.directory(spec)
+    metrics = json.loads((directory / "metrics.json").read_text())
+    # a run of the time the pre-training took; one found in the store took none
+    spent_ms = int(metrics.get("train_s", 0) * 1000) if trained_now else 0
+    run_id = tracking.open_trial_run(drv.uri, drv.exp_id, drv.parent, f"crm-{spec.key}",
+                                     f"crm pretrain {spec.describe()}", crm_stage.CRM_KIND,
+                                     int(time.time() * 1000) - spent_ms)
+    tracking.log_params(drv.uri, run_id, {
+        "crm": json.dumps(spec.crm, sort_keys=True), "redactions": len(spec.redactions),
+        "redaction_kinds": ",".join(spec.redaction_kinds), "store_key": spec.key,
+        **{f"pretrain.{k}": v for k, v in spec.settings.items()}})
+    tracking.set_tags(drv.uri, run_id, {tracking.PHASE_TAG: "crm",
+                                        "dejavu.crm_stored": str(directory),
+                                        "dejavu.crm_reused": str(not trained_now).lower()})
+    if 0 not in tracking.logged_steps(drv.uri, run_id, "reliance"):
+        tracking.log_epoch(drv.uri, run_id, metrics, step=0)
+    if not tracking.has_artifact(drv.uri, run_id, FIGURE_FILE):
+        tracking.log_artifact_file(drv.uri, run_id, directory / FIGURE_FILE)
+    tracking.set_trial_status(drv.uri, run_id, "completed")
+    return (f"{spec.describe()} ({'trained now' if trained_now else 'from the store'}, "
+            f"reliance {metrics['reliance']:.2f})")
 
 
-def _gains(result: Any, metric: str, baseline: tuple[float, ...]) -> dict[int, float]:
-    """The trial's metric minus the baseline's, per epoch both have (epoch 1 first)."""
-    if is_baseline(result.config):
-        return {}
-    return {epoch: value - baseline[epoch - 1]
-            for epoch, value in enumerate(_curve(result, metric)[:len(baseline)], start=1)}
+def _tune_baseline(drv: _Driver) -> tuple[dict[str, Any], dict[str, Any] | None,
+                                            TrialRecord | None]:
+    """(best shared values, how they were tuned, the best tuning trial)."""
+    space, s = drv.space, drv.space.search
+    if not space.shared_params or not s.baseline_trials:
+        return {}, None, None  # shared params keep their fixed values, for both
+    tspace = space.shared_only()
+    points = baseline_tuning.sobol_points(tspace.params, s.baseline_trials, s.seed)
+    print(f"baseline tuning: {len(points)} baseline trials over "
+          f"{', '.join(p.name for p in tspace.params)}", flush=True)
+    drv.tune("tuning", tspace, num_samples=len(points), sampler="fixed", points=points,
+             early_stopping=False)
+    records = drv.records("tuning")
+    chosen = baseline_tuning.best(records, s.mode)
+    if chosen is None:
+        raise RuntimeError("every baseline-tuning trial failed: " + "; ".join(
+            f"{r.trial_id}: {r.reason}" for r in records))
+    budget = (len(points) + s.baseline_seeds + s.num_samples
+              + s.confirm_top * s.baseline_seeds)
+    text = baseline_tuning.describe(records, chosen, s.metric, len(points) / budget)
+    print(f"baseline tuning: {text}", flush=True)
+    values = {p.name: chosen.config[p.name] for p in tspace.params}
+    return values, {"params": values, "text": text, "trials": len(points),
+                    "best_config": chosen.config}, chosen
 
 
-def _log_gains(uri: str, exp_id: str, parent: str, results: list[Any], metric: str,
-               baseline: tuple[float, ...]) -> None:
-    """Each trial's gain over the baseline per epoch, as the child run's ``gain`` metric.
+def _confirm(drv: _Driver, space: SearchSpace,
+             seeds: list[int]) -> tuple[list[confirm.Confirmed], confirm.Confirmed | None]:
+    s = space.search
+    records = drv.records("search")
+    baseline = confirm.baseline_finals(records, seeds)
+    if s.confirm_top == 0 or not seeds:
+        return [], None
+    if len(baseline) < len(seeds):
+        print(f"warning: the baseline finished on {len(baseline)} of its {len(seeds)} seeds; "
+              "confirming against those", file=sys.stderr)
+    chosen = confirm.candidates(records, s.mode, s.confirm_top)
+    if not chosen or not baseline:
+        return [], None
+    print(f"confirmation: the best {len(chosen)} configuration(s) on seeds "
+          f"{', '.join(map(str, seeds))}", flush=True)
+    configs = confirm.confirm_configs(chosen, seeds)
+    drv.tune("confirm", space, num_samples=len(configs), sampler="fixed", points=configs,
+             early_stopping=False)
+    confirmed = confirm.evaluate(chosen, drv.records("confirm"), baseline, s.metric, s.mode)
+    return confirmed, confirm.winner(confirmed)
 
-    The baseline trains beside the others, so gains are known only once it has finished;
-    steps a run already has are skipped, so a resumed driver logs nothing twice."""
-    if not baseline:
-        return
-    runs = _runs_by_trial(uri, exp_id, parent)
-    for result in results:
-        run_id = runs.get((result.metrics or {}).get("trial_id"))
-        if run_id is not None:
-            tracking.log_series(uri, run_id, "gain", _gains(result, metric, baseline))
+
+# -- settling the runs ------------------------------------------------------------------
+def _settle(drv: _Driver) -> None:
+    if not drv.outbox.drain(_DRIVER_RETRY_S):
+        print("warning: the tracking server took no status updates for "
+              f"{_DRIVER_RETRY_S:.0f} s; settling the trials' runs now", file=sys.stderr)
+    _backfill(drv, drv.results)
+    for record in drv.records():
+        if record.trial_id:  # a trial that never reported has no run to settle
+            _set_status(drv.uri, drv.exp_id, drv.parent, record.trial_id, record.status,
+                        record.reason, _ended_ms(record.last) if not record.errored else None,
+                        inert=record.inert)
+    _settle_orphans(drv)
+    _record_study(drv)
 
 
-def _settle_orphans(uri: str, exp_id: str, parent: str) -> None:
+def _settle_orphans(drv: _Driver) -> None:
     """Tune has ended every trial, so a child run still RUNNING lost its process before
     it reported anything (a killed worker or driver): it failed."""
-    for run in tracking.child_runs(uri, exp_id, parent):
+    for run in tracking.child_runs(drv.uri, drv.exp_id, drv.parent):
         if run.info.status == "RUNNING":
-            tracking.set_trial_status(uri, run.info.run_id, "failed",
+            tracking.set_trial_status(drv.uri, run.info.run_id, "failed",
                                       "the trial's process ended before it reported a result")
 
 
-def _record_study(uri: str, parent: str, root: Path, experiment_path: str) -> None:
+def _record_study(drv: _Driver) -> None:
     """What Optuna was told about every trial, beside the search and in the parent run."""
-    trials = ray_adapter.optuna_trials(experiment_path)
-    (root / STUDY_FILE).write_text(json.dumps(trials, indent=2))
-    tracking.log_json(uri, parent, STUDY_FILE, trials)
+    if not (drv.root / "search").is_dir():
+        return
+    trials = ray_adapter.optuna_trials(str(drv.root / "search"))
+    (drv.root / STUDY_FILE).write_text(json.dumps(trials, indent=2))
+    tracking.log_json(drv.uri, drv.parent, STUDY_FILE, trials)
     states = sorted({t["state"] for t in trials})
     print("optuna study: " + ", ".join(
         f"{sum(t['state'] == st for t in trials)} {st.lower()}" for st in states), flush=True)
 
 
-def _runs_by_trial(uri: str, exp_id: str, parent: str) -> dict[str, str]:
+def _runs_by_trial(drv: _Driver) -> dict[str, str]:
     return {r.data.tags.get(tracking.TRIAL_TAG): r.info.run_id
-            for r in tracking.child_runs(uri, exp_id, parent)}
+            for r in tracking.child_runs(drv.uri, drv.exp_id, drv.parent)}
 
 
 def _ended_ms(last: dict[str, Any]) -> int | None:
@@ -236,34 +356,36 @@ def _ended_ms(last: dict[str, Any]) -> int | None:
     return int(stamp * 1000) if isinstance(stamp, (int, float)) else None
 
 
-def _backfill(uri: str, exp_id: str, parent: str, results: list[Any]) -> None:
+def _backfill(drv: _Driver, results: list[tuple[str, Any]]) -> None:
     """Record everything Tune has from a trial that its MLflow run lacks: epochs, params,
     placement tags and the newest figure. The trial's queue died with it (Tune stops a
     trial inside its report, so a queue still catching up after an outage loses what it
     holds), or gave up while the server was away. A trial that reported but whose run was
     never opened gets its run here, starting when the trial started."""
-    runs = _runs_by_trial(uri, exp_id, parent)
-    for result in results:
+    runs = _runs_by_trial(drv)
+    for step, result in results:
         last = result.metrics or {}
         trial_id = last.get("trial_id")
         if trial_id is None:  # never reported: nothing to log
             continue
         run_id = runs.get(trial_id)
         if run_id is None:
-            kind = "baseline" if is_baseline(result.config) else "trial"
+            record = from_result(result, step, drv.metric, drv.epochs, drv.seed)
+            kind = "baseline" if record.is_baseline else "trial"
             ended = _ended_ms(last)
             started = (ended - int(last.get("time_total_s", 0) * 1000)
                        if ended is not None else None)
-            run_id = tracking.open_trial_run(uri, exp_id, parent, trial_id,
+            run_id = tracking.open_trial_run(drv.uri, drv.exp_id, drv.parent, trial_id,
                                              f"{kind}-{trial_id}", kind, started)
-        tracking.log_params(uri, run_id, result.config)  # logs only the missing ones
-        have = tracking.logged_steps(uri, run_id, "compute_s")
+            tracking.set_tags(drv.uri, run_id, {tracking.PHASE_TAG: step})
+        tracking.log_params(drv.uri, run_id, result.config)  # logs only the missing ones
+        have = tracking.logged_steps(drv.uri, run_id, "compute_s")
         for epoch, metrics in sorted(ray_adapter.reported_epochs(result).items()):
             if epoch not in have:
                 print(f"  trial {trial_id}: epoch {epoch} logged from Tune's results",
                       flush=True)
-                tracking.log_epoch(uri, run_id, metrics, step=epoch)
-        _backfill_records(uri, run_id, trial_id, result)
+                tracking.log_epoch(drv.uri, run_id, metrics, step=epoch)
+        _backfill_records(drv.uri, run_id, trial_id, result)
 
 
 def _backfill_records(uri: str, run_id: str, trial_id: str, result: Any) -> None:
@@ -280,125 +402,83 @@ def _backfill_records(uri: str, run_id: str, trial_id: str, result: Any) -> None
 
 
 def _set_status(uri: str, exp_id: str, parent: str, trial_id: str, status: str,
-                reason: str | None = None, end_ms: int | None = None) -> None:
-    runs = tracking.child_runs(uri, exp_id, parent)
-    for run in runs:
+                reason: str | None = None, end_ms: int | None = None,
+                inert: bool | None = None) -> None:
+    for run in tracking.child_runs(uri, exp_id, parent):
         if run.data.tags.get(tracking.TRIAL_TAG) != trial_id:
             continue
+        if inert is not None and run.data.tags.get(tracking.KIND_TAG) == "trial":
+            tracking.set_tags(uri, run.info.run_id, {tracking.INERT_TAG: str(inert).lower()})
         if run.data.tags.get(tracking.STATUS_TAG) == "failed" and status == "failed":
             return  # the trial's own, more precise reason stays
         tracking.set_trial_status(uri, run.info.run_id, status, reason, end_ms)
 
 
-def summarise(space: SearchSpace, results: list[Any],
-              baseline: tuple[float, ...]) -> tuple[str, dict[str, Any] | None]:
-    """A Markdown table of trials in the order Tune created them, and the best one by the
-    search metric; of tied trials the earliest wins, so a seeded search always names the
-    same one (trial ids are random)."""
-    s = space.search
-    epochs = space.base_config().optim.epochs
-    rows, best = [], None
-    sign = 1 if s.mode == "max" else -1
-    for result in results:
-        if is_baseline(result.config):
-            if not baseline:
-                _, reason = _trial_status(result, epochs, s.metric)
-                rows.insert(0, f"| baseline | failed | | | | {reason} |")
+def _log_gains(drv: _Driver, outcome: Outcome) -> None:
+    """Each run's gain over the baseline on the same seed, per epoch, as its ``gain``
+    metric (a baseline's is 0). The baselines train beside the trials, so gains are
+    known only now; steps a run already has are skipped, so a resumed driver logs
+    nothing twice."""
+    by_seed = {r.seed: r for r in outcome.records
+               if r.is_baseline and r.phase == "search" and r.status == "completed"}
+    if outcome.reference is not None:
+        by_seed.setdefault(outcome.reference.seed, outcome.reference)
+    runs = _runs_by_trial(drv)
+    for record in outcome.records:
+        run_id = runs.get(record.trial_id)
+        base = by_seed.get(record.seed)
+        if run_id is None or base is None or record.phase == "tuning":
             continue
-        metrics = result.metrics or {}
-        status, reason = _trial_status(result, epochs, s.metric)
-        value = metrics.get(s.metric)
-        gain = _gains(result, s.metric, baseline).get(
-            int(metrics.get("training_iteration", 0)))
-        params = ", ".join(f"{_short(k)}={v:.3g}" if isinstance(v, float) else f"{_short(k)}={v}"
-                           for k, v in sorted(result.config.items()))
-        rows.append(f"| {metrics.get('trial_id', '?')} | {status} | "
-                    f"{metrics.get('training_iteration', 0)} | "
-                    f"{'' if value is None else f'{value:.4f}'} | "
-                    f"{'' if gain is None else f'{gain:+.4f}'} | {reason or params} |")
-        if value is not None and math.isfinite(value) and status != "failed" and (
-                best is None or sign * value > sign * best["value"]):
-            best = {"trial": metrics.get("trial_id"), "value": value, "gain": gain,
-                    "config": dict(result.config)}
-    header = [f"| trial | status | epochs | {s.metric} | gain | parameters |",
-              "|---|---|---|---|---|---|"]
-    if baseline:
-        header.append(f"| baseline | completed | {len(baseline)} | {baseline[-1]:.4f} | "
-                      "+0.0000 | DejaVu off |")
-    return "\n".join(header + rows), best
+        gains = {e: v - base.curve[e - 1] for e, v in enumerate(record.curve, start=1)
+                 if e <= len(base.curve)}
+        tracking.log_series(drv.uri, run_id, "gain", gains)
 
 
-def _short(key: str) -> str:
-    return key.removeprefix("dejavu.")
-
-
+# -- the parent run ---------------------------------------------------------------------
 def _log_parent_setup(uri: str, parent: str, space: SearchSpace, root: Path) -> None:
     s = space.search
     tracking.log_params(uri, parent, {
         "space_file": Path(space.path).name, "num_samples": s.num_samples, "metric": s.metric,
         "mode": s.mode, "seed": s.seed, "max_concurrent": s.max_concurrent,
         "grace_period": s.grace_period, "reduction_factor": s.reduction_factor,
+        "baseline_trials": s.baseline_trials, "baseline_seeds": s.baseline_seeds,
+        "confirm_top": s.confirm_top,
         "cpus_per_trial": space.resources["cpu"], "gpus_per_trial": space.resources["gpu"],
         "epochs": space.base_config().optim.epochs})
     tracking.log_artifact_file(uri, parent, root / "space.yaml")
 
 
-def _log_parent_results(uri: str, parent: str, space: SearchSpace, results: list[Any],
-                        table: str, best: dict[str, Any] | None,
-                        baseline: tuple[float, ...], wall: float) -> None:
-    s = space.search
-    tracking.log_artifact_text(uri, parent, "summary.md", table + "\n")
-    metrics: dict[str, float] = {"wall_time_s": wall,
-                                 "trials": float(sum(not is_baseline(r.config) for r in results))}
-    if baseline:
-        metrics[f"baseline_{s.metric}"] = baseline[-1]
-    if best is not None:
-        metrics[f"best_{s.metric}"] = best["value"]
-        if best.get("gain") is not None:
-            metrics["best_gain"] = best["gain"]
-        tracking.log_json(uri, parent, "best_config.json",
-                          {"trial": best["trial"], s.metric: best["value"],
-                           "config": space.trial_config(best["config"]).to_dict()})
+def _log_parent_results(drv: _Driver, space: SearchSpace, outcome: Outcome,
+                        wall: float) -> None:
+    uri, parent, m = drv.uri, drv.parent, outcome.metric
+    text = report_markdown(outcome)
+    tracking.log_artifact_text(uri, parent, SUMMARY_FILE, text)
+    payload = result_payload(outcome, space.trial_config)
+    (drv.root / RESULT_FILE).write_text(json.dumps(payload, indent=2, sort_keys=True))
+    tracking.log_json(uri, parent, RESULT_FILE, payload)
+    metrics: dict[str, float] = {
+        "wall_time_s": wall,
+        "trials": float(sum(1 for r in outcome.records if r.phase == "search"
+                            and not r.is_baseline))}
+    if outcome.baselines():
+        metrics[f"baseline_{m}"] = outcome.baseline_mean
+        metrics["noise_floor"] = outcome.noise
+    single = outcome.best_single()
+    if single is not None:
+        metrics[f"best_single_seed_{m}"] = single.final
+    if outcome.winner is not None:
+        p = outcome.winner.paired
+        metrics.update(confirmed_delta=p.mean, confirmed_ci_low=p.ci[0],
+                       confirmed_ci_high=p.ci[1])
     tracking.log_epoch(uri, parent, metrics, step=0)
-    _log_optuna_plots(uri, parent, space, results)
+    tracking.set_tags(uri, parent, {"dejavu.verdict": outcome.verdict})
+    log_optuna_plots(uri, parent, space, outcome, _study_order(drv))
     tracking.set_trial_status(uri, parent, "completed")
 
 
-def _log_optuna_plots(uri: str, parent: str, space: SearchSpace, results: list[Any]) -> None:
-    """Optuna's optimisation-history and parameter-importance plots of this search's trials."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import optuna
-    from optuna.visualization import matplotlib as ovm
-
-    s = space.search
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize" if s.mode == "max" else "minimize")
-    dists = {p.name: p.distribution() for p in space.params}
-    for result in sorted(results, key=lambda r: (r.metrics or {}).get("trial_id", "")):
-        value = (result.metrics or {}).get(s.metric)
-        if (result.error is not None or value is None or not math.isfinite(value)
-                or is_baseline(result.config)):
-            continue
-        config = {k: v for k, v in result.config.items() if k in dists}
-        study.add_trial(optuna.trial.create_trial(
-            params=config, distributions={k: dists[k] for k in config}, value=value))
-    plots = {"optimization_history.png": ovm.plot_optimization_history}
-    if len(study.trials) >= 2:
-        plots["param_importances.png"] = ovm.plot_param_importances
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        # Optuna flags its matplotlib plots as experimental and warns about sparse regimes
-        # of conditional parameters; neither is actionable for the user of a finished search.
-        warnings.simplefilter("ignore")
-        for name, plot in plots.items():
-            try:
-                axes = plot(study)
-            except (ValueError, RuntimeError) as exc:  # e.g. too few trials for importances
-                tracking.log_artifact_text(uri, parent, name.replace(".png", ".txt"),
-                                           f"not drawn: {exc}\n")
-                continue
-            figure = axes.figure if hasattr(axes, "figure") else axes[0].figure
-            figure.tight_layout()
-            figure.savefig(Path(tmp) / name, dpi=100)
-            tracking.log_artifact_file(uri, parent, Path(tmp) / name)
+def _study_order(drv: _Driver) -> Callable[[str | None], int | None]:
+    """Optuna's trial number of a Tune trial: the order the search sampled them in."""
+    path = drv.root / STUDY_FILE
+    numbers = ({t["trial_id"]: t["number"] for t in json.loads(path.read_text())}
+               if path.is_file() else {})
+    return numbers.get

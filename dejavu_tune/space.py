@@ -3,16 +3,20 @@
 A space file has these sections (documented in ``docs/search_spaces.md``)::
 
     fixed:      TrainConfig keys every trial shares (nested, as in dejavu_tune/config.py)
-    params:     dotted TrainConfig keys -> {type, low, high, log, step, choices, when}
+    params:     dotted TrainConfig keys -> {type, low, high, log, step, choices, when, shared}
     search:     algorithm (tpe or grid), metric, mode, num_samples, max_concurrent, seed,
-                grace_period, reduction_factor, baseline
+                grace_period, reduction_factor, baseline, baseline_trials, baseline_seeds,
+                confirm_top
+    crm_pretrain: iterations, lr, batch_size, redactions, seed (the CRM stage's stored weights)
     resources:  cpu, gpu per trial (gpu may be fractional)
     report:     title, columns, metric, scale, digits (read by python -m dejavu_tune.report)
 
 ``when`` makes the space conditional: ``{dejavu.crm.kind: crm_f}`` (or a list of
 values) means the parameter exists only when an *earlier* parameter took one of
-those values. Every problem is a :class:`SpaceError` naming the file, the key
-path and what is allowed.
+those values. ``shared: true`` marks a setting the baseline and DejaVu share (the
+learning rate): it is tuned for the baseline first, and DejaVu is searched and
+compared at the baseline's best value. Every problem is a :class:`SpaceError`
+naming the file, the key path and what is allowed.
 """
 
 from __future__ import annotations
@@ -26,14 +30,15 @@ from typing import Any
 import yaml
 
 from dejavu_tune.config import ConfigError, TrainConfig
+from dejavu_tune.crm_store import PretrainSettings
 from dejavu_tune.plugins import PluginError, is_plugin, load_object
 
 __all__ = ["SpaceError", "Param", "SearchSettings", "SearchSpace", "load_space", "parse_space",
            "TRAINING_METRICS"]
 
-_TOP = ("fixed", "params", "search", "resources", "report")
+_TOP = ("fixed", "params", "search", "crm_pretrain", "resources", "report")
 _REPORT_KEYS = ("title", "columns", "metric", "scale", "digits")
-_PARAM_KEYS = {"type", "low", "high", "log", "step", "choices", "when"}
+_PARAM_KEYS = {"type", "low", "high", "log", "step", "choices", "when", "shared"}
 _TYPES = ("float", "int", "categorical")
 # Training metrics every trial reports each epoch (lower is better); each task adds its
 # validation metrics (dejavu_tune.tasks: Task.metrics).
@@ -54,6 +59,7 @@ class Param:
     step: float | None = None
     choices: tuple[Any, ...] = ()
     when: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    shared: bool = False  # the baseline has it too: tuned for the baseline first
 
     def active(self, values: dict[str, Any]) -> bool:
         return all(name in values and values[name] in allowed
@@ -88,12 +94,16 @@ class Param:
                 f" step {self.step}" if self.step else "")
         if self.when:
             text += "  when " + ", ".join(f"{k} in {list(v)}" for k, v in self.when.items())
+        if self.shared:
+            text += "  (shared: tuned for the baseline)"
         return text
 
 
 @dataclass(frozen=True)
 class SearchSettings:
-    algorithm: str = "tpe"  # tpe: Optuna TPE + ASHA; grid: every combination, full budget
+    # tpe: Optuna TPE + ASHA; random: Optuna's random sampler + ASHA (a reference for
+    # TPE); grid: every combination, full budget
+    algorithm: str = "tpe"
     metric: str | None = None  # null: the task's main metric (val_miou for segmentation)
     mode: str | None = None  # null: the metric's own direction
     num_samples: int = 8  # DejaVu trials; the baseline trial comes on top
@@ -101,7 +111,21 @@ class SearchSettings:
     seed: int = 0  # seeds the TPE sampler, so a search is repeatable
     grace_period: int = 1  # ASHA: epochs every trial gets before it can be stopped
     reduction_factor: int = 2  # ASHA: keep the best 1/reduction_factor at each rung
+    # what ASHA compares at its rungs (null: the search metric). Early epochs of a metric
+    # can rank trials differently from the final one: docs/benchmarks.md measures it
+    stop_metric: str | None = None
+    stop_mode: str | None = None
     baseline: bool = True  # run the same training with DejaVu off, for gains
+    # trials that tune the shared params for the baseline, before the DejaVu search (0: the
+    # shared params keep their fixed values, for both)
+    baseline_trials: int = 4
+    # seeds of the baseline replicates (the noise floor) and of the paired confirmation;
+    # 3 is the fewest that gives a confidence interval with a spread; 0: neither
+    baseline_seeds: int = 3
+    confirm_top: int = 3  # configurations re-run on the baseline's seeds before a winner
+    # 'package.module:function' (TrainConfig) -> a trainer; null: dejavu_tune.train.Trainer.
+    # dejavu_tune.landscape:trainer skips training (tests and benchmarks of the search)
+    trainer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,9 +136,27 @@ class SearchSpace:
     search: SearchSettings
     resources: dict[str, float]
     report: dict[str, Any] = field(default_factory=dict)
+    crm_pretrain: PretrainSettings = field(default_factory=PretrainSettings)
 
     def base_config(self) -> TrainConfig:
         return TrainConfig.from_dict(self.fixed)
+
+    @property
+    def shared_params(self) -> tuple[Param, ...]:
+        return tuple(p for p in self.params if p.shared)
+
+    def with_shared(self, values: dict[str, Any]) -> SearchSpace:
+        """The DejaVu search: the shared params fixed at ``values`` (the baseline's best)."""
+        fixed = self.fixed
+        for key, value in values.items():
+            fixed = _set_dotted(fixed, key, value)
+        return dataclasses.replace(self, fixed=fixed,
+                                   params=tuple(p for p in self.params if not p.shared))
+
+    def shared_only(self) -> SearchSpace:
+        """The baseline's tuning: only the shared params, DejaVu off."""
+        return dataclasses.replace(self, fixed=_set_dotted(self.fixed, "dejavu.enabled", False),
+                                   params=self.shared_params)
 
     def define_by_run(self, trial: Any) -> None:
         """Optuna define-by-run: suggest only the parameters whose conditions hold."""
@@ -162,6 +204,13 @@ def _parse_param(path: str, name: str, raw: Any, earlier: dict[str, Param],
     if unknown:
         raise _err(path, f"{where}.{unknown[0]}", "is not a known key: expected one of "
                    + ", ".join(sorted(_PARAM_KEYS)))
+    shared = raw.get("shared", False)
+    if not isinstance(shared, bool):
+        raise _err(path, f"{where}.shared", f"{shared!r} is not allowed: expected true or false")
+    if shared and (name.startswith("dejavu.") or name == "seed" or raw.get("when")):
+        raise _err(path, f"{where}.shared", "is only for a setting the baseline has too, "
+                   "without conditions (e.g. optim.lr): not a dejavu.* key, the seed, or a "
+                   "parameter with when")
     kind = raw.get("type")
     if kind not in _TYPES:
         raise _err(path, f"{where}.type", f"{kind!r} is not allowed: expected one of "
@@ -191,7 +240,7 @@ def _parse_param(path: str, name: str, raw: Any, earlier: dict[str, Param],
         if not isinstance(choices, list) or not choices:
             raise _err(path, f"{where}.choices", f"{choices!r} is not allowed: expected a "
                        "non-empty list")
-        param = Param(name, kind, choices=tuple(choices), when=when)
+        param = Param(name, kind, choices=tuple(choices), when=when, shared=shared)
         values = list(choices)
     else:
         if "choices" in raw:
@@ -216,7 +265,8 @@ def _parse_param(path: str, name: str, raw: Any, earlier: dict[str, Param],
         if log and low <= 0:
             raise _err(path, f"{where}.low", f"{low} is not allowed with log: true: "
                        "expected low > 0")
-        param = Param(name, kind, low=low, high=high, log=log, step=step, when=when)
+        param = Param(name, kind, low=low, high=high, log=log, step=step, when=when,
+                      shared=shared)
         # A float in between catches a float distribution on an integer key.
         values = [low, high] if kind == "int" or low == high else [low, high, (low + high) / 2]
     # Every value the sampler can return must make a valid training config.
@@ -242,7 +292,7 @@ def parse_space(raw: Any, path: str = "<space>",
     raw = {k: dict(raw.get(k) or {}) for k in _TOP}
     for key, value in (overrides or {}).items():
         section, _, rest = key.partition(".")
-        if section in ("search", "resources") and rest:
+        if section in ("search", "resources", "crm_pretrain") and rest:
             raw[section][rest] = value
         else:
             raw["fixed"] = _set_dotted(raw["fixed"], key, value)
@@ -267,11 +317,32 @@ def parse_space(raw: Any, path: str = "<space>",
     resources = _parse_resources(path, raw["resources"])
     _check_device(path, base, resources)
     space = SearchSpace(path, raw["fixed"], tuple(params.values()), search, resources,
-                        _parse_report(path, raw["report"], params))
+                        _parse_report(path, raw["report"], params),
+                        _parse_pretrain(path, raw["crm_pretrain"]))
     if search.algorithm == "grid":
         space = _as_grid(space)
     _check_combinations(space)
+    _check_crm_stage(space)
     return space
+
+
+def _parse_pretrain(path: str, raw: dict[str, Any]) -> PretrainSettings:
+    from dejavu_tune.crm_stage import settings_from
+
+    try:
+        return settings_from(raw)
+    except (ConfigError, ValueError, TypeError) as exc:
+        raise _err(path, "crm_pretrain", str(exc)) from None
+
+
+def _check_crm_stage(space: SearchSpace) -> None:
+    """The CRM pre-trainings the trials need are few enough to run before them."""
+    from dejavu_tune.crm_stage import plan_for, specs
+
+    try:
+        specs(space, plan_for(space, "."))
+    except ValueError as exc:
+        raise _err(space.path, "params", str(exc)) from None
 
 
 def _resolve_paths(path: str, fixed: dict[str, Any], base: TrainConfig) -> dict[str, Any]:
@@ -394,33 +465,19 @@ def _parse_settings(path: str, raw: dict[str, Any],
             raise _err(path, f"search.{key}", "is not a known key: expected one of "
                        + ", ".join(names))
     settings = SearchSettings(**raw)
-    if settings.algorithm not in ("tpe", "grid"):
+    if settings.algorithm not in ("tpe", "random", "grid"):
         raise _err(path, "search.algorithm", f"{settings.algorithm!r} is not allowed: "
-                   "expected tpe or grid")
-    metric, mode = settings.metric, settings.mode
-    if metric is not None and (not isinstance(metric, str) or not metric):
-        raise _err(path, "search.metric", f"{metric!r} is not allowed: "
-                   "expected a metric name such as val_miou")
-    if mode is not None and mode not in ("max", "min"):
-        raise _err(path, "search.mode", f"{mode!r} is not allowed: expected max or min")
-    if directions is None:  # a plugin task: its metrics are known only once it runs
-        if metric is None or mode is None:
-            raise _err(path, "search.metric", "must be given with search.mode when task.name "
-                       "is a plugin")
-    else:
-        metric = metric or directions["__primary__"]
-        allowed = [k for k in directions if k != "__primary__"]
-        if metric not in allowed:
-            raise _err(path, "search.metric", f"{metric!r} is not allowed for this task: "
-                       "expected one of " + ", ".join(allowed))
-        if mode is not None and mode != directions[metric]:
-            raise _err(path, "search.mode", f"{mode!r} is not allowed for {metric}: expected "
-                       f"{directions[metric]} ({'higher' if directions[metric] == 'max' else 'lower'}"
-                       " is better)")
-        mode = directions[metric]
-    settings = dataclasses.replace(settings, metric=metric, mode=mode)
+                   "expected tpe, random or grid")
+    metric, mode = _metric_and_mode(path, "", settings.metric, settings.mode, directions,
+                                    None)
+    # ASHA compares the search metric unless the space names its own
+    stop_metric, stop_mode = _metric_and_mode(path, "stop_", settings.stop_metric,
+                                              settings.stop_mode, directions, (metric, mode))
+    settings = dataclasses.replace(settings, metric=metric, mode=mode, stop_metric=stop_metric,
+                                   stop_mode=stop_mode)
     for key, low in (("num_samples", 1), ("max_concurrent", 1), ("seed", 0),
-                     ("grace_period", 1), ("reduction_factor", 2)):
+                     ("grace_period", 1), ("reduction_factor", 2), ("baseline_trials", 0),
+                     ("baseline_seeds", 0), ("confirm_top", 0)):
         value = getattr(settings, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise _err(path, f"search.{key}", f"{value!r} is not allowed: expected an "
@@ -428,7 +485,48 @@ def _parse_settings(path: str, raw: dict[str, Any],
     if not isinstance(settings.baseline, bool):
         raise _err(path, "search.baseline", f"{settings.baseline!r} is not allowed: "
                    "expected true or false")
+    if settings.trainer is not None:
+        if not is_plugin(settings.trainer):
+            raise _err(path, "search.trainer", f"{settings.trainer!r} is not allowed: expected "
+                       "'package.module:function' or null")
+        try:
+            load_object(settings.trainer, "search.trainer")
+        except PluginError as exc:
+            raise _err(path, "search.trainer", str(exc)) from None
     return settings
+
+
+def _metric_and_mode(path: str, prefix: str, metric: Any, mode: Any,
+                     directions: dict[str, str] | None,
+                     default: tuple[str, str] | None) -> tuple[str, str]:
+    """``search.{prefix}metric`` and ``{prefix}mode`` resolved against the task's metrics:
+    unset, the task's main metric (or ``default``); the mode always the metric's own."""
+    where = f"search.{prefix}"
+    if metric is not None and (not isinstance(metric, str) or not metric):
+        raise _err(path, f"{where}metric", f"{metric!r} is not allowed: "
+                   "expected a metric name such as val_miou")
+    if mode is not None and mode not in ("max", "min"):
+        raise _err(path, f"{where}mode", f"{mode!r} is not allowed: expected max or min")
+    if metric is None and default is not None:
+        if mode is not None and mode != default[1]:
+            raise _err(path, f"{where}mode", f"{mode!r} is not allowed without "
+                       f"{where}metric: expected {default[1]}")
+        return default
+    if directions is None:  # a plugin task: its metrics are known only once it runs
+        if metric is None or mode is None:
+            raise _err(path, f"{where}metric", f"must be given with {where}mode when "
+                       "task.name is a plugin")
+        return metric, mode
+    metric = metric or directions["__primary__"]
+    allowed = [k for k in directions if k != "__primary__"]
+    if metric not in allowed:
+        raise _err(path, f"{where}metric", f"{metric!r} is not allowed for this task: "
+                   "expected one of " + ", ".join(allowed))
+    if mode is not None and mode != directions[metric]:
+        raise _err(path, f"{where}mode", f"{mode!r} is not allowed for {metric}: expected "
+                   f"{directions[metric]} ({'higher' if directions[metric] == 'max' else 'lower'}"
+                   " is better)")
+    return metric, directions[metric]
 
 
 def _parse_resources(path: str, raw: dict[str, Any]) -> dict[str, float]:

@@ -21,7 +21,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 __all__ = ["STATUS_TAG", "REASON_TAG", "TRIAL_TAG", "KIND_TAG", "NODE_TAG", "GPU_TAG",
-           "RESUMED_TAG", "CHECKPOINT_SKIPPED_TAG", "default_tracking_uri", "redact", "open_parent_run", "open_trial_run",
+           "RESUMED_TAG", "CHECKPOINT_SKIPPED_TAG", "PHASE_TAG", "CRM_TAG", "INERT_TAG", "default_tracking_uri", "artifact_root", "redact", "open_parent_run", "open_trial_run",
            "log_epoch",
            "log_series", "logged_steps", "run_tags", "log_params", "set_tags", "set_trial_status", "log_artifact_text",
            "log_artifact_file", "has_artifact", "log_json", "child_runs"]
@@ -39,6 +39,9 @@ NODE_TAG = "dejavu.node_ip"  # the Ray node the trial (last) ran on
 GPU_TAG = "dejavu.gpu_ids"  # the GPUs Ray gave the trial (its CUDA_VISIBLE_DEVICES)
 RESUMED_TAG = "dejavu.resumed_from_epoch"  # set when a restarted trial loaded a checkpoint
 CHECKPOINT_SKIPPED_TAG = "dejavu.checkpoints_skipped"  # damaged ones it fell back from
+PHASE_TAG = "dejavu.phase"  # crm / tuning / search / confirm: the step of the search
+CRM_TAG = "dejavu.crm_init"  # stored:<key>, file:<path>, scratch or none (DejaVu off)
+INERT_TAG = "dejavu.inert"  # true: the CRM ignored the prediction (dejavu_tune.diagnostics)
 _MLFLOW_STATUS = {"completed": "FINISHED", "stopped_early": "FINISHED", "failed": "FAILED"}
 
 
@@ -56,11 +59,20 @@ def redact(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _experiment_id(client: MlflowClient, name: str) -> str:
+def artifact_root(uri: str) -> str | None:
+    """Where a new experiment of a local SQLite store keeps its artifacts: beside the
+    store. MLflow's default is ./mlruns of whatever directory the search ran from. A
+    tracking server keeps its own artifact root (None)."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///"):]).parent / "artifacts").resolve().as_uri()
+    return None
+
+
+def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    return client.create_experiment(name)
+    return client.create_experiment(name, artifact_location=artifact_root(uri))
 
 
 def open_parent_run(uri: str, experiment: str, search_name: str,
@@ -72,7 +84,7 @@ def open_parent_run(uri: str, experiment: str, search_name: str,
         if run.info.status != "RUNNING":
             client.update_run(run_id, status="RUNNING")
         return run.info.experiment_id, run_id
-    exp_id = _experiment_id(client, experiment)
+    exp_id = _experiment_id(client, experiment, uri)
     run = client.create_run(exp_id, run_name=search_name, tags={KIND_TAG: "search"})
     return exp_id, run.info.run_id
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from dejavu_tune.config import TrainConfig
-from dejavu_tune.crm import build_crm
+from dejavu_tune.crm import build_crm, intended_use
 from dejavu_tune.data import build_splits
 from dejavu_tune.losses import dejavu_objective, regeneration_loss
 from dejavu_tune.models import build_model
@@ -26,7 +26,7 @@ from dejavu_tune.redaction import build_redaction
 from dejavu_tune.tasks import Batch, TaskError, build_task
 from dejavu_tune.text_supervision import describe_scene, load_text_encoder, text_supervision_loss
 
-__all__ = ["Trainer", "train", "NonFiniteLossError", "NonFiniteGradientError",
+__all__ = ["Trainer", "train", "NonFiniteLossError", "NonFiniteGradientError", "frozen_norm_stats",
            "resolve_device"]
 
 
@@ -48,7 +48,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 @contextlib.contextmanager
-def _frozen_norm_stats(model: nn.Module) -> Iterator[None]:
+def frozen_norm_stats(model: nn.Module) -> Iterator[None]:
     """Batch-norm layers keep their running statistics during the CL pass: regenerated
     images must not shift the normalisation that evaluation uses."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
@@ -80,8 +80,8 @@ class Trainer:
             self.model = build_model(model_cfg.name, self.task.heads(), width=model_cfg.width,
                                      pretrained=model_cfg.pretrained,
                                      attention=model_cfg.attention)
-            self.crm = (build_crm(dv.crm, self.task.condition_channels) if dv.enabled
-                        else None)
+            self.crm = (build_crm(dv.crm, self.task.condition_channels, use=intended_use(cfg))
+                        if dv.enabled else None)
         self.model.to(self.device)
         params = list(self.model.parameters())
         if self.crm is not None:
@@ -89,7 +89,7 @@ class Trainer:
             params += list(self.crm.parameters())
         self.redact = build_redaction(dv.redaction) if dv.enabled else None
         self.lpips = None
-        if dv.enabled and dv.loss.gamma2 > 0:
+        if dv.enabled and dv.loss.gamma1 > 0:
             if lpips_net is None:
                 from dejavu_tune.lpips import shared_lpips
 
@@ -138,10 +138,10 @@ class Trainer:
             if self.crm is not None:
                 with torch.autocast(self.device.type, enabled=False):
                     redacted = self.redact(images, self.redact_rng)
-                regenerated = self.crm(redacted, task.condition(preds))
+                regenerated = self.crm(redacted, self.condition(preds))
                 regen_parts = regeneration_loss(regenerated, images, dv.loss, self.lpips)
                 if dv.loss.cl_weight > 0:
-                    with _frozen_norm_stats(self.model):
+                    with frozen_norm_stats(self.model):
                         cl = task.consistency(self.model(regenerated), preds)
                 if self.text_encoder is not None:
                     texts = describe_scene(batch["seg"], self.train_set.class_names)
@@ -149,6 +149,11 @@ class Trainer:
                 extras.update(redacted=redacted, regenerated=regenerated)
         parts = dejavu_objective(task_parts.pop("task_loss"), regen_parts, dv.loss, cl, ts)
         return {**task_parts, **parts}, extras
+
+    def condition(self, preds: Batch) -> torch.Tensor:
+        """The CRM's conditioning from the network's raw outputs (dejavu.crm.condition)."""
+        crm = self.cfg.dejavu.crm
+        return self.task.condition_as(preds, crm.condition, crm.temperature)
 
     def train_step(self, batch: Batch) -> dict[str, float]:
         self.model.train()
@@ -342,6 +347,26 @@ def _format(metrics: dict[str, float]) -> str:
     return "  ".join(f"{k}={metrics[k]:.4g}" for k in shown)
 
 
+def _with_stored_crm(cfg: TrainConfig, store: str) -> TrainConfig:
+    """``cfg`` starting from stored CRM weights, pre-trained first if the store lacks them
+    (what a search's CRM stage does for every architecture it samples)."""
+    from dejavu_tune.crm_pretrain import pretrain_into
+    from dejavu_tune.crm_store import CRMPlan
+
+    loss = cfg.dejavu.loss
+    plan = CRMPlan(store=store, device=cfg.device,
+                   loss={"gamma1": loss.gamma1, "gamma2": loss.gamma2})
+    spec = plan.spec(cfg)
+    if spec is None:
+        return cfg
+    if not plan.has(spec):
+        print(f"pre-training the CRM ({spec.describe()}, {spec.settings['iterations']} "
+              f"iterations) into {plan.directory(spec)}", flush=True)
+        metrics = pretrain_into(spec, plan.directory(spec))
+        print(f"  reliance on the conditioning: {metrics['reliance']:.2f}", flush=True)
+    return plan.attach(cfg)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Local debug run: ``python -m dejavu_tune.train [--set KEY=VALUE ...] [--compare]``."""
     import argparse
@@ -360,10 +385,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a config key, e.g. dejavu.crm.kind=crm_f (repeatable)")
     parser.add_argument("--compare", action="store_true",
                         help="also train the baseline (DejaVu off) and print the gain")
+    parser.add_argument("--crm-store", default="runs/crm_store",
+                        help="stored CRM weights (dejavu.crm.init=pretrained): found here, "
+                             "else pre-trained and stored here first")
     args = parser.parse_args(argv)
     try:
         cfg = TrainConfig().replace(**dict(parse_override(o) for o in args.set))
-    except ConfigError as exc:
+        cfg = _with_stored_crm(cfg, args.crm_store)
+    except (ConfigError, LPIPSWeightsError, DatasetError, TaskError, PluginError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     runs = {"dejavu": cfg}

@@ -1,9 +1,9 @@
-"""The baseline trial inside the search's own Tune run.
+"""The baseline trials inside the search's own Tune run, and fixed lists of trials.
 
 A baseline run in a Tune run of its own before the search idles every other
-slot until it ends; here it is simply the first trial of the search. The
-searcher wrapper hands out the baseline configuration once and keeps its
-results away from Optuna (the baseline is not a point of the DejaVu space);
+slot until it ends; here the baselines (one per seed) are simply the first trials
+of the search. The searcher wrapper hands out each baseline configuration once and
+keeps their results away from Optuna (a baseline is not a point of the DejaVu space);
 the scheduler wrapper never stops it early and keeps it out of ASHA's rungs
 (DejaVu trials compete with each other). Both are plain module-level classes
 so that Tune can pickle them with the experiment and ``Tuner.restore`` them.
@@ -11,12 +11,13 @@ so that Tune can pickle them with the experiment and ``Tuner.restore`` them.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
-__all__ = ["BaselineFirst", "BaselineExemptASHA", "is_baseline"]
+__all__ = ["BaselineFirst", "BaselineExemptASHA", "FixedConfigs", "is_baseline"]
 
 ENABLED = "dejavu.enabled"
 
@@ -26,12 +27,12 @@ def is_baseline(config: dict[str, Any]) -> bool:
 
 
 class BaselineFirst(Searcher):
-    """Suggests ``baseline`` for the first trial, then whatever ``searcher`` suggests."""
+    """Suggests the ``baselines`` for the first trials, then whatever ``searcher`` suggests."""
 
-    def __init__(self, searcher: Searcher, baseline: dict[str, Any]):
+    def __init__(self, searcher: Searcher, baselines: list[dict[str, Any]]):
         self.searcher = searcher  # the attribute name Tune's SearchGenerator walks to save state
-        self.baseline = dict(baseline)
-        self.baseline_trial: str | None = None
+        self.baselines = [dict(b) for b in baselines]
+        self.baseline_trials: list[str] = []
         super().__init__(metric=searcher.metric, mode=searcher.mode)
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
@@ -42,26 +43,26 @@ class BaselineFirst(Searcher):
         return False  # the ConcurrencyLimiter around us counts the baseline as a trial
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        if self.baseline_trial is None:
-            self.baseline_trial = trial_id
-            return dict(self.baseline)
+        if len(self.baseline_trials) < len(self.baselines):
+            self.baseline_trials.append(trial_id)
+            return dict(self.baselines[len(self.baseline_trials) - 1])
         return self.searcher.suggest(trial_id)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id != self.baseline_trial:
+        if trial_id not in self.baseline_trials:
             self.searcher.on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
-        if trial_id != self.baseline_trial:
+        if trial_id not in self.baseline_trials:
             self.searcher.on_trial_complete(trial_id, result=result, error=error)
 
     def get_state(self) -> dict[str, Any]:
-        return {"baseline": self.baseline, "baseline_trial": self.baseline_trial}
+        return {"baselines": self.baselines, "baseline_trials": self.baseline_trials}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.baseline = state["baseline"]
-        self.baseline_trial = state["baseline_trial"]
+        self.baselines = state["baselines"]
+        self.baseline_trials = state["baseline_trials"]
 
     def save(self, checkpoint_path: str) -> None:
         self.searcher.save(checkpoint_path)
@@ -83,3 +84,36 @@ class BaselineExemptASHA(ASHAScheduler):
             self._trial_info.pop(trial.trial_id, None)
             return
         super().on_trial_complete(tune_controller, trial, result)
+
+
+class FixedConfigs(Searcher):
+    """Suggests exactly ``configs``, in order, then nothing more (the confirmation runs)."""
+
+    def __init__(self, configs: list[dict[str, Any]], metric: str, mode: str):
+        self.configs = [dict(c) for c in configs]
+        self.given = 0
+        super().__init__(metric=metric, mode=mode)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self.given >= len(self.configs):
+            return Searcher.FINISHED
+        self.given += 1
+        return dict(self.configs[self.given - 1])
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        pass
+
+    def get_state(self) -> dict[str, Any]:
+        return {"configs": self.configs, "given": self.given}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.configs, self.given = state["configs"], state["given"]
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "w") as f:
+            json.dump(self.get_state(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path) as f:
+            self.set_state(json.load(f))

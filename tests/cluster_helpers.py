@@ -146,18 +146,30 @@ def search_meta(storage: Path, name: str) -> dict:
     return json.loads((storage / name / "search.json").read_text())
 
 
-def trial_runs(meta: dict, uri: str | None = None) -> tuple[MlflowClient, list]:
-    """(client, the search's child runs), through ``uri`` or the search's own store."""
+STEPS = ("tuning", "search", "confirm")  # the search's Tune experiments, in order
+# The search's mechanics without its statistics: no baseline tuning, no replicates, no
+# confirmation, and CRM pre-trainings of a few iterations (one baseline + the trials).
+QUICK = ["--set", "search.baseline_trials=0", "--set", "search.baseline_seeds=0",
+         "--set", "search.confirm_top=0", "--set", "crm_pretrain.iterations=5"]
+
+
+def trial_runs(meta: dict, uri: str | None = None,
+               pretrainings: bool = False) -> tuple[MlflowClient, list]:
+    """(client, the child runs of the search's Tune trials; with ``pretrainings``, its CRM
+    pre-training runs too), through ``uri`` or the search's own store."""
     client = MlflowClient(uri or meta["tracking_uri"])
-    return client, client.search_runs(
+    runs = client.search_runs(
         [meta["experiment_id"]],
         filter_string=f"tags.`mlflow.parentRunId` = '{meta['parent_run_id']}'")
+    return client, [r for r in runs
+                    if pretrainings or r.data.tags.get("dejavu.kind") != "crm_pretrain"]
 
 
 def tune_last_results(storage: Path, name: str) -> dict[str, dict]:
     """Each trial's last result as Tune keeps it on disk (the result file of its trial)."""
     last: dict[str, dict] = {}
-    for path in (storage / name / "search").glob("*/result.json"):
+    paths = [p for step in STEPS for p in (storage / name / step).glob("*/result.json")]
+    for path in paths:
         for line in path.read_text().splitlines():
             row = json.loads(line)
             seen = last.get(row["trial_id"])
@@ -194,7 +206,8 @@ def assert_accounted_once(storage: Path, name: str, trials: int) -> list:
     told = {t["trial_id"]: t["state"] for t in study}
     assert len(told) == len(study) and None not in told, study
     sampled = {r.data.tags["dejavu.trial_id"]: r for r in runs
-               if r.data.tags["dejavu.kind"] == "trial"}
+               if r.data.tags["dejavu.kind"] == "trial"
+               and r.data.tags.get("dejavu.phase", "search") == "search"}
     assert set(told) == set(sampled), (told, list(sampled))
     for trial_id, state in told.items():
         assert state == _OPTUNA_STATE[sampled[trial_id].data.tags["dejavu.status"]], (

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cluster_helpers import (
+    QUICK,
     assert_accounted_once,
     best_config,
     free_port,
@@ -30,7 +31,7 @@ from cluster_helpers import (
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "data.num_train=48", "--set", "data.num_val=16", "--set", "model.width=8",
-         "--set", "dejavu.crm.width=8", "--set", "device=cpu"]
+         "--set", "dejavu.crm.width=8", "--set", "device=cpu", *QUICK]
 WORKER_IP = "127.0.0.2"
 
 

@@ -8,7 +8,7 @@ from dejavu_tune.crm import CRMR, CRMWeightsError, build_crm, load_crm_weights, 
 @pytest.mark.parametrize("stages", [1, 2, 3, 4])
 @pytest.mark.parametrize("downsample", [1, 2, 4])
 def test_crm_f_output_shape_every_stage_count(stages, downsample):
-    crm = build_crm(CRMConfig(kind="crm_f", stages=stages, width=8, downsample=downsample), 5)
+    crm = build_crm(CRMConfig(init="scratch", kind="crm_f", stages=stages, width=8, downsample=downsample), 5)
     redacted, cond = torch.randn(2, 3, 48, 40), torch.rand(2, 5, 48, 40)
     assert crm(redacted, cond).shape == (2, 3, 48, 40)
     assert len(crm.down) == stages and len(crm.up) == stages - 1
@@ -16,14 +16,14 @@ def test_crm_f_output_shape_every_stage_count(stages, downsample):
 
 @pytest.mark.parametrize("steps", [1, 2, 5, 20])
 def test_crm_r_output_shape_every_step_count(steps):
-    crm = build_crm(CRMConfig(kind="crm_r", steps=steps, width=8, downsample=2), 5)
+    crm = build_crm(CRMConfig(init="scratch", kind="crm_r", steps=steps, width=8, downsample=2), 5)
     assert crm(torch.randn(2, 3, 32, 32), torch.rand(2, 5, 32, 32)).shape == (2, 3, 32, 32)
     assert crm.step_embed.num_embeddings == steps
 
 
 @pytest.mark.parametrize("kind", ["crm_f", "crm_r"])
 def test_sizes_not_multiple_of_downsample(kind):
-    crm = build_crm(CRMConfig(kind=kind, steps=2, stages=3, width=8, downsample=4), 2)
+    crm = build_crm(CRMConfig(init="scratch", kind=kind, steps=2, stages=3, width=8, downsample=4), 2)
     assert crm(torch.randn(1, 3, 37, 29), torch.rand(1, 2, 37, 29)).shape == (1, 3, 37, 29)
 
 
@@ -43,7 +43,7 @@ def test_crm_r_applies_one_shared_step_k_times_with_step_index():
 
 def test_crm_r_starts_near_identity():
     # Small init of the update head: the untrained estimate stays near the redacted input.
-    crm = build_crm(CRMConfig(kind="crm_r", steps=20, width=8), 5)
+    crm = build_crm(CRMConfig(init="scratch", kind="crm_r", steps=20, width=8), 5)
     redacted = torch.randn(1, 3, 32, 32)
     out = crm(redacted, torch.rand(1, 5, 32, 32))
     assert (out - redacted).abs().max().item() < 0.1
@@ -51,8 +51,8 @@ def test_crm_r_starts_near_identity():
 
 def test_gradient_checkpointing_gives_identical_gradients():
     torch.manual_seed(0)
-    plain = build_crm(CRMConfig(kind="crm_r", steps=4, width=8, downsample=2), 3)
-    ckpt = build_crm(CRMConfig(kind="crm_r", steps=4, width=8, downsample=2,
+    plain = build_crm(CRMConfig(init="scratch", kind="crm_r", steps=4, width=8, downsample=2), 3)
+    ckpt = build_crm(CRMConfig(init="scratch", kind="crm_r", steps=4, width=8, downsample=2,
                                checkpointing=True), 3)
     ckpt.load_state_dict(plain.state_dict())
     redacted = torch.randn(2, 3, 16, 16)
@@ -67,15 +67,15 @@ def test_gradient_checkpointing_gives_identical_gradients():
 
 
 def test_crm_checkpoint_round_trip_and_mismatch(tmp_path):
-    cfg = CRMConfig(kind="crm_f", stages=2, width=8)
+    cfg = CRMConfig(init="scratch", kind="crm_f", stages=2, width=8)
     crm = build_crm(cfg, 4)
     path = tmp_path / "crm.pt"
     save_crm(crm, path, cfg, cond_channels=4)
-    loaded = build_crm(CRMConfig(kind="crm_f", stages=2, width=8, weights=str(path)), 4)
+    loaded = build_crm(CRMConfig(init="scratch", kind="crm_f", stages=2, width=8, weights=str(path)), 4)
     for key, value in crm.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value)
     with pytest.raises(CRMWeightsError, match="were stored for .*'stages': 2.*'stages': 3"):
-        build_crm(CRMConfig(kind="crm_f", stages=3, width=8, weights=str(path)), 4)
+        build_crm(CRMConfig(init="scratch", kind="crm_f", stages=3, width=8, weights=str(path)), 4)
     with pytest.raises(CRMWeightsError, match="do not exist"):
         load_crm_weights(crm, tmp_path / "missing.pt", cfg, 4)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")

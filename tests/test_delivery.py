@@ -154,3 +154,16 @@ def test_a_trial_run_opened_while_the_server_is_away_arrives_once_it_is_back(tmp
         assert outbox.retries >= 1 and outbox.dropped == []
     finally:
         server.stop()
+
+
+def test_a_new_experiment_keeps_its_artifacts_beside_the_sqlite_store(tmp_path, monkeypatch):
+    # MLflow's default is ./mlruns of the working directory: runs from a checkout would
+    # litter it (and a search run from elsewhere would scatter its figures).
+    monkeypatch.chdir(tmp_path)
+    uri = tracking.default_tracking_uri(tmp_path / "runs")
+    exp_id, run_id = tracking.open_parent_run(uri, "exp", "s1")
+    tracking.log_artifact_text(uri, run_id, "summary.md", "hello\n")
+    location = MlflowClient(uri).get_experiment(exp_id).artifact_location
+    assert location == (tmp_path / "runs" / "artifacts").as_uri()
+    assert list((tmp_path / "runs" / "artifacts").rglob("summary.md"))
+    assert not (tmp_path / "mlruns").exists()

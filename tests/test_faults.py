@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from cluster_helpers import (
+    QUICK,
     MlflowServer,
     assert_accounted_once,
     best_config,
@@ -28,7 +29,7 @@ from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "data.num_train=256", "--set", "data.num_val=16", "--set", "model.width=8",
-         "--set", "dejavu.crm.width=8", "--set", "device=cpu"]
+         "--set", "dejavu.crm.width=8", "--set", "device=cpu", *QUICK]
 
 
 def _trial_pids() -> list[int]:
@@ -110,7 +111,7 @@ def test_tracking_server_away_for_60_s_stalls_no_trial_and_loses_no_metric(tmp_p
     # through their own queues once the server is back.
     epochs = 70
     args = ["--num-samples", "2", "--max-concurrent", "3", "--set", f"optim.epochs={epochs}",
-            "--set", f"search.grace_period={epochs}", *SMALL, "--set", "data.num_train=64"]
+            "--set", f"search.grace_period={epochs}", *SMALL, "--set", "data.num_train=128"]
     reference = undisturbed_best(tmp_path / "calm", "calm", args)
     try:
         server.start()
@@ -139,6 +140,7 @@ def test_tracking_server_away_for_60_s_stalls_no_trial_and_loses_no_metric(tmp_p
             finished_s = time.monotonic() - restarted_at
         finally:
             kill(driver)
+        (tmp_path / "driver.log").write_text(out)  # kept by pytest for a failure's reading
         assert driver.returncode == 0, out[-3000:]
         # The trials kept training while the server was away.
         assert reported_during >= 3, reported_during

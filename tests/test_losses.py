@@ -22,9 +22,10 @@ def lpips_net():
 
 
 def test_mse_part_by_hand():
+    # gamma2 weights MSE; gamma1 = 0 skips LPIPS (no network needed)
     image = torch.zeros(1, 3, 32, 32)
     regenerated = torch.full((1, 3, 32, 32), 0.5)
-    parts = regeneration_loss(regenerated, image, LossConfig(gamma=2.0, gamma1=3.0, gamma2=0.0),
+    parts = regeneration_loss(regenerated, image, LossConfig(gamma=2.0, gamma1=0.0, gamma2=3.0),
                               None)
     assert parts["mse"].item() == pytest.approx(0.25)
     assert parts["lpips"].item() == 0.0
@@ -41,10 +42,11 @@ def test_loss_decomposes_into_weighted_parts(lpips_net):
     lp = lpips_distance(lpips_net, regenerated, image).mean().item()
     assert regen["mse"].item() == pytest.approx(mse, rel=1e-6)
     assert regen["lpips"].item() == pytest.approx(lp, rel=1e-6) and lp > 0.01
-    assert regen["dejavu_loss"].item() == pytest.approx(0.5 * (2.0 * mse + 0.3 * lp), rel=1e-6)
+    # gamma1 (2.0) weights LPIPS, gamma2 (0.3) MSE: seed C.3
+    assert regen["dejavu_loss"].item() == pytest.approx(0.5 * (2.0 * lp + 0.3 * mse), rel=1e-6)
     task, cl = torch.tensor(1.25), torch.tensor(0.4)
     parts = dejavu_objective(task, regen, cfg, cl)
-    expected = 1.25 + 0.5 * (2.0 * mse + 0.3 * lp) + 0.1 * 0.4
+    expected = 1.25 + 0.5 * (2.0 * lp + 0.3 * mse) + 0.1 * 0.4
     assert parts["loss"].item() == pytest.approx(expected, rel=1e-6)
     assert set(parts) == {"loss", "task_loss", "dejavu_loss", "mse", "lpips", "cl_loss"}
 

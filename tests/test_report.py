@@ -23,14 +23,14 @@ GRID = {(None, 0.0): (0.75, 0.77), (None, 0.1): (0.70, 0.70),
 B1 = """\
 ### Table B.1: noise
 
-| setting               | input_noise=0.0 | Δ vs baseline | input_noise=0.1 | Δ vs baseline |
-| --------------------- | --------------: | ------------: | --------------: | ------------: |
-| baseline              |      76.0 ± 1.4 |             — |      70.0 ± 0.0 |             — |
-| DejaVu, cl_weight=0.0 |      78.0 ± 0.0 |          +2.0 |      73.0 ± 1.4 |          +3.0 |
-| DejaVu, cl_weight=0.1 |      79.5 ± 0.7 |          +3.5 |      75.5 ± 0.7 |          +5.5 |
+| setting               | input_noise=0.0 |   Δ vs baseline | input_noise=0.1 |   Δ vs baseline |
+| --------------------- | --------------: | --------------: | --------------: | --------------: |
+| baseline              |      76.0 ± 1.4 |               — |      70.0 ± 0.0 |               — |
+| DejaVu, cl_weight=0.0 |      78.0 ± 0.0 | +2.0 ± 1.4 n.s. |      73.0 ± 1.4 | +3.0 ± 1.4 n.s. |
+| DejaVu, cl_weight=0.1 |      79.5 ± 0.7 | +3.5 ± 0.7 n.s. |      75.5 ± 0.7 | +5.5 ± 0.7 n.s. |
 
 val_miou × 100 at each run's last epoch: mean ± sample std (ddof=1) over 2 seeds per cell.
-Δ vs baseline: the row's mean minus the baseline's mean in the same column and setting.
+Δ vs baseline: paired by seed with the baseline in the same column and setting: mean ± sample std of the per-seed differences; sig. when their 95% t interval excludes 0, else n.s. (not significant). Without shared seeds: the difference of the means.
 Excluded: 1 failed, 1 stopped early."""
 
 
@@ -100,15 +100,26 @@ def test_without_columns_delta_matches_the_noise_level(store):
     assert rows == {
         "baseline, input_noise=0.0": ["76.00 ± 1.41", "—"],
         "baseline, input_noise=0.1": ["70.00 ± 0.00", "—"],
-        "DejaVu, input_noise=0.0, cl_weight=0.0": ["78.00 ± 0.00", "+2.00"],
-        "DejaVu, input_noise=0.0, cl_weight=0.1": ["79.50 ± 0.71", "+3.50"],
-        "DejaVu, input_noise=0.1, cl_weight=0.0": ["73.00 ± 1.41", "+3.00"],
-        "DejaVu, input_noise=0.1, cl_weight=0.1": ["75.50 ± 0.71", "+5.50"]}
+        "DejaVu, input_noise=0.0, cl_weight=0.0": ["78.00 ± 0.00", "+2.00 ± 1.41 n.s."],
+        "DejaVu, input_noise=0.0, cl_weight=0.1": ["79.50 ± 0.71", "+3.50 ± 0.71 n.s."],
+        "DejaVu, input_noise=0.1, cl_weight=0.0": ["73.00 ± 1.41", "+3.00 ± 1.41 n.s."],
+        "DejaVu, input_noise=0.1, cl_weight=0.1": ["75.50 ± 0.71", "+5.50 ± 0.71 n.s."]}
     assert "| setting" in lines[0] and "val_miou" in lines[0]
 
 
 def _t(params, value, kind="trial"):
     return Trial("id", "run", kind, params, {"val_miou": value})
+
+
+def test_a_consistent_paired_gain_is_significant():
+    # per-seed differences 5, 6, 7 (x100): mean 6.0, std 1.0, 95% t interval
+    # 6.0 ± 4.303 * 1.0 / sqrt(3) = [3.5, 8.5]: excludes 0
+    rows = [_t({"dejavu.enabled": "False", "seed": str(s)}, v, "baseline")
+            for s, v in enumerate((0.60, 0.70, 0.80))]
+    rows += [_t({"dejavu.enabled": "True", "seed": str(s)}, v)
+             for s, v in enumerate((0.65, 0.76, 0.87))]
+    table = ablation_table(rows, "val_miou")
+    assert "| DejaVu   | 76.0 ± 11.0 | +6.0 ± 1.0 sig. |" in table, table
 
 
 def test_short_names_common_params_and_single_seed():

@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-from cluster_helpers import search_meta, trial_runs
+from cluster_helpers import QUICK, search_meta, trial_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "optim.epochs=2", "--set", "data.num_train=64", "--set", "data.num_val=16",
-         "--set", "model.width=8", "--set", "dejavu.crm.width=8", "--set", "device=cpu"]
+         "--set", "model.width=8", "--set", "dejavu.crm.width=8", "--set", "device=cpu", *QUICK]
 
 
 def _search(*args, timeout=600, **kwargs):
@@ -32,7 +32,9 @@ def test_search_end_to_end_logs_every_trial_to_mlflow(tmp_path):
     proc = _search("--num-samples", "3", "--storage-path", str(tmp_path), "--name", "s1",
                    *SMALL)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "best configuration:" in proc.stdout and "mlflow ui --backend-store-uri" in proc.stdout
+    # without replicates and confirmation (QUICK) the search says its best is unconfirmed
+    assert "not confirmed: " in proc.stdout
+    assert "mlflow ui --backend-store-uri" in proc.stdout
     client, meta, children = _runs(tmp_path, "s1")
     assert len(children) == 4  # the baseline + 3 sampled trials
     kinds = sorted(r.data.tags["dejavu.kind"] for r in children)
@@ -50,7 +52,9 @@ def test_search_end_to_end_logs_every_trial_to_mlflow(tmp_path):
         if tags["dejavu.kind"] == "baseline":
             assert params == {"dejavu.enabled": "False"}
             continue
-        assert {"dejavu_loss", "mse", "lpips", "gain"} <= set(run.data.metrics)
+        assert {"dejavu_loss", "mse", "lpips", "gain", "crm_reliance",
+                "regen_grad_ratio"} <= set(run.data.metrics)
+        assert run.data.tags["dejavu.inert"] in ("true", "false")
         kind = params["dejavu.redaction.kind"]
         # Only the parameters that apply to this trial are logged.
         assert ("dejavu.redaction.threshold" in params) == (kind == "random_blocks")
@@ -58,10 +62,21 @@ def test_search_end_to_end_logs_every_trial_to_mlflow(tmp_path):
         assert ("dejavu.crm.steps" in params) == (params["dejavu.crm.kind"] == "crm_r")
     parent = client.get_run(meta["parent_run_id"])
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"space.yaml", "summary.md", "best_config.json",
-            "optimization_history.png"} <= artifacts
-    assert "param_importances.png" in artifacts or "param_importances.txt" in artifacts
-    assert "best_val_miou" in parent.data.metrics and "baseline_val_miou" in parent.data.metrics
+    assert {"space.yaml", "summary.md", "best_config.json", "optimization_history.png",
+            "optuna_analysis.html"} <= artifacts
+    for plot in ("param_importances", "parallel_coordinate", "slice"):
+        assert f"{plot}.png" in artifacts or f"{plot}.txt" in artifacts, artifacts
+    assert parent.data.tags["dejavu.verdict"] == "not confirmed"
+    assert "best_single_seed_val_miou" in parent.data.metrics
+    # the CRM stage: one pre-training run per CRM architecture the trials used, each with
+    # its figure, and every DejaVu trial started from stored weights
+    _, everything = trial_runs(meta, pretrainings=True)
+    stored = {r.data.tags["dejavu.crm_stored"].rsplit("/", 1)[-1] for r in everything
+              if r.data.tags["dejavu.kind"] == "crm_pretrain"}
+    for run in children:
+        origin = run.data.tags["dejavu.crm_init"]
+        assert origin == "none" if run.data.tags["dejavu.kind"] == "baseline" else (
+            origin.startswith("stored:") and origin.removeprefix("stored:") in stored), origin
 
 
 @pytest.mark.integration

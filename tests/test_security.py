@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cluster_helpers import mlflow_server, search_meta
+from cluster_helpers import QUICK, mlflow_server, search_meta
 from mlflow.tracking import MlflowClient
 
 from dejavu_tune.tracking import redact
@@ -43,7 +43,7 @@ def test_a_planted_secret_is_never_logged(tmp_path):
              "--storage-path", str(tmp_path / "runs"), "--name", "sec", "--num-samples", "2",
              "--max-concurrent", "2", "--set", "optim.epochs=1", "--set", "data.num_train=32",
              "--set", "data.num_val=16", "--set", "model.width=8",
-             "--set", "dejavu.crm.width=8", "--set", "device=cpu"],
+             "--set", "dejavu.crm.width=8", "--set", "device=cpu", *QUICK],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert SECRET not in proc.stdout + proc.stderr
@@ -51,7 +51,9 @@ def test_a_planted_secret_is_never_logged(tmp_path):
         meta = search_meta(tmp_path / "runs", "sec")
         client = MlflowClient(uri)
         runs = client.search_runs([meta["experiment_id"]])
-        assert len(runs) == 4  # the parent, the baseline and 2 trials
+        # the parent, the baseline, 2 trials and the 6 CRM pre-trainings (their spec and
+        # stored paths are searched for the secret too)
+        assert len(runs) == 10
         downloads = tmp_path / "downloads"
         for run in runs:
             data = run.data

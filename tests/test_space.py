@@ -1,3 +1,4 @@
+import math
 from pathlib import Path
 
 import optuna
@@ -40,8 +41,8 @@ def test_default_space_loads_and_every_sample_is_a_valid_config():
 @pytest.mark.parametrize("mutate, message", [
     (lambda r: r["params"]["dejavu.crm.steps"].update(bogus=1),
      "params.dejavu.crm.steps.bogus: is not a known key"),
-    (lambda r: r["params"]["dejavu.crm.steps"].update(low=30),
-     "params.dejavu.crm.steps.low: 30 is above high=20: expected low <= high"),
+    (lambda r: r["params"]["dejavu.crm.stages"].update(low=30),
+     "params.dejavu.crm.stages.low: 30 is above high=3: expected low <= high"),
     (lambda r: r["params"]["dejavu.crm.steps"].update(when={"dejavu.crm.depth": "crm_r"}),
      "params.dejavu.crm.steps.when.dejavu.crm.depth: is not a parameter defined above"),
     (lambda r: r["params"]["dejavu.redaction.kind"].update(choices=[]),
@@ -74,12 +75,12 @@ def test_default_space_loads_and_every_sample_is_a_valid_config():
      "params.dejavu.crm.stages.when: 'crm_f' is not allowed: expected a mapping"),
     (lambda r: r["search"].update(metric="val_mio"),
      "search.metric: 'val_mio' is not allowed for this task: expected one of val_miou"),
-    (lambda r: r["params"]["dejavu.crm.steps"].update(type="float", low=1, high=2),
-     "dejavu.crm.steps=1.5 is not allowed: expected an integer"),
+    (lambda r: r["params"]["dejavu.crm.stages"].update(type="float", low=1, high=2),
+     "dejavu.crm.stages=1.5 is not allowed: expected an integer"),
     (lambda r: r["params"]["dejavu.redaction.band_low"].update(low=0.3, high=0.8),
      "params: the sampled combination"),
     (lambda r: r["fixed"]["data"].update(image_size=16),
-     "data.image_size=16 is not allowed: expected at least 32 when dejavu.loss.gamma2 > 0"),
+     "data.image_size=16 is not allowed: expected at least 32 when dejavu.loss.gamma1 > 0"),
     (lambda r: r["fixed"].update(dejavu={"crm": {"weights": "nope/crm.pt"}}),
      "fixed.dejavu.crm.weights: 'nope/crm.pt' does not exist"),
 ])
@@ -162,10 +163,10 @@ def test_metric_and_mode_follow_the_task():
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda r: r["search"].update(algorithm="grid"),
-     "params.dejavu.redaction.threshold.type: 'float' is not allowed with search.algorithm: "
+     "params.optim.lr.type: 'float' is not allowed with search.algorithm: "
      "grid: expected categorical"),
-    (lambda r: r["search"].update(algorithm="random"),
-     "search.algorithm: 'random' is not allowed: expected tpe or grid"),
+    (lambda r: r["search"].update(algorithm="bayes"),
+     "search.algorithm: 'bayes' is not allowed: expected tpe, random or grid"),
     (lambda r: r.update(report={"columns": "data.noise"}),
      "report.columns: 'data.noise' is not allowed: expected one of the params"),
     (lambda r: r.update(report={"colour": 1}), "report.colour: is not a known key"),
@@ -194,3 +195,50 @@ def test_task_without_its_targets_in_the_dataset_fails_at_load(tmp_path):
         parse_space(raw, "space.yaml")
     raw["fixed"]["task"] = {"name": "depth"}
     assert parse_space(raw, "space.yaml").search.metric == "val_abs_rel"
+
+
+def test_asha_decides_on_its_own_metric_or_the_search_metric():
+    raw = _raw()
+    space = parse_space(raw, "space.yaml")
+    assert (space.search.stop_metric, space.search.stop_mode) == ("task_loss", "min")
+    del raw["search"]["stop_metric"]
+    space = parse_space(raw, "space.yaml")
+    assert (space.search.stop_metric, space.search.stop_mode) == ("val_miou", "max")
+    raw["search"].update(stop_metric="val_rmse")
+    with pytest.raises(SpaceError, match="search.stop_metric: 'val_rmse' is not allowed for "
+                                         "this task: expected one of val_miou"):
+        parse_space(raw, "space.yaml")
+    raw["search"].update(stop_metric="task_loss", stop_mode="max")
+    with pytest.raises(SpaceError, match="search.stop_mode: 'max' is not allowed for "
+                                         "task_loss: expected min"):
+        parse_space(raw, "space.yaml")
+
+
+def test_shared_params_are_tuned_for_the_baseline_then_fixed_for_dejavu():
+    space = load_space(DEFAULT)
+    assert [p.name for p in space.shared_params] == ["optim.lr"]
+    tuning = space.shared_only()
+    assert [p.name for p in tuning.params] == ["optim.lr"]
+    assert tuning.base_config().dejavu.enabled is False
+    searched = space.with_shared({"optim.lr": 0.05})
+    assert "optim.lr" not in [p.name for p in searched.params]
+    assert searched.base_config().optim.lr == 0.05
+    raw = _raw()
+    raw["params"]["dejavu.loss.gamma"]["shared"] = True
+    with pytest.raises(SpaceError, match="params.dejavu.loss.gamma.shared: is only for a "
+                                         "setting the baseline has too"):
+        parse_space(raw, "space.yaml")
+
+
+def test_sobol_points_spread_over_a_log_range_by_hand():
+    from dejavu_tune.baseline_tuning import _value, sobol_points
+
+    lr = load_space(DEFAULT).shared_params[0]  # log-uniform over [0.01, 0.2]
+    assert _value(lr, 0.0) == pytest.approx(0.01)
+    assert _value(lr, 0.5) == pytest.approx((0.01 * 0.2) ** 0.5, rel=1e-5)  # geometric mean
+    points = sobol_points([lr], 4, seed=0)
+    assert len(points) == 4 and len({p["optim.lr"] for p in points}) == 4
+    # one point in each quarter of the log range: what "evenly spread" means for 4 points
+    quarters = sorted(int(4 * math.log(p["optim.lr"] / 0.01) / math.log(20)) for p in points)
+    assert quarters == [0, 1, 2, 3]
+    assert sobol_points([lr], 4, seed=0) == points  # seeded

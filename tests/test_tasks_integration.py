@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cluster_helpers import QUICK
 from PIL import Image
 from test_search_integration import SMALL, _runs, _search
 
@@ -45,7 +46,7 @@ def test_ablation_grid_gives_a_supplement_style_table(tmp_path):
                    "--set", "optim.epochs=1", "--set", "data.num_train=32",
                    "--set", "data.num_val=16", "--set", "model.width=8",
                    "--set", "dejavu.crm.width=8", "--set", "device=cpu",
-                   "--set", "dejavu.loss.gamma2=0.0")
+                   "--set", "dejavu.loss.gamma1=0.0", "--set", "crm_pretrain.iterations=5")
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, meta, children = _runs(tmp_path, "b3")
     assert len(children) == (1 + 4) * 3  # (baseline + 4 stage counts) x 3 seeds
@@ -84,7 +85,8 @@ def test_bring_your_own_network_dataset_and_task(tmp_path):
     proc = _search("--space", str(space), "--storage-path", str(tmp_path / "runs"),
                    "--name", "byo", "--set", f"data.root={tmp_path / 'pairs'}",
                    "--set", "optim.epochs=1", "--set", "device=cpu",
-                   "--set", "dejavu.loss.gamma2=0.0", "--set", "dejavu.crm.width=8", env=env)
+                   "--set", "dejavu.loss.gamma1=0.0", "--set", "dejavu.crm.width=8", *QUICK,
+                   env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     client, _, children = _runs(tmp_path / "runs", "byo")
     assert len(children) == 3  # baseline + 2 trials

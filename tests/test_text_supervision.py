@@ -61,7 +61,8 @@ def test_trainer_logs_the_ts_part(monkeypatch):
     monkeypatch.setitem(sys.modules, "my_encoders", module)
     cfg = TrainConfig().replace(**{
         "data.num_train": 8, "data.num_val": 4, "data.image_size": 32, "optim.batch_size": 4,
-        "optim.epochs": 1, "dejavu.loss.gamma2": 0.0, "dejavu.crm.steps": 2,
+        "optim.epochs": 1, "dejavu.loss.gamma1": 0.0, "dejavu.crm.steps": 2,
+        "dejavu.crm.init": "scratch",
         "dejavu.loss.ts_weight": 0.3, "dejavu.loss.ts_encoder": "my_encoders:colours"})
     trainer = Trainer(cfg)
     parts = trainer.train_step(trainer.first_batch(4))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from cluster_helpers import (
+    QUICK,
     assert_accounted_once,
     assert_records_complete,
     kill,
@@ -27,7 +28,7 @@ from postgres_helpers import ComposeTrackingServer, postgres_bindir
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "data.num_val=16", "--set", "model.width=8", "--set", "dejavu.crm.width=8",
-         "--set", "device=cpu"]
+         "--set", "device=cpu", *QUICK]
 
 if postgres_bindir() is None and os.environ.get("DEJAVU_REQUIRE_POSTGRES") != "1":
     pytest.skip("PostgreSQL's server is not installed (apt-get install postgresql; .ci/run "

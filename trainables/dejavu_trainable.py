@@ -24,12 +24,16 @@ from PIL import Image
 
 from dejavu_tune import ray_adapter, tracking
 from dejavu_tune.config import TrainConfig
+from dejavu_tune.crm_store import WEIGHTS_FILE, CRMPlan
 from dejavu_tune.delivery import DeliveryQueue
+from dejavu_tune.diagnostics import crm_usage
 from dejavu_tune.figures import regeneration_figure
+from dejavu_tune.plugins import load_object
 from dejavu_tune.train import Trainer
 from dejavu_tune.tune_baseline import is_baseline
 
-__all__ = ["TrialContext", "dejavu_trainable", "upload_figure", "FIGURE_FILE", "GPU_IDS_KEY"]
+__all__ = ["TrialContext", "dejavu_trainable", "trial_config", "upload_figure", "FIGURE_FILE",
+           "GPU_IDS_KEY"]
 
 FIGURE_FILE = "regeneration.png"
 # The GPUs of the trial, in every result it reports to Tune (Tune adds the node's IP itself).
@@ -53,6 +57,9 @@ class TrialContext:
     cpus: float = 1.0
     figure_images: int = 4
     delivery_retry_s: float = 3600.0  # how long a trial keeps retrying one tracking call
+    crm_plan: CRMPlan | None = None  # the stored CRM weights DejaVu trials start from
+    trainer: str | None = None  # 'module:function' building the trainer; None: Trainer
+    phase: str = "search"  # which step of the search the trial belongs to (a run tag)
 
 
 class _TrialRun:
@@ -93,8 +100,14 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
         node_ip, gpu_ids = ray_adapter.placement()
         outbox.put(run.log, tracking.set_tags,
                    {tracking.NODE_TAG: node_ip, tracking.GPU_TAG: gpu_ids})
-        cfg = TrainConfig.from_dict(context.fixed).replace(**config)
-        trainer = Trainer(cfg)
+        cfg = trial_config(context.fixed, config)
+        if context.crm_plan is not None:
+            cfg = context.crm_plan.attach(cfg)
+        outbox.put(run.log, tracking.set_tags, {tracking.PHASE_TAG: context.phase,
+                                                tracking.CRM_TAG: _crm_origin(cfg)})
+        trainer = (load_object(context.trainer, "search.trainer") if context.trainer
+                   else Trainer)(cfg)
+        probe = trainer.first_batch(cfg.optim.batch_size) if trainer.crm is not None else None
         state, skipped = ray_adapter.restore_state()
         if state is not None:
             trainer.load_state_dict(state)
@@ -102,13 +115,18 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
             if skipped:
                 tags[tracking.CHECKPOINT_SKIPPED_TAG] = "; ".join(skipped)
             outbox.put(run.log, tracking.set_tags, tags)
+        # Only the first epoch after a restore can have been logged already.
+        rerun_epoch = trainer.epoch + 1 if state is not None else None
         while trainer.epoch < cfg.optim.epochs:
             start = time.perf_counter()
             metrics = trainer.train_epoch()
             metrics.update(trainer.evaluate())
+            if probe is not None:
+                metrics.update(crm_usage(trainer, probe))
             metrics["compute_s"] = time.perf_counter() - start
             # a copy: Tune adds its own keys to the dict it is given
-            outbox.put(run.log, _log_new_epoch, dict(metrics), trainer.epoch, _now_ms())
+            log_epoch = _log_new_epoch if trainer.epoch == rerun_epoch else tracking.log_epoch
+            outbox.put(run.log, log_epoch, dict(metrics), trainer.epoch, _now_ms())
             files = {}
             if context.figure_images > 0:
                 files[FIGURE_FILE] = _png(regeneration_figure(
@@ -141,6 +159,22 @@ def _log_new_epoch(uri: str, run_id: str, metrics: dict[str, float], step: int,
     epoch again after its restart (same state and RNG): the first point stays."""
     if step not in tracking.logged_steps(uri, run_id, "compute_s"):
         tracking.log_epoch(uri, run_id, metrics, step=step, timestamp_ms=timestamp_ms)
+
+
+def trial_config(fixed: dict[str, Any], sampled: dict[str, Any]) -> TrainConfig:
+    """A trial's configuration: the space's fixed keys with its sampled (dotted) ones."""
+    return TrainConfig.from_dict(fixed).replace(**sampled)
+
+
+def _crm_origin(cfg: TrainConfig) -> str:
+    """Where the trial's CRM starts: stored weights (their store key), a file, scratch."""
+    crm = cfg.dejavu.crm
+    if not cfg.dejavu.enabled:
+        return "none"
+    if crm.weights:
+        path = Path(crm.weights)
+        return f"stored:{path.parent.name}" if path.name == WEIGHTS_FILE else f"file:{path}"
+    return "scratch"
 
 
 def _now_ms() -> int:

@@ -56,6 +56,13 @@ class Task(ABC):
     def condition(self, preds: Batch) -> torch.Tensor:
         """The CRM's conditioning C from the network's raw outputs, (B, channels, H, W)."""
 
+    def condition_as(self, preds: Batch, style: str = "soft",
+                     temperature: float = 1.0) -> torch.Tensor:
+        """The conditioning in ``style`` (``dejavu.crm.condition``: soft, sharpened or
+        onehot). Only class probabilities have a sharpened or one-hot form: a task without
+        them conditions the CRM with ``condition`` whatever the style."""
+        return self.condition(preds)
+
     @abstractmethod
     def target_condition(self, batch: Batch) -> torch.Tensor:
         """The conditioning an ideal network would give: used to pre-train a CRM."""

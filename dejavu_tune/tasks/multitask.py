@@ -53,6 +53,11 @@ class MultiTask(Task):
     def condition(self, preds: Batch) -> torch.Tensor:
         return torch.cat([task.condition(preds) for task in self.tasks], 1)
 
+    def condition_as(self, preds: Batch, style: str = "soft",
+                     temperature: float = 1.0) -> torch.Tensor:
+        return torch.cat([task.condition_as(preds, style, temperature) for task in self.tasks],
+                         1)
+
     def target_condition(self, batch: Batch) -> torch.Tensor:
         return torch.cat([task.target_condition(batch) for task in self.tasks], 1)
 

@@ -42,6 +42,19 @@ class SegmentationTask(Task):
     def condition(self, preds: Batch) -> torch.Tensor:
         return torch.softmax(preds["seg"].float(), dim=1)
 
+    def condition_as(self, preds: Batch, style: str = "soft",
+                     temperature: float = 1.0) -> torch.Tensor:
+        logits = preds["seg"].float()
+        if style == "sharpened":
+            return torch.softmax(logits / temperature, dim=1)
+        probs = torch.softmax(logits, dim=1)
+        if style == "onehot":
+            # Straight-through: the CRM sees the hard decision, the network gets the
+            # probabilities' gradient.
+            hard = F.one_hot(logits.argmax(1), self.num_classes).permute(0, 3, 1, 2).float()
+            return hard + probs - probs.detach()
+        return probs
+
     def target_condition(self, batch: Batch) -> torch.Tensor:
         labels = batch["seg"]
         valid = labels != IGNORE_INDEX
