@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dejavu_tune.config import ConfigError, RedactionConfig, TrainConfig
+from dejavu_tune.run_names import crm_essence
 
 __all__ = ["PretrainSettings", "PretrainSpec", "CRMPlan", "REDACTION_POOLS", "WEIGHTS_FILE",
            "SPEC_FILE", "METRICS_FILE", "FIGURE_FILE", "redaction_pool"]
@@ -92,10 +93,8 @@ class PretrainSpec:
 
     def describe(self) -> str:
         """``crm_r K=4 · 3 redaction kinds`` (what a run name can hold)."""
-        size = (f"S={self.crm['stages']}" if self.crm["kind"] == "crm_f"
-                else f"K={self.crm['steps']}")
         kinds = self.redaction_kinds
-        return f"{self.crm['kind']} {size} · " + (
+        return crm_essence(self.crm["kind"], self.crm.get("stages"), self.crm.get("steps")) + " · " + (
             kinds[0] if len(kinds) == 1 else f"{len(kinds)} redaction kinds")
 
     def train_config(self) -> TrainConfig:

@@ -67,6 +67,9 @@ class LandscapeTrainer:
     def sample(self, count: int = 4) -> dict[str, torch.Tensor]:
         return {"input": torch.zeros(1, 3, 8, 8)}
 
+    def legend(self) -> list[tuple[str, tuple[int, int, int]]]:
+        return []
+
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch}
 

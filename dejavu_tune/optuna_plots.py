@@ -68,7 +68,8 @@ def _most_important(study: Any, count: int = 6) -> list[str] | None:
 
 
 def log_optuna_plots(uri: str, parent: str, space: Any, outcome: Any,
-                     order: Callable[[str | None], int | None]) -> None:
+                     order: Callable[[str | None], int | None]) -> list[str]:
+    """Log the plots into the parent run; returns the PNGs drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,6 +93,7 @@ def log_optuna_plots(uri: str, parent: str, space: Any, outcome: Any,
                      slice=(partial(ovm.plot_slice, params=top and top[:SLICES]),
                             partial(ov.plot_slice, params=top and top[:SLICES])))
     html: list[str] = []
+    drawn: list[str] = []
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         # Optuna flags its matplotlib plots as experimental and warns about sparse regimes
         # of conditional parameters; neither is actionable for the user of a finished search.
@@ -110,6 +112,7 @@ def log_optuna_plots(uri: str, parent: str, space: Any, outcome: Any,
             figure_png.savefig(Path(tmp) / f"{name}.png", dpi=100)
             matplotlib.pyplot.close(figure_png)
             tracking.log_artifact_file(uri, parent, Path(tmp) / f"{name}.png")
+            drawn.append(f"{name}.png")
             figure.update_layout(title=f"{name.replace('_', ' ')}: {budget}")
             html.append(figure.to_html(full_html=False,
                                        include_plotlyjs=not html))
@@ -118,3 +121,4 @@ def log_optuna_plots(uri: str, parent: str, space: Any, outcome: Any,
             page.write_text("<html><head><meta charset='utf-8'><title>Optuna analysis"
                             "</title></head><body>" + "\n".join(html) + "</body></html>")
             tracking.log_artifact_file(uri, parent, page)
+    return drawn

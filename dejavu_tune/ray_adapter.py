@@ -14,15 +14,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["trial_id", "placement", "report", "restore_state", "use_cluster_auth", "start_ray",
-           "make_tuner", "run_parallel", "restore_tuner", "can_restore", "make_status_callback", "trial_error",
-           "reported_epochs", "checkpoint_file", "optuna_trials"]
+STUDY_NAME = "search"  # the Optuna study of a search's DejaVu trials, in its study storage
+
+__all__ = ["STUDY_NAME", "trial_id", "trial_dir", "placement", "report", "restore_state",
+           "use_cluster_auth", "start_ray", "make_tuner", "run_parallel", "restore_tuner",
+           "can_restore", "make_status_callback", "trial_error", "reported_epochs",
+           "checkpoint_file", "optuna_trials"]
 
 # -- inside a trial ----------------------------------------------------------------
 def trial_id() -> str:
     from ray import tune
 
     return tune.get_context().get_trial_id()
+
+
+def trial_dir() -> str | None:
+    from ray import tune
+
+    return tune.get_context().get_trial_dir()
 
 
 def placement() -> tuple[str, str]:
@@ -120,7 +129,8 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: di
                max_failures: int = 0, points: list[dict[str, Any]] | None = None,
                early_stopping: bool = True, stop_metric: str | None = None,
                stop_mode: str | None = None,
-               baselines: list[dict[str, Any]] | None = None) -> Any:
+               baselines: list[dict[str, Any]] | None = None,
+               study_storage: str | None = None) -> Any:
     """A Tuner of ``num_samples`` trials plus ``baselines``.
 
     ``sampler``: "tpe" (Optuna's seeded TPE over ``define_by_run``), "random" (Optuna's
@@ -132,7 +142,9 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: di
     optimises); without it every trial runs the full budget (FIFO), which ablation
     tables and confirmation runs need. ``baselines`` (fixed configurations) are the first trials
     of the same run, on top of ``num_samples``: no slot waits for them, and ASHA and
-    Optuna never see them."""
+    Optuna never see them. ``study_storage``: an Optuna RDB URL that keeps the study
+    (study name ``STUDY_NAME``) where ``optuna-dashboard`` can read it while the search
+    runs."""
     import optuna
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
@@ -147,9 +159,12 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: di
     else:
         optuna_sampler = (optuna.samplers.RandomSampler(seed=seed) if sampler == "random"
                           else optuna.samplers.TPESampler(seed=seed))
+        storage = optuna.storages.RDBStorage(study_storage) if study_storage else None
         searcher = TruthfulOutcomes(OptunaSearch(space=define_by_run, metric=metric, mode=mode,
                                                  sampler=optuna_sampler,
-                                                 points_to_evaluate=points), max_epochs)
+                                                 points_to_evaluate=points,
+                                                 study_name=STUDY_NAME, storage=storage),
+                                    max_epochs)
     if baselines:
         searcher = BaselineFirst(searcher, baselines)
         num_samples += len(baselines)

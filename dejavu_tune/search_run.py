@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dejavu_tune import baseline_tuning, confirm, crm_stage, ray_adapter, tracking
+from dejavu_tune import baseline_tuning, confirm, crm_stage, mlflow_views, ray_adapter, tracking
 from dejavu_tune.crm_store import CRMPlan, PretrainSpec
 from dejavu_tune.delivery import DeliveryQueue
-from dejavu_tune.optuna_plots import log_optuna_plots
+from dejavu_tune.optuna_plots import HTML_FILE, log_optuna_plots
+from dejavu_tune.run_names import run_name
 from dejavu_tune.space import SearchSpace
 from dejavu_tune.summary import Outcome, headline, report_markdown, result_payload
 from dejavu_tune.trial_records import TrialRecord, finished_status, from_result
@@ -40,14 +41,17 @@ from trainables.dejavu_trainable import (
     GPU_IDS_KEY,
     TrialContext,
     dejavu_trainable,
-    upload_figure,
+    trial_config,
 )
 
-__all__ = ["run_search", "STUDY_FILE", "RESULT_FILE", "SUMMARY_FILE"]
+__all__ = ["run_search", "STUDY_FILE", "STUDY_DB", "RESULT_FILE", "SUMMARY_FILE"]
 
 STUDY_FILE = "optuna_trials.json"
 RESULT_FILE = "best_config.json"
 SUMMARY_FILE = "summary.md"
+# The Optuna study of the search step, live: `optuna-dashboard sqlite:///<root>/optuna.db`
+STUDY_DB = "optuna.db"
+FINAL_GAIN = "final_gain"  # the runs table sorts by it: the outcome at equal budget
 # How long the driver retries a trial's status update, and waits for them after the
 # trials: the runs are settled again after that, so this only bounds the wait.
 _DRIVER_RETRY_S = 600.0
@@ -169,6 +173,10 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
     _save_meta(root, meta)
     if not resume:
         _log_parent_setup(uri, parent, space, root)
+    view = _share_view(uri, exp_id, parent, space)
+    print(f"watch it in MLflow: {mlflow_views.runs_url(uri, exp_id, view)}\n"
+          f"and its Optuna study: optuna-dashboard sqlite:///{(root / STUDY_DB).resolve()}",
+          flush=True)
     ray_adapter.start_ray(address)
     drv = _Driver(space, root, meta, uri, exp_id, parent, max_failures, resume,
                   DeliveryQueue.named("driver-status", retry_for_s=_DRIVER_RETRY_S))
@@ -193,7 +201,7 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
              grace_period=s.grace_period, reduction_factor=s.reduction_factor,
              stop_metric=s.stop_metric, stop_mode=s.stop_mode,
              points=dv_space.grid_points() if grid else None, early_stopping=not grid,
-             baselines=baselines)
+             baselines=baselines, study_storage=f"sqlite:///{(root / STUDY_DB).resolve()}")
     if reference is None:
         reference = next((r for r in drv.records("search") if r.is_baseline
                           and r.seed == drv.seed and r.status == "completed"), None)
@@ -207,10 +215,11 @@ def _run(space: SearchSpace, root: Path, meta: dict[str, Any], address: str | No
     _log_parent_results(drv, dv_space, outcome, wall=time.time() - started)
     print("\n" + report_markdown(outcome))
     print("\n".join(headline(outcome)))
-    where = (f"browse {tracking.redact(uri)}" if uri.startswith(("http://", "https://")) else
-             f"mlflow ui --backend-store-uri {uri}\nthen browse http://127.0.0.1:5000")
-    print(f"\nresults: {root}\nopen them with:  {where} (experiment {meta['experiment']!r}, "
-          f"parent run {meta['name']!r}; select child runs and press Compare)")
+    command = mlflow_views.ui_command(uri)
+    print(f"\nresults: {root}\nopen them in MLflow"
+          + (f" (start its UI first: {command})" if command else "") + ":\n"
+          f"  the trials, ranked:  {mlflow_views.runs_url(uri, exp_id, view)}\n"
+          f"  the outcome:         {mlflow_views.run_url(uri, exp_id, parent)}")
     meta["finished"] = True
     _save_meta(root, meta)
     return 0
@@ -254,8 +263,7 @@ def _record_pretraining(drv: _Driver, spec: PretrainSpec, trained_now: bool) -> 
                                         "dejavu.crm_reused": str(not trained_now).lower()})
     if 0 not in tracking.logged_steps(drv.uri, run_id, "reliance"):
         tracking.log_epoch(drv.uri, run_id, metrics, step=0)
-    if not tracking.has_artifact(drv.uri, run_id, FIGURE_FILE):
-        tracking.log_artifact_file(drv.uri, run_id, directory / FIGURE_FILE)
+    tracking.log_figure(drv.uri, run_id, (directory / FIGURE_FILE).read_bytes(), 0)
     tracking.set_trial_status(drv.uri, run_id, "completed")
     return (f"{spec.describe()} ({'trained now' if trained_now else 'from the store'}, "
             f"reliance {metrics['reliance']:.2f})")
@@ -375,8 +383,10 @@ def _backfill(drv: _Driver, results: list[tuple[str, Any]]) -> None:
             ended = _ended_ms(last)
             started = (ended - int(last.get("time_total_s", 0) * 1000)
                        if ended is not None else None)
+            name = run_name(trial_config(drv.space.fixed, result.config), result.config,
+                            trial_id, step, str(result.path))
             run_id = tracking.open_trial_run(drv.uri, drv.exp_id, drv.parent, trial_id,
-                                             f"{kind}-{trial_id}", kind, started)
+                                             name, kind, started)
             tracking.set_tags(drv.uri, run_id, {tracking.PHASE_TAG: step})
         tracking.log_params(drv.uri, run_id, result.config)  # logs only the missing ones
         have = tracking.logged_steps(drv.uri, run_id, "compute_s")
@@ -396,9 +406,11 @@ def _backfill_records(uri: str, run_id: str, trial_id: str, result: Any) -> None
     if missing:
         tracking.set_tags(uri, run_id, missing)
     figure = ray_adapter.checkpoint_file(result, FIGURE_FILE)
-    if figure is not None and not tracking.has_artifact(uri, run_id, FIGURE_FILE):
-        print(f"  trial {trial_id}: {FIGURE_FILE} logged from its last checkpoint", flush=True)
-        upload_figure(uri, run_id, figure.read_bytes())
+    epoch = last.get("training_iteration")
+    if figure is not None and epoch and epoch not in tracking.figure_steps(uri, run_id):
+        print(f"  trial {trial_id}: figure of epoch {epoch} logged from its last checkpoint",
+              flush=True)
+        tracking.log_figure(uri, run_id, figure.read_bytes(), epoch)
 
 
 def _set_status(uri: str, exp_id: str, parent: str, trial_id: str, status: str,
@@ -416,9 +428,10 @@ def _set_status(uri: str, exp_id: str, parent: str, trial_id: str, status: str,
 
 def _log_gains(drv: _Driver, outcome: Outcome) -> None:
     """Each run's gain over the baseline on the same seed, per epoch, as its ``gain``
-    metric (a baseline's is 0). The baselines train beside the trials, so gains are
-    known only now; steps a run already has are skipped, so a resumed driver logs
-    nothing twice."""
+    metric (a baseline's is 0), and ``final_gain`` for runs that trained the full budget
+    only: sorting by it ranks at equal budget, trials ASHA stopped come last. The
+    baselines train beside the trials, so gains are known only now; steps a run already
+    has are skipped, so a resumed driver logs nothing twice."""
     by_seed = {r.seed: r for r in outcome.records
                if r.is_baseline and r.phase == "search" and r.status == "completed"}
     if outcome.reference is not None:
@@ -432,6 +445,8 @@ def _log_gains(drv: _Driver, outcome: Outcome) -> None:
         gains = {e: v - base.curve[e - 1] for e, v in enumerate(record.curve, start=1)
                  if e <= len(base.curve)}
         tracking.log_series(drv.uri, run_id, "gain", gains)
+        if record.final is not None and drv.epochs in gains:
+            tracking.log_series(drv.uri, run_id, FINAL_GAIN, {drv.epochs: gains[drv.epochs]})
 
 
 # -- the parent run ---------------------------------------------------------------------
@@ -448,6 +463,26 @@ def _log_parent_setup(uri: str, parent: str, space: SearchSpace, root: Path) -> 
     tracking.log_artifact_file(uri, parent, root / "space.yaml")
 
 
+def _share_view(uri: str, exp_id: str, parent: str, space: SearchSpace) -> str:
+    """The runs-table view this search prints: its trials ranked at equal budget, the
+    metrics that say how each did, the parameters the space samples."""
+    s = space.search
+    metrics = [FINAL_GAIN, s.metric, "gain", "crm_reliance", "regen_grad_ratio"]
+    return mlflow_views.share_runs_view(
+        uri, exp_id, parent, FINAL_GAIN, ascending=s.mode == "min", metrics=metrics,
+        params=[p.name for p in space.params],
+        tags=[tracking.STATUS_TAG, tracking.PHASE_TAG, tracking.INERT_TAG])
+
+
+def _parent_note(drv: _Driver, outcome: Outcome, plots: list[str]) -> str:
+    """The parent run's description: the summary (verdict first), then the plots."""
+    images = [mlflow_views.artifact_image(drv.parent, name, name.removesuffix(".png"))
+              for name in plots]
+    plots_md = (["", "## Optuna analysis", "", *images, "",
+                 f"Interactive: the run's `{HTML_FILE}`."] if images else [])
+    return report_markdown(outcome) + "\n".join(plots_md) + "\n"
+
+
 def _log_parent_results(drv: _Driver, space: SearchSpace, outcome: Outcome,
                         wall: float) -> None:
     uri, parent, m = drv.uri, drv.parent, outcome.metric
@@ -457,7 +492,7 @@ def _log_parent_results(drv: _Driver, space: SearchSpace, outcome: Outcome,
     (drv.root / RESULT_FILE).write_text(json.dumps(payload, indent=2, sort_keys=True))
     tracking.log_json(uri, parent, RESULT_FILE, payload)
     metrics: dict[str, float] = {
-        "wall_time_s": wall,
+        "wall_time_s": round(wall, 1),
         "trials": float(sum(1 for r in outcome.records if r.phase == "search"
                             and not r.is_baseline))}
     if outcome.baselines():
@@ -472,7 +507,11 @@ def _log_parent_results(drv: _Driver, space: SearchSpace, outcome: Outcome,
                        confirmed_ci_high=p.ci[1])
     tracking.log_epoch(uri, parent, metrics, step=0)
     tracking.set_tags(uri, parent, {"dejavu.verdict": outcome.verdict})
-    log_optuna_plots(uri, parent, space, outcome, _study_order(drv))
+    plots = log_optuna_plots(uri, parent, space, outcome, _study_order(drv))
+    mlflow_views.set_run_note(uri, parent, _parent_note(drv, outcome, plots))
+    mlflow_views.describe_experiment(uri, drv.exp_id, (
+        f"[{drv.meta['name']}]({mlflow_views.run_url(uri, drv.exp_id, parent)}): "
+        f"{outcome.verdict}"))
     tracking.set_trial_status(uri, parent, "completed")
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from dejavu_tune.confirm import Confirmed
 from dejavu_tune.paired import GAIN, WITHIN_NOISE, noise_floor
+from dejavu_tune.run_names import trial_number
 from dejavu_tune.trial_records import TrialRecord
 
 __all__ = ["Outcome", "NO_GAIN", "headline", "report_markdown", "result_payload",
@@ -110,7 +111,8 @@ def headline(o: Outcome) -> list[str]:
            if all(not r.inert for r in full) else
            f"{sum(r.inert for r in full)} of the {len(full)} full-budget trials were inert "
            "and none other qualified")
-    return [f"not confirmed: {why}; the best single-seed trial {single.trial_id} has "
+    return [f"not confirmed: {why}; the best single-seed trial "
+            f"{trial_number(single.trial_id, single.trial_dir)} has "
             f"{m}={single.final:.4f}, and one seed says nothing about noise"]
 
 
@@ -139,7 +141,7 @@ def _ranked(o: Outcome) -> list[str]:
         reliance, ratio = r.last.get("crm_reliance"), r.last.get("regen_grad_ratio")
         status = r.status + (" (inert)" if r.inert else "")
         label = str(rank) if r.final is not None else "–"
-        lines.append(f"| {label} | {r.trial_id or '?'} | {status} | {r.epochs} | {_fmt(value)} | "
+        lines.append(f"| {label} | {trial_number(r.trial_id, r.trial_dir) if r.trial_id else '?'} | {status} | {r.epochs} | {_fmt(value)} | "
                      f"{_fmt(gain, sign=True)} | {_fmt(reliance, 2)} | {_fmt(ratio, 3)} | "
                      f"{r.reason or short_params(r.config)} |")
     return lines

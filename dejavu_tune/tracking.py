@@ -9,6 +9,7 @@ a duplicate.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -19,12 +20,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from dejavu_tune.run_names import readable
 
 __all__ = ["STATUS_TAG", "REASON_TAG", "TRIAL_TAG", "KIND_TAG", "NODE_TAG", "GPU_TAG",
-           "RESUMED_TAG", "CHECKPOINT_SKIPPED_TAG", "PHASE_TAG", "CRM_TAG", "INERT_TAG", "default_tracking_uri", "artifact_root", "redact", "open_parent_run", "open_trial_run",
-           "log_epoch",
-           "log_series", "logged_steps", "run_tags", "log_params", "set_tags", "set_trial_status", "log_artifact_text",
-           "log_artifact_file", "has_artifact", "log_json", "child_runs"]
+           "RESUMED_TAG", "CHECKPOINT_SKIPPED_TAG", "PHASE_TAG", "CRM_TAG", "INERT_TAG",
+           "FIGURE_KEY", "MLFLOW_STATUS", "default_tracking_uri", "artifact_root", "redact", "open_parent_run",
+           "open_trial_run", "log_epoch", "log_series", "logged_steps", "run_tags",
+           "log_params", "set_tags", "set_trial_status", "log_artifact_text",
+           "log_artifact_file", "log_figure", "figure_steps", "has_artifact", "log_json",
+           "child_runs"]
 
 # MLflow prints "View run ... at: <tracking URI>" whenever an HTTP run ends: noise for
 # every trial, and it would print a password embedded in the URI.
@@ -42,7 +48,10 @@ CHECKPOINT_SKIPPED_TAG = "dejavu.checkpoints_skipped"  # damaged ones it fell ba
 PHASE_TAG = "dejavu.phase"  # crm / tuning / search / confirm: the step of the search
 CRM_TAG = "dejavu.crm_init"  # stored:<key>, file:<path>, scratch or none (DejaVu off)
 INERT_TAG = "dejavu.inert"  # true: the CRM ignored the prediction (dejavu_tune.diagnostics)
-_MLFLOW_STATUS = {"completed": "FINISHED", "stopped_early": "FINISHED", "failed": "FAILED"}
+FIGURE_KEY = "regeneration"  # the image key of every run's regeneration figure
+# A trial ASHA stopped ends KILLED: MLflow's runs table then tells it from a completed
+# one at a glance (its reason stays in STATUS_TAG).
+MLFLOW_STATUS = {"completed": "FINISHED", "stopped_early": "KILLED", "failed": "FAILED"}
 
 
 def default_tracking_uri(storage_path: str | Path) -> str:
@@ -112,10 +121,11 @@ def open_trial_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: s
 
 
 def log_params(uri: str, run_id: str, params: dict[str, Any]) -> None:
-    """Params are write-once in MLflow; a resumed trial re-logs identical values, which is fine."""
+    """Params are write-once in MLflow; a resumed trial re-logs identical values, which is fine.
+    Floats are rounded for reading (``run_names.readable``)."""
     client = MlflowClient(uri)
     existing = client.get_run(run_id).data.params
-    fresh = [Param(k, str(v)) for k, v in params.items() if k not in existing]
+    fresh = [Param(k, readable(v)) for k, v in params.items() if k not in existing]
     for i in range(0, len(fresh), 100):  # MLflow's batch limit is 100 params
         client.log_batch(run_id, params=fresh[i:i + 100])
 
@@ -133,7 +143,8 @@ def log_epoch(uri: str, run_id: str, metrics: dict[str, float], step: int,
 
 
 def set_tags(uri: str, run_id: str, tags: dict[str, str]) -> None:
-    MlflowClient(uri).log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+    # MLflow keeps at most 8000 characters of a run tag
+    MlflowClient(uri).log_batch(run_id, tags=[RunTag(k, str(v)[:8000]) for k, v in tags.items()])
 
 
 def run_tags(uri: str, run_id: str) -> dict[str, str]:
@@ -170,7 +181,7 @@ def set_trial_status(uri: str, run_id: str, status: str, reason: str | None = No
     elif REASON_TAG in run.data.tags:
         client.delete_tag(run_id, REASON_TAG)  # a retried trial that then succeeded
     client.log_batch(run_id, tags=tags)
-    client.set_terminated(run_id, status=_MLFLOW_STATUS[status], end_time=end_ms)
+    client.set_terminated(run_id, status=MLFLOW_STATUS[status], end_time=end_ms)
 
 
 def log_artifact_text(uri: str, run_id: str, name: str, text: str) -> None:
@@ -182,6 +193,29 @@ def log_artifact_text(uri: str, run_id: str, name: str, text: str) -> None:
 
 def log_artifact_file(uri: str, run_id: str, path: str | Path) -> None:
     MlflowClient(uri).log_artifact(run_id, str(path))
+
+
+def log_figure(uri: str, run_id: str, png: bytes, step: int) -> None:
+    """A figure as an MLflow image (key ``FIGURE_KEY``) at ``step``: the run's image grid
+    and Compare show it by epoch. A step the run has already is not logged again (MLflow
+    names every image afresh, so a repeated call would add a copy)."""
+    if step in figure_steps(uri, run_id):
+        return
+    MlflowClient(uri).log_image(run_id, Image.open(io.BytesIO(png)), key=FIGURE_KEY,
+                                step=step, synchronous=True)
+
+
+def figure_steps(uri: str, run_id: str) -> set[int]:
+    """The steps at which the run has a figure (MLflow's image file names carry them:
+    ``images/<key>+step+<n>+timestamp+<ms>+<uuid>.png``)."""
+    steps = set()
+    for artifact in MlflowClient(uri).list_artifacts(run_id, "images"):
+        name = artifact.path.rsplit("/", 1)[-1]
+        parts = name.split("+")
+        if (len(parts) >= 4 and parts[0] == FIGURE_KEY and parts[1] == "step"
+                and name.endswith(".png")):
+            steps.add(int(parts[2]))
+    return steps
 
 
 def has_artifact(uri: str, run_id: str, name: str) -> bool:

@@ -20,6 +20,7 @@ from torch import nn
 from dejavu_tune.config import TrainConfig
 from dejavu_tune.crm import build_crm, intended_use
 from dejavu_tune.data import build_splits
+from dejavu_tune.figures import CHANGE_COLUMN, change_map
 from dejavu_tune.losses import dejavu_objective, regeneration_loss
 from dejavu_tune.models import build_model
 from dejavu_tune.redaction import build_redaction
@@ -275,10 +276,14 @@ class Trainer:
             meter.update(self.task.decode({k: v.float() for k, v in preds.items()}), batch)
         return meter.compute()
 
+    def legend(self) -> list[tuple[str, tuple[int, int, int]]]:
+        """The class colours of ``sample``'s pictures (``Task.legend``)."""
+        return self.task.legend()
+
     @torch.no_grad()
     def sample(self, count: int = 4) -> dict[str, torch.Tensor]:
         """Figure columns (RGB in [-1, 1]): input, each target and prediction, redacted,
-        regenerated, for the first ``count`` validation images."""
+        regenerated and what the CRM changed, for the first ``count`` validation images."""
         self.model.eval()
         if self.crm is not None:
             self.crm.eval()
@@ -295,6 +300,8 @@ class Trainer:
         for key in ("redacted", "regenerated"):
             if key in extras:
                 out[key] = extras[key].float().clamp(-1, 1)
+        if "regenerated" in out:
+            out[CHANGE_COLUMN] = change_map(out["regenerated"], out["redacted"])
         return {k: v.detach().float().cpu() for k, v in out.items()}
 
     # -- checkpointing --------------------------------------------------------------

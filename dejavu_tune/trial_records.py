@@ -39,6 +39,7 @@ class TrialRecord:
     curve: tuple[float, ...]  # the search metric per epoch, epoch 1 first
     last: dict[str, Any]  # the last result it reported
     errored: bool = False  # it raised (as opposed to ending on a NaN metric)
+    trial_dir: str | None = None  # Tune's directory of the trial (its name numbers it)
 
     @property
     def is_baseline(self) -> bool:
@@ -84,4 +85,5 @@ def from_result(result: Any, phase: str, metric: str, epochs: int,
     return TrialRecord(trial_id=last.get("trial_id"), phase=phase, config=config,
                        seed=int(config.get("seed", base_seed)), status=status, reason=reason,
                        curve=_curve(result, metric), last=last,
-                       errored=result.error is not None)
+                       errored=result.error is not None,
+                       trial_dir=str(result.path) if result.path else None)

@@ -8,6 +8,12 @@ Optuna trial then stays RUNNING for ever). This wrapper tells the truth instead:
 - ASHA stopped it before the full budget: PRUNED (Optuna keeps its last
   intermediate value, and TPE ranks pruned trials below complete ones);
 - it ran the full budget: COMPLETE with its final value.
+
+With the study in an RDB (``optuna-dashboard`` reads it live), the database can be ahead
+of the searcher state Tune restores on ``--resume``: a trial asked or told after the
+last snapshot. On restore, trials the database still has RUNNING that the restored
+searcher does not know are marked FAIL (no trial will ever report to them), and a
+report to a trial the database has already finished is ignored.
 """
 
 from __future__ import annotations
@@ -37,7 +43,12 @@ class TruthfulOutcomes(Searcher):
         return self.searcher.suggest(trial_id)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        self.searcher.on_trial_result(trial_id, result)
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            self.searcher.on_trial_result(trial_id, result)
+        except UpdateFinishedTrialError:
+            pass  # told before the driver was killed, resumed since: the study has it
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
@@ -61,3 +72,17 @@ class TruthfulOutcomes(Searcher):
 
     def restore(self, checkpoint_path: str) -> None:
         self.searcher.restore(checkpoint_path)
+        _fail_orphans(self.searcher)
+
+
+def _fail_orphans(searcher: Any) -> None:
+    """FAIL the study's RUNNING trials that the restored searcher does not hold."""
+    from optuna.trial import TrialState
+
+    study = getattr(searcher, "_ot_study", None)
+    if study is None:
+        return
+    held = {trial.number for trial in getattr(searcher, "_ot_trials", {}).values()}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.number not in held:
+            study.tell(trial.number, state=TrialState.FAIL)

@@ -40,7 +40,8 @@ def test_a_planted_gain_is_found_confirmed_and_called_significant(tmp_path):
     assert winner["ci_low"] > 0 and winner["ci_low"] < EFFECT < winner["ci_high"]
     assert result["config"]["dejavu"]["loss"]["gamma"] == winner["config"]["dejavu.loss.gamma"]
     # the printed lines and the parent run lead with it
-    assert "winner:" in out and "significant gain" in out.splitlines()[-5]
+    verdict_lines = out.split("\nresults:")[0].strip().splitlines()[-2:]  # before the addresses
+    assert verdict_lines[0].startswith("winner:") and "significant gain" in verdict_lines[1]
     meta = search_meta(tmp_path, "planted")
     client, runs = trial_runs(meta)
     parent = client.get_run(meta["parent_run_id"])

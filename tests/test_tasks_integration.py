@@ -12,6 +12,8 @@ from cluster_helpers import QUICK
 from PIL import Image
 from test_search_integration import SMALL, _runs, _search
 
+from dejavu_tune.tracking import figure_steps
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -24,7 +26,7 @@ def test_each_task_trains_through_the_search(task, metric, tmp_path):
     proc = _search("--num-samples", "1", "--storage-path", str(tmp_path), "--name", task,
                    "--set", f"task.name={task}", *SMALL)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    client, _, children = _runs(tmp_path, task)
+    client, meta, children = _runs(tmp_path, task)
     assert sorted(r.data.tags["dejavu.kind"] for r in children) == ["baseline", "trial"]
     for run in children:
         assert run.data.tags["dejavu.status"] in ("completed", "stopped_early")
@@ -35,7 +37,7 @@ def test_each_task_trains_through_the_search(task, metric, tmp_path):
                 "normals_loss"} <= set(trial.data.metrics)
     if task == "depth":  # lower is better: the summary ranks by it
         assert "val_abs_rel" in proc.stdout
-    assert {a.path for a in client.list_artifacts(trial.info.run_id)} >= {"regeneration.png"}
+    assert figure_steps(meta["tracking_uri"], trial.info.run_id)
 
 
 @pytest.mark.integration

@@ -26,6 +26,8 @@ from cluster_helpers import (
 from PIL import Image
 from postgres_helpers import ComposeTrackingServer, postgres_bindir
 
+from dejavu_tune.tracking import figure_steps
+
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "data.num_val=16", "--set", "model.width=8", "--set", "dejavu.crm.width=8",
          "--set", "device=cpu", *QUICK]
@@ -93,8 +95,10 @@ def test_the_compose_server_starts_on_postgres_and_a_search_logs_through_it(serv
             assert not [v for v in {**run.data.params, **run.data.tags}.values()
                         if server.password in v]
             # Figures come back through the server's proxied artifact store.
-            png = client.download_artifacts(run.info.run_id, "regeneration.png",
-                                             f"{tmp}/{trial}")
+            assert figure_steps(server.uri, run.info.run_id)
+            first = next(a.path for a in client.list_artifacts(run.info.run_id, "images")
+                         if a.path.endswith(".png"))
+            png = client.download_artifacts(run.info.run_id, first, f"{tmp}/{trial}")
             with Image.open(png) as figure:
                 assert figure.format == "PNG" and figure.width > 100
         best = json.loads(Path(client.download_artifacts(
@@ -103,7 +107,7 @@ def test_the_compose_server_starts_on_postgres_and_a_search_logs_through_it(serv
     parent = client.get_run(meta["parent_run_id"])
     assert parent.info.status == "FINISHED" and parent.data.tags["dejavu.status"] == "completed"
     # The artifacts are in the server's volume, not on the client's side.
-    assert any((tmp_path / "volumes" / "mlartifacts").rglob("regeneration.png"))
+    assert any((tmp_path / "volumes" / "mlartifacts").rglob("regeneration+step+*.png"))
 
 
 @pytest.mark.parametrize("mode", ["fast", "immediate"])

@@ -99,7 +99,8 @@ def test_sample_gives_the_figure_tensors_without_moving_the_rng():
     before = trainer.redact_rng.get_state()
     sample = trainer.sample(3)
     assert torch.equal(trainer.redact_rng.get_state(), before)
-    assert list(sample) == ["input", "seg truth", "seg prediction", "redacted", "regenerated"]
+    assert list(sample) == ["input", "seg truth", "seg prediction", "redacted", "regenerated",
+                            "CRM change"]
     assert all(v.shape == (3, 3, 32, 32) for v in sample.values())  # RGB pictures
 
 

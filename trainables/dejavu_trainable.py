@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,16 +22,17 @@ import torch
 from PIL import Image
 
 from dejavu_tune import ray_adapter, tracking
-from dejavu_tune.config import TrainConfig
+from dejavu_tune.config import ConfigError, TrainConfig
 from dejavu_tune.crm_store import WEIGHTS_FILE, CRMPlan
 from dejavu_tune.delivery import DeliveryQueue
 from dejavu_tune.diagnostics import crm_usage
 from dejavu_tune.figures import regeneration_figure
 from dejavu_tune.plugins import load_object
+from dejavu_tune.run_names import run_name
 from dejavu_tune.train import Trainer
 from dejavu_tune.tune_baseline import is_baseline
 
-__all__ = ["TrialContext", "dejavu_trainable", "trial_config", "upload_figure", "FIGURE_FILE",
+__all__ = ["TrialContext", "dejavu_trainable", "trial_config", "FIGURE_FILE",
            "GPU_IDS_KEY"]
 
 FIGURE_FILE = "regeneration.png"
@@ -94,7 +94,7 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
     outbox = DeliveryQueue(retry_for_s=context.delivery_retry_s)
     run = _TrialRun(context.tracking_uri)
     outbox.put(run.open, context.experiment_id, context.parent_run_id, trial_id,
-               f"{kind}-{trial_id}", kind, started_ms)
+               _run_name(context, config, trial_id, kind), kind, started_ms)
     try:
         outbox.put(run.log, tracking.log_params, config)
         node_ip, gpu_ids = ray_adapter.placement()
@@ -130,8 +130,8 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
             files = {}
             if context.figure_images > 0:
                 files[FIGURE_FILE] = _png(regeneration_figure(
-                    trainer.sample(context.figure_images)))
-                outbox.put(run.log, upload_figure, files[FIGURE_FILE])
+                    trainer.sample(context.figure_images), legend=trainer.legend()))
+                outbox.put(run.log, tracking.log_figure, files[FIGURE_FILE], trainer.epoch)
             # While the server answers, the epoch's records go through before Tune may stop
             # the trial in its report (a stopped trial's queue dies with it); while it is
             # away, training goes on and the driver backfills the metrics.
@@ -187,8 +187,11 @@ def _png(figure: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def upload_figure(uri: str, run_id: str, png: bytes) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / FIGURE_FILE
-        path.write_bytes(png)
-        tracking.log_artifact_file(uri, run_id, path)
+def _run_name(context: TrialContext, config: dict[str, Any], trial_id: str, kind: str) -> str:
+    """The readable name of the trial's run; a configuration that does not build (the
+    trial fails on it at once) keeps the plain one."""
+    try:
+        return run_name(trial_config(context.fixed, config), config, trial_id, context.phase,
+                        ray_adapter.trial_dir())
+    except ConfigError:
+        return f"{kind}-{trial_id}"

@@ -82,3 +82,8 @@ class Task(ABC):
     @abstractmethod
     def visualise(self, values: Batch) -> dict[str, torch.Tensor]:
         """RGB pictures in [-1, 1], (B, 3, H, W), per key, of targets or decoded predictions."""
+
+    def legend(self) -> list[tuple[str, tuple[int, int, int]]]:
+        """(label, RGB) of the colours ``visualise`` gives classes; none for a task whose
+        pictures read by themselves (depth: near is bright; normals: xyz as RGB)."""
+        return []

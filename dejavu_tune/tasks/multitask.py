@@ -74,3 +74,6 @@ class MultiTask(Task):
 
     def visualise(self, values: Batch) -> dict[str, torch.Tensor]:
         return {k: v for task in self.tasks for k, v in task.visualise(values).items()}
+
+    def legend(self) -> list[tuple[str, tuple[int, int, int]]]:
+        return [entry for task in self.tasks for entry in task.legend()]

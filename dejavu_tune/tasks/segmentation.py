@@ -10,6 +10,8 @@ from dejavu_tune.losses import IGNORE_INDEX, cyclic_consistency, segmentation_lo
 from dejavu_tune.metrics import SegmentationMeter
 from dejavu_tune.tasks.base import Batch, Task
 
+_LEGEND_MAX = 24  # classes named in a figure's legend; ADE20K's 150 would bury the figure
+
 __all__ = ["SegmentationTask"]
 
 
@@ -76,3 +78,11 @@ class SegmentationTask(Task):
         rgb = colours[ids.long().clamp(0, self.num_classes - 1).cpu()]
         rgb[(ids == IGNORE_INDEX).cpu()] = 255.0  # ignored pixels in white
         return {"seg": rgb.permute(0, 3, 1, 2) / 127.5 - 1}
+
+    def legend(self) -> list[tuple[str, tuple[int, int, int]]]:
+        colours = palette(self.num_classes)
+        shown = [(f"class {k}", tuple(int(c) for c in colours[k]))
+                 for k in range(min(self.num_classes, _LEGEND_MAX))]
+        more = self.num_classes - len(shown)
+        return shown + ([(f"+{more} more", (255, 255, 255))] if more > 0 else []) + [
+            ("ignored", (255, 255, 255))]
