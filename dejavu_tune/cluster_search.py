@@ -12,30 +12,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
-from dejavu_tune import ray_adapter
-from dejavu_tune.search import OneLineParser
-from dejavu_tune.search import main as search_main
+from dejavu_tune.cli import run
+from dejavu_tune.raytune import ray_adapter
+from dejavu_tune.search.cli import OneLineParser
+from dejavu_tune.search.cli import main as search_main
 
-__all__ = ["main", "wait_for_nodes"]
-
-
-def wait_for_nodes(count: int, timeout: float, poll: float = 2.0) -> int:
-    """Connect to the running cluster and wait until ``count`` nodes are alive."""
-    ray_adapter.use_cluster_auth()
-    import ray
-
-    ray_adapter.start_ray("auto")
-    deadline = time.monotonic() + timeout
-    while True:
-        alive = sum(1 for node in ray.nodes() if node["Alive"])
-        if alive >= count:
-            return alive
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{alive} of --min-nodes {count} Ray nodes alive after "
-                               f"{timeout:g} s; check `ray monitor` on the cluster config")
-        time.sleep(poll)
+__all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if checked != 0 or "--dry-run" in search_args:
         return checked
     try:
-        alive = wait_for_nodes(args.min_nodes, args.wait_timeout)
+        alive = ray_adapter.wait_for_nodes(args.min_nodes, args.wait_timeout)
     except TimeoutError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -63,4 +46,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

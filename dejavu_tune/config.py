@@ -9,13 +9,24 @@ the value received and what is allowed, so a typo never runs silently.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
+from dejavu_tune.errors import DejavuError
+
 __all__ = [
     "ConfigError",
     "parse_override",
+    "crm_essence",
+    "IGNORE_INDEX",
+    "ENABLED_KEY",
+    "is_baseline",
+    "trial_config",
+    "fail",
+    "check_int",
+    "check_float",
     "CRMConfig",
     "DataConfig",
     "DejaVuConfig",
@@ -51,24 +62,25 @@ ATTENTION_DIMS = (0, 32, 64, 128)  # seed C.1: DejaVu-SA embedding dims; 0 = no 
 _PLUGIN = "or 'package.module:function'"
 
 
-class ConfigError(ValueError):
+class ConfigError(DejavuError, ValueError):
     """A configuration value is unknown, of the wrong type or out of range."""
 
 
-def _fail(path: str, value: Any, allowed: str) -> None:
+def fail(path: str, value: Any, allowed: str) -> None:
+    """The one form of every refused setting: the key path, the value, what is allowed."""
     raise ConfigError(f"{path}={value!r} is not allowed: expected {allowed}")
 
 
-def _check_int(path: str, value: Any, low: int, high: int | None = None) -> None:
+def check_int(path: str, value: Any, low: int, high: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (
         high is not None and value > high
     ):
         upper = f" and {high}" if high is not None else " or more"
         what = f"an integer between {low}{upper}" if high is not None else f"an integer of {low}{upper}"
-        _fail(path, value, what)
+        fail(path, value, what)
 
 
-def _check_float(path: str, value: Any, low: float, high: float = math.inf,
+def check_float(path: str, value: Any, low: float, high: float = math.inf,
                  low_open: bool = False) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
@@ -76,12 +88,12 @@ def _check_float(path: str, value: Any, low: float, high: float = math.inf,
     if not ok:
         bracket = "(" if low_open else "["
         upper = "inf)" if high == math.inf else f"{high}]"
-        _fail(path, value, f"a finite number in {bracket}{low}, {upper}")
+        fail(path, value, f"a finite number in {bracket}{low}, {upper}")
 
 
 def _check_choice(path: str, value: Any, choices: tuple[Any, ...]) -> None:
     if value not in choices:
-        _fail(path, value, "one of " + ", ".join(map(str, choices)))
+        fail(path, value, "one of " + ", ".join(map(str, choices)))
 
 
 def _check_name(path: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -90,7 +102,7 @@ def _check_name(path: str, value: Any, choices: tuple[str, ...]) -> None:
 
     if not is_plugin(value):
         if not choices:
-            _fail(path, value, "'package.module:function'")
+            fail(path, value, "'package.module:function'")
         _check_choice(path, value, choices + (_PLUGIN,))
 
 
@@ -98,7 +110,7 @@ def _check_path(path: str, value: Any, required: bool = False) -> None:
     if value is None and not required:
         return
     if not isinstance(value, str) or not value:
-        _fail(path, value, "a file or directory path" + ("" if required else " or null"))
+        fail(path, value, "a file or directory path" + ("" if required else " or null"))
 
 
 @dataclass(frozen=True)
@@ -115,15 +127,29 @@ class RedactionConfig:
 
     def validate(self, prefix: str = "redaction") -> None:
         _check_choice(f"{prefix}.kind", self.kind, REDACTION_KINDS)
-        _check_int(f"{prefix}.block_size", self.block_size, 1, 1024)
-        _check_float(f"{prefix}.threshold", self.threshold, 0.0, 1.0)
-        _check_float(f"{prefix}.fill", self.fill, -math.inf)
-        _check_float(f"{prefix}.cutoff", self.cutoff, 0.0, 1.0)
-        _check_float(f"{prefix}.band_low", self.band_low, 0.0, 1.0)
-        _check_float(f"{prefix}.band_high", self.band_high, 0.0, 1.0)
+        check_int(f"{prefix}.block_size", self.block_size, 1, 1024)
+        check_float(f"{prefix}.threshold", self.threshold, 0.0, 1.0)
+        check_float(f"{prefix}.fill", self.fill, -math.inf)
+        check_float(f"{prefix}.cutoff", self.cutoff, 0.0, 1.0)
+        check_float(f"{prefix}.band_low", self.band_low, 0.0, 1.0)
+        check_float(f"{prefix}.band_high", self.band_high, 0.0, 1.0)
         if self.kind == "bandstop" and self.band_low >= self.band_high:
-            _fail(f"{prefix}.band_low", self.band_low,
+            fail(f"{prefix}.band_low", self.band_low,
                   f"a value below {prefix}.band_high={self.band_high}")
+
+
+IGNORE_INDEX = 255  # the label of pixels no loss or metric counts (Cityscapes convention)
+ENABLED_KEY = "dejavu.enabled"  # False: the baseline, DejaVu off
+
+
+def is_baseline(sampled: dict[str, Any]) -> bool:
+    """Whether a trial's sampled (dotted) keys switch DejaVu off."""
+    return sampled.get(ENABLED_KEY) is False
+
+
+def crm_essence(kind: str, stages: int | None, steps: int | None) -> str:
+    """``crm_f S=2`` / ``crm_r K=4``: a CRM architecture as a run name shows it."""
+    return f"{kind} S={stages}" if kind == "crm_f" else f"{kind} K={steps}"
 
 
 @dataclass(frozen=True)
@@ -145,18 +171,18 @@ class CRMConfig:
 
     def validate(self, prefix: str = "crm") -> None:
         _check_choice(f"{prefix}.kind", self.kind, CRM_KINDS)
-        _check_int(f"{prefix}.stages", self.stages, 1, 4)
-        _check_int(f"{prefix}.steps", self.steps, 1, 200)
-        _check_int(f"{prefix}.width", self.width, 4, 512)
+        check_int(f"{prefix}.stages", self.stages, 1, 4)
+        check_int(f"{prefix}.steps", self.steps, 1, 200)
+        check_int(f"{prefix}.width", self.width, 4, 512)
         if self.downsample not in (1, 2, 4, 8) or not isinstance(self.downsample, int):
-            _fail(f"{prefix}.downsample", self.downsample, "one of 1, 2, 4, 8")
+            fail(f"{prefix}.downsample", self.downsample, "one of 1, 2, 4, 8")
         if not isinstance(self.checkpointing, bool):
-            _fail(f"{prefix}.checkpointing", self.checkpointing, "true or false")
+            fail(f"{prefix}.checkpointing", self.checkpointing, "true or false")
         if self.weights is not None and not isinstance(self.weights, str):
-            _fail(f"{prefix}.weights", self.weights, "a file path or null")
+            fail(f"{prefix}.weights", self.weights, "a file path or null")
         _check_choice(f"{prefix}.init", self.init, CRM_INITS)
         _check_choice(f"{prefix}.condition", self.condition, CONDITIONS)
-        _check_float(f"{prefix}.temperature", self.temperature, 0.0, 100.0, low_open=True)
+        check_float(f"{prefix}.temperature", self.temperature, 0.0, 100.0, low_open=True)
 
 
 @dataclass(frozen=True)
@@ -175,11 +201,11 @@ class LossConfig:
 
     def validate(self, prefix: str = "loss") -> None:
         for name in ("gamma", "gamma1", "gamma2", "cl_weight", "ts_weight"):
-            _check_float(f"{prefix}.{name}", getattr(self, name), 0.0, 1000.0)
+            check_float(f"{prefix}.{name}", getattr(self, name), 0.0, 1000.0)
         if self.ts_encoder is not None:
             _check_name(f"{prefix}.ts_encoder", self.ts_encoder, ())
         if self.ts_weight > 0 and self.ts_encoder is None:
-            _fail(f"{prefix}.ts_weight", self.ts_weight, "0 unless dejavu.loss.ts_encoder "
+            fail(f"{prefix}.ts_weight", self.ts_weight, "0 unless dejavu.loss.ts_encoder "
                   "names an image/text encoder ('package.module:function')")
 
 
@@ -192,7 +218,7 @@ class DejaVuConfig:
 
     def validate(self, prefix: str = "dejavu") -> None:
         if not isinstance(self.enabled, bool):
-            _fail(f"{prefix}.enabled", self.enabled, "true or false")
+            fail(f"{prefix}.enabled", self.enabled, "true or false")
         self.redaction.validate(f"{prefix}.redaction")
         self.crm.validate(f"{prefix}.crm")
         self.loss.validate(f"{prefix}.loss")
@@ -207,32 +233,46 @@ class DataConfig:
     root: str | None = None  # dataset directory; required for every name but synthetic
     image_size: int = 64  # height every image is resized to; small enough for a CPU
     image_width: int = 0  # 0: square images (image_size x image_size)
-    num_classes: int = 5  # synthetic only; a real dataset brings its own class count
+    num_classes: int = 5  # synthetic: 2-8; a plug-in dataset may use it (2-254); files: their own
     num_train: int | None = None  # synthetic: 384 when null; files: the first N (null: all)
     num_val: int | None = None  # synthetic: 96 when null; files: the first N (null: all)
     noise: float = 0.05  # pixel noise of the synthetic scenes, in [-1, 1] units
     input_noise: float = 0.0  # Gaussian noise sigma added to validation inputs (seed Table B.1)
     seed: int = 0
     num_workers: int = 0  # DataLoader worker processes; 0 decodes in the trial's own process
+    # a plug-in dataset's own settings (``module:function`` reads ``cfg.options``); logged
+    # with the run's configuration, searchable as ``data.options.<key>``
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __hash__(self) -> int:  # options is a dict: hash its JSON form
+        return hash(json.dumps(dataclasses.asdict(self), sort_keys=True, default=str))
 
     def validate(self, prefix: str = "data") -> None:
         _check_name(f"{prefix}.name", self.name, DATASET_NAMES)
         _check_path(f"{prefix}.root", self.root,
                     required=self.name not in ("synthetic",) and ":" not in str(self.name))
-        _check_int(f"{prefix}.image_size", self.image_size, 16, 4096)
+        check_int(f"{prefix}.image_size", self.image_size, 16, 4096)
         if self.image_width != 0:
-            _check_int(f"{prefix}.image_width", self.image_width, 16, 4096)
+            check_int(f"{prefix}.image_width", self.image_width, 16, 4096)
             if self.name == "synthetic" and self.image_width != self.image_size:
-                _fail(f"{prefix}.image_width", self.image_width,
+                fail(f"{prefix}.image_width", self.image_width,
                       "0 for the synthetic data (its scenes are square)")
-        _check_int(f"{prefix}.num_classes", self.num_classes, 2, 8)
+        # 255 is the ignore label (IGNORE_INDEX): 254 classes at most
+        check_int(f"{prefix}.num_classes", self.num_classes, 2,
+                   8 if self.name == "synthetic" else 254)
+        if not isinstance(self.options, dict) or not all(isinstance(k, str)
+                                                         for k in self.options):
+            fail(f"{prefix}.options", self.options, "a mapping of names to values")
+        if self.options and ":" not in str(self.name):
+            fail(f"{prefix}.options", self.options,
+                  "options only for a plug-in dataset (data.name: module:function)")
         for name in ("num_train", "num_val"):
             if getattr(self, name) is not None:
-                _check_int(f"{prefix}.{name}", getattr(self, name), 1)
-        _check_float(f"{prefix}.noise", self.noise, 0.0, 2.0)
-        _check_float(f"{prefix}.input_noise", self.input_noise, 0.0, 2.0)
-        _check_int(f"{prefix}.seed", self.seed, 0)
-        _check_int(f"{prefix}.num_workers", self.num_workers, 0, 64)
+                check_int(f"{prefix}.{name}", getattr(self, name), 1)
+        check_float(f"{prefix}.noise", self.noise, 0.0, 2.0)
+        check_float(f"{prefix}.input_noise", self.input_noise, 0.0, 2.0)
+        check_int(f"{prefix}.seed", self.seed, 0)
+        check_int(f"{prefix}.num_workers", self.num_workers, 0, 64)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -252,7 +292,7 @@ class TaskConfig:
     def validate(self, prefix: str = "task") -> None:
         _check_name(f"{prefix}.name", self.name, TASK_NAMES)
         for name in ("seg_weight", "depth_weight", "normals_weight"):
-            _check_float(f"{prefix}.{name}", getattr(self, name), 0.0, 1000.0)
+            check_float(f"{prefix}.{name}", getattr(self, name), 0.0, 1000.0)
 
 
 @dataclass(frozen=True)
@@ -268,7 +308,7 @@ class ModelConfig:
         from dejavu_tune.models import MODELS  # local: keeps config import free of torch
 
         _check_name(f"{prefix}.name", self.name, tuple(MODELS))
-        _check_int(f"{prefix}.width", self.width, 4, 512)
+        check_int(f"{prefix}.width", self.width, 4, 512)
         _check_path(f"{prefix}.pretrained", self.pretrained)
         _check_choice(f"{prefix}.attention", self.attention, ATTENTION_DIMS)
 
@@ -288,13 +328,13 @@ class OptimConfig:
 
     def validate(self, prefix: str = "optim") -> None:
         _check_choice(f"{prefix}.name", self.name, OPTIMIZERS)
-        _check_float(f"{prefix}.lr", self.lr, 0.0, 10.0, low_open=True)
-        _check_float(f"{prefix}.momentum", self.momentum, 0.0, 1.0)
-        _check_float(f"{prefix}.weight_decay", self.weight_decay, 0.0, 1.0)
-        _check_float(f"{prefix}.poly_power", self.poly_power, 0.0, 10.0)
-        _check_int(f"{prefix}.epochs", self.epochs, 1)
-        _check_int(f"{prefix}.batch_size", self.batch_size, 1)
-        _check_float(f"{prefix}.grad_clip", self.grad_clip, 0.0)
+        check_float(f"{prefix}.lr", self.lr, 0.0, 10.0, low_open=True)
+        check_float(f"{prefix}.momentum", self.momentum, 0.0, 1.0)
+        check_float(f"{prefix}.weight_decay", self.weight_decay, 0.0, 1.0)
+        check_float(f"{prefix}.poly_power", self.poly_power, 0.0, 10.0)
+        check_int(f"{prefix}.epochs", self.epochs, 1)
+        check_int(f"{prefix}.batch_size", self.batch_size, 1)
+        check_float(f"{prefix}.grad_clip", self.grad_clip, 0.0)
 
 
 @dataclass(frozen=True)
@@ -314,11 +354,11 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        _check_int("seed", self.seed, 0)
+        check_int("seed", self.seed, 0)
         if not isinstance(self.device, str) or not (
             self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")
         ):
-            _fail("device", self.device, "cpu, cuda, cuda:N or auto")
+            fail("device", self.device, "cpu, cuda, cuda:N or auto")
         _check_choice("precision", self.precision, PRECISIONS)
         self.data.validate("data")
         self.task.validate("task")
@@ -327,7 +367,7 @@ class TrainConfig:
         self.dejavu.validate("dejavu")
         loss = self.dejavu.loss
         if self.dejavu.enabled and loss.gamma > 0 and loss.gamma1 > 0 and self.data.image_size < 32:
-            _fail("data.image_size", self.data.image_size, "at least 32 when dejavu.loss.gamma1 "
+            fail("data.image_size", self.data.image_size, "at least 32 when dejavu.loss.gamma1 "
                   "> 0 (LPIPS' AlexNet needs 31 px)")
 
     @classmethod
@@ -347,10 +387,17 @@ class TrainConfig:
                 if not isinstance(node.get(part), dict):
                     raise ConfigError(f"{dotted} is not a configuration key")
                 node = node[part]
-            if leaf not in node:
+            # a plug-in's options take any key (data.options.<key>)
+            if leaf not in node and not dotted.startswith("data.options."):
                 raise ConfigError(f"{dotted} is not a configuration key")
             node[leaf] = value
         return TrainConfig.from_dict(tree)
+
+
+def trial_config(fixed: dict[str, Any], sampled: dict[str, Any]) -> TrainConfig:
+    """A trial's configuration: a space's fixed keys with its sampled (dotted) ones; the
+    one place a search, its trainable and its records build it."""
+    return TrainConfig.from_dict(fixed).replace(**sampled)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -369,7 +416,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def _build(cls: type, raw: Any, prefix: str) -> Any:
     if not isinstance(raw, dict):
-        _fail(prefix.rstrip(".") or "config", raw, "a mapping")
+        fail(prefix.rstrip(".") or "config", raw, "a mapping")
     hints = get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(raw) - set(names))

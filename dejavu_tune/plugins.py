@@ -12,10 +12,12 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from dejavu_tune.errors import DejavuError
+
 __all__ = ["PluginError", "is_plugin", "load_object"]
 
 
-class PluginError(ValueError):
+class PluginError(DejavuError, ValueError):
     """A ``module:function`` reference cannot be imported or is not callable."""
 
 

@@ -23,18 +23,21 @@ from typing import Any
 
 import yaml
 
-from dejavu_tune import tracking
-from dejavu_tune.paired import Paired, compare
+from dejavu_tune import cli
+from dejavu_tune.config import ENABLED_KEY
+from dejavu_tune.errors import DejavuError
+from dejavu_tune.search.paired import Paired, compare
+from dejavu_tune.tracking import runs as tracking
 
 __all__ = ["ReportError", "Trial", "Trials", "collect", "ablation_table", "build_parser",
            "main"]
 
 SEED = "seed"  # the replicate key: averaged over, never a row or a column
-ENABLED = "dejavu.enabled"  # implied by "baseline" / "DejaVu" in a row's label
+ENABLED = ENABLED_KEY  # implied by "baseline" / "DejaVu" in a row's label
 _DASH = "—"
 
 
-class ReportError(ValueError):
+class ReportError(DejavuError, ValueError):
     """Bad input: an unknown experiment or search, a metric or key the trials lack."""
 
 
@@ -64,13 +67,11 @@ class Trials(list[Trial]):
 
 
 def _client(uri: str) -> Any:
-    from mlflow.tracking import MlflowClient  # deferred: a --help needs no MLflow
-
     # MLflow would silently create an empty store at a mistyped SQLite path.
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
         raise ReportError(f"no MLflow store at {uri}: run a search first, or pass "
                           "--tracking-uri/--storage-path of the search")
-    return MlflowClient(uri)
+    return tracking.client(uri)
 
 
 def collect(uri: str, experiment: str, search: str | None = None) -> Trials:
@@ -337,4 +338,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli.run(main))

@@ -22,7 +22,7 @@ from pathlib import Path
 import optuna
 from mlflow.tracking import MlflowClient
 
-from dejavu_tune.tracking import MLFLOW_STATUS, figure_steps
+from dejavu_tune.tracking.runs import MLFLOW_STATUS, figure_steps
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]

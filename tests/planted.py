@@ -1,6 +1,6 @@
 """Landscapes with a known truth for the search's statistics (``search.trainer``)."""
 
-from dejavu_tune.landscape import LandscapeTrainer
+from dejavu_tune.train.landscape import LandscapeTrainer
 
 EFFECT = 0.05  # what a small regeneration weight adds to the metric, planted
 

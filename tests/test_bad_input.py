@@ -11,7 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dejavu_tune import ray_adapter, search
+from dejavu_tune.raytune import ray_adapter
+from dejavu_tune.search import cli as search
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = yaml.safe_load((ROOT / "search_spaces" / "default.yaml").read_text())

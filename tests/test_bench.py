@@ -1,6 +1,6 @@
 import pytest
 
-from dejavu_tune import bench
+from dejavu_tune.bench import cli as bench
 
 
 @pytest.mark.slow

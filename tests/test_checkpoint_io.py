@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dejavu_tune.checkpoint_io import CheckpointError, load, load_first_good, save
+from dejavu_tune.train.checkpoint_io import CheckpointError, load, load_first_good, save
 
 
 class Payload:  # unpickling it would import and build an arbitrary object

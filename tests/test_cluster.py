@@ -29,7 +29,7 @@ from cluster_helpers import (
     wait_until,
 )
 
-from dejavu_tune.tracking import figure_steps
+from dejavu_tune.tracking.runs import figure_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "data.num_train=48", "--set", "data.num_val=16", "--set", "model.width=8",

@@ -1,14 +1,14 @@
 """How the CRM sees a segmentation prediction (dejavu.crm.condition), and the per-epoch
-probe of whether DejaVu reaches the network (dejavu_tune.diagnostics)."""
+probe of whether DejaVu reaches the network (dejavu_tune.train.diagnostics)."""
 
 import pytest
 import torch
 
 from dejavu_tune.config import TrainConfig
-from dejavu_tune.diagnostics import crm_usage, is_inert
 from dejavu_tune.tasks import MultiTask, SegmentationTask
 from dejavu_tune.tasks.depth import DepthTask
-from dejavu_tune.train import Trainer
+from dejavu_tune.train.diagnostics import crm_usage, is_inert
+from dejavu_tune.train.trainer import Trainer
 
 
 def _logits():

@@ -73,3 +73,35 @@ def test_real_dataset_sizes_and_plugins_validate():
                                    "data.image_size": 192, "data.image_width": 640,
                                    "task.name": "depth", "model.name": "pkg.mod:build"})
     assert cfg.data.size == (192, 640) and cfg.model.name == "pkg.mod:build"
+
+
+def test_a_plug_in_dataset_says_its_class_count_and_gets_its_own_options():
+    cfg = TrainConfig.from_dict({"data": {"name": "my.data:splits", "root": "/d",
+                                          "num_classes": 11, "options": {"fold": 2}}})
+    assert cfg.data.num_classes == 11 and cfg.data.options == {"fold": 2}
+    assert cfg.replace(**{"data.options.fold": 3}).data.options == {"fold": 3}
+    assert cfg.to_dict()["data"]["options"] == {"fold": 2}  # logged with the configuration
+    with pytest.raises(ConfigError, match=r"data.num_classes=11 is not allowed: expected an "
+                                          r"integer between 2 and 8"):
+        TrainConfig().replace(**{"data.num_classes": 11})  # the synthetic scenes
+    with pytest.raises(ConfigError, match=r"data.options=\{'fold': 2\} is not allowed: expected "
+                                          r"options only for a plug-in dataset"):
+        TrainConfig().replace(**{"data.options": {"fold": 2}})
+
+
+def test_a_plug_in_dataset_is_built_once_per_process_and_configuration(monkeypatch):
+    from dejavu_tune.data import factory
+
+    calls = []
+    monkeypatch.setattr(factory, "load_object",
+                        lambda name, where: lambda split, cfg: calls.append(split) or split)
+    factory._plugin.cache_clear()
+    cfg = TrainConfig.from_dict({"data": {"name": "my.data:splits", "root": "/d",
+                                          "options": {"fold": 1}}}).data
+    assert factory.build_splits(cfg) == ("train", "val")
+    assert factory.build_splits(cfg) == ("train", "val")
+    assert calls == ["train", "val"]
+    factory.build_splits(TrainConfig.from_dict({"data": {"name": "my.data:splits", "root": "/d",
+                                                         "options": {"fold": 2}}}).data)
+    assert calls == ["train", "val", "train", "val"]  # other options: built again
+    factory._plugin.cache_clear()

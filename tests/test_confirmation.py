@@ -1,6 +1,6 @@
 """The search's verdict against a planted truth: the real driver, Optuna, ASHA, the
 baseline replicates and the paired confirmation, around a trainer whose metric is a
-known function of the configuration (``dejavu_tune.landscape``)."""
+known function of the configuration (``dejavu_tune.train.landscape``)."""
 
 import json
 import os
@@ -57,7 +57,7 @@ def test_a_planted_gain_is_found_confirmed_and_called_significant(tmp_path):
 @pytest.mark.integration
 @pytest.mark.slow
 def test_no_effect_is_reported_within_noise(tmp_path):
-    out, result = _search(tmp_path, "null", "dejavu_tune.landscape:trainer")
+    out, result = _search(tmp_path, "null", "dejavu_tune.train.landscape:trainer")
     assert result["verdict"] == "no gain found" and result["confirmed"] is False
     assert result["winner"] is None
     assert all(c["verdict"] == "within noise" for c in result["confirmation"])

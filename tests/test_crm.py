@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dejavu_tune.config import CRMConfig
-from dejavu_tune.crm import CRMR, CRMWeightsError, build_crm, load_crm_weights, save_crm
+from dejavu_tune.method.crm import CRMR, CRMWeightsError, build_crm, load_crm_weights, save_crm
 
 
 @pytest.mark.parametrize("stages", [1, 2, 3, 4])

@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 
 from dejavu_tune.config import CRMConfig, TrainConfig
-from dejavu_tune.crm import CRMWeightsError, build_crm, intended_use, save_crm
-from dejavu_tune.crm_stage import MAX_SPECS, plan_for, specs
-from dejavu_tune.crm_store import CRMPlan, PretrainSettings
-from dejavu_tune.space import SpaceError, load_space, parse_space
+from dejavu_tune.method.crm import CRMWeightsError, build_crm, intended_use, save_crm
+from dejavu_tune.search.crm_stage import MAX_SPECS, plan_for, specs
+from dejavu_tune.search.space import SpaceError, load_space, parse_space
+from dejavu_tune.train.crm_store import CRMPlan, PretrainSettings
 
 DEFAULT = "search_spaces/default.yaml"
 
@@ -113,7 +113,7 @@ def test_loading_checks_what_the_weights_were_trained_for(tmp_path):
 
 
 def test_a_real_pretraining_lands_in_the_store_and_relies_on_the_conditioning(tmp_path):
-    from dejavu_tune.crm_pretrain import pretrain_into
+    from dejavu_tune.train.crm_pretrain import pretrain_into
 
     small = {"data.image_size": 32, "data.num_train": 32, "data.num_val": 8,
              "dejavu.crm.kind": "crm_f", "dejavu.crm.width": 8,

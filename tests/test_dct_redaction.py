@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from dejavu_tune.config import RedactionConfig
-from dejavu_tune.dct import block_dct, block_idct, dct_matrix, frequency_radius
-from dejavu_tune.redaction import (
+from dejavu_tune.method.dct import block_dct, block_idct, dct_matrix, frequency_radius
+from dejavu_tune.method.redaction import (
     REDACTIONS,
     build_redaction,
     checkerboard,

@@ -6,8 +6,8 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from dejavu_tune import tracking
-from dejavu_tune.delivery import DeliveryQueue
+from dejavu_tune.tracking import runs as tracking
+from dejavu_tune.tracking.delivery import DeliveryQueue
 
 
 class Flaky:
@@ -135,7 +135,7 @@ def test_a_trial_run_opened_while_the_server_is_away_arrives_once_it_is_back(tmp
         exp_id = client.create_experiment("away")
         parent = client.create_run(exp_id).info.run_id
         server.stop()
-        # as in a trial: the queue retries, not MLflow's client (see dejavu_tune.delivery)
+        # as in a trial: the queue retries, not MLflow's client (see dejavu_tune.tracking.delivery)
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         outbox = DeliveryQueue(first_backoff_s=0.2, max_backoff_s=0.5)
         run = _TrialRun(server.uri)

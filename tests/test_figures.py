@@ -1,8 +1,14 @@
 import numpy as np
 import torch
 
-from dejavu_tune.figures import HEADER_PX, LEGEND_SLOT_PX, change_map, palette, regeneration_figure
 from dejavu_tune.tasks import DepthTask, SegmentationTask
+from dejavu_tune.train.figures import (
+    HEADER_PX,
+    LEGEND_SLOT_PX,
+    change_map,
+    palette,
+    regeneration_figure,
+)
 
 
 def test_palette_is_distinct_and_background_dark():

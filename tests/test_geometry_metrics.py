@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from dejavu_tune.geometry_metrics import DepthMeter, NormalsMeter, depth_metrics
+from dejavu_tune.tasks.geometry_metrics import DepthMeter, NormalsMeter, depth_metrics
 
 
 def _depth(values):

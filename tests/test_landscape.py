@@ -5,7 +5,7 @@ import math
 import pytest
 
 from dejavu_tune.config import TrainConfig
-from dejavu_tune.landscape import LandscapeTrainer
+from dejavu_tune.train.landscape import LandscapeTrainer
 
 
 def _final(cfg, **kw):

@@ -4,13 +4,13 @@ import pytest
 import torch
 
 from dejavu_tune.config import LossConfig
-from dejavu_tune.losses import (
+from dejavu_tune.method.losses import (
     cyclic_consistency,
     dejavu_objective,
     regeneration_loss,
     segmentation_loss,
 )
-from dejavu_tune.lpips import LPIPSWeightsError, load_lpips, lpips_distance
+from dejavu_tune.method.lpips import LPIPSWeightsError, load_lpips, lpips_distance
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from dejavu_tune import lpips as dl
-from dejavu_tune.lpips import LPIPSWeightsError, load_image, load_lpips, lpips_distance
+from dejavu_tune.method import lpips as dl
+from dejavu_tune.method.lpips import LPIPSWeightsError, load_image, load_lpips, lpips_distance
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTDATA = ROOT.parent / "shared" / "testdata" / "lpips"
@@ -209,7 +209,7 @@ def test_loading_leaves_global_rng_alone(net):
 
 def _cli(*args):
     env = {k: v for k, v in os.environ.items() if k != dl.WEIGHTS_ENV}
-    return subprocess.run([sys.executable, "-m", "dejavu_tune.lpips", *map(str, args)], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "dejavu_tune.method.lpips", *map(str, args)], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from dejavu_tune.metrics import (
+from dejavu_tune.tasks.metrics import (
     SegmentationMeter,
     confusion_matrix,
     iou_per_class,

@@ -2,7 +2,8 @@ import json
 
 from mlflow.tracking import MlflowClient
 
-from dejavu_tune import mlflow_views, tracking
+from dejavu_tune.tracking import mlflow_views
+from dejavu_tune.tracking import runs as tracking
 
 
 def test_the_shared_view_selects_sorts_and_shows_this_searchs_trials(tmp_path):

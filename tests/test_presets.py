@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from dataset_fixtures import FIXTURES
 
-from dejavu_tune.space import load_space
+from dejavu_tune.search.space import load_space
 
 PRESETS = Path(__file__).resolve().parents[1] / "search_spaces" / "presets"
 
@@ -71,7 +71,7 @@ def test_sa_preset_grids_the_three_embedding_dims(tmp_path):
 
 
 def test_a_preset_without_its_dataset_fails_before_ray(tmp_path):
-    from dejavu_tune.space import SpaceError
+    from dejavu_tune.search.space import SpaceError
 
     with pytest.raises(SpaceError, match="fixed.data.root: .* does not exist: expected a "
                                          "dataset directory"):

@@ -1,8 +1,9 @@
 import pytest
 from mlflow.tracking import MlflowClient
 
-from dejavu_tune import report, tracking
+from dejavu_tune import report
 from dejavu_tune.report import ReportError, Trial, ablation_table, collect
+from dejavu_tune.tracking import runs as tracking
 
 SPACE = """\
 params:

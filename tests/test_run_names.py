@@ -1,5 +1,5 @@
 from dejavu_tune.config import TrainConfig
-from dejavu_tune.run_names import readable, run_name, trial_number
+from dejavu_tune.tracking.run_names import readable, run_name, trial_number
 
 
 def _cfg(**overrides):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cluster_helpers import QUICK, search_meta, trial_runs
 
-from dejavu_tune.tracking import MLFLOW_STATUS, figure_steps
+from dejavu_tune.tracking.runs import MLFLOW_STATUS, figure_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "optim.epochs=2", "--set", "data.num_train=64", "--set", "data.num_val=16",

@@ -11,7 +11,7 @@ import pytest
 from cluster_helpers import QUICK, mlflow_server, search_meta
 from mlflow.tracking import MlflowClient
 
-from dejavu_tune.tracking import redact
+from dejavu_tune.tracking.runs import redact
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "FAKE-SECRET-5d41402abc4b2a76"

@@ -5,7 +5,7 @@ import optuna
 import pytest
 import yaml
 
-from dejavu_tune.space import SpaceError, load_space, parse_space
+from dejavu_tune.search.space import SpaceError, load_space, parse_space
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "search_spaces" / "default.yaml"
@@ -231,7 +231,7 @@ def test_shared_params_are_tuned_for_the_baseline_then_fixed_for_dejavu():
 
 
 def test_sobol_points_spread_over_a_log_range_by_hand():
-    from dejavu_tune.baseline_tuning import _value, sobol_points
+    from dejavu_tune.search.baseline_tuning import _value, sobol_points
 
     lr = load_space(DEFAULT).shared_params[0]  # log-uniform over [0.01, 0.2]
     assert _value(lr, 0.0) == pytest.approx(0.01)

@@ -12,7 +12,7 @@ from cluster_helpers import QUICK
 from PIL import Image
 from test_search_integration import SMALL, _runs, _search
 
-from dejavu_tune.tracking import figure_steps
+from dejavu_tune.tracking.runs import figure_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,11 @@ import pytest
 import torch
 
 from dejavu_tune.config import ConfigError, TrainConfig
-from dejavu_tune.text_supervision import describe_scene, load_text_encoder, text_supervision_loss
+from dejavu_tune.method.text_supervision import (
+    describe_scene,
+    load_text_encoder,
+    text_supervision_loss,
+)
 
 
 class ColourEncoder:
@@ -54,7 +58,7 @@ def test_ts_needs_an_encoder_and_the_encoder_needs_both_methods(monkeypatch):
 
 
 def test_trainer_logs_the_ts_part(monkeypatch):
-    from dejavu_tune.train import Trainer
+    from dejavu_tune.train.trainer import Trainer
 
     module = types.ModuleType("my_encoders")
     module.colours = ColourEncoder

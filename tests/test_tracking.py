@@ -1,6 +1,6 @@
 from mlflow.tracking import MlflowClient
 
-from dejavu_tune import tracking
+from dejavu_tune.tracking import runs as tracking
 
 
 def test_trial_run_is_found_again_not_duplicated(tmp_path):

@@ -26,7 +26,7 @@ from cluster_helpers import (
 from PIL import Image
 from postgres_helpers import ComposeTrackingServer, postgres_bindir
 
-from dejavu_tune.tracking import figure_steps
+from dejavu_tune.tracking.runs import figure_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "data.num_val=16", "--set", "model.width=8", "--set", "dejavu.crm.width=8",

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dejavu_tune.config import TrainConfig
-from dejavu_tune.train import NonFiniteGradientError, NonFiniteLossError, Trainer, train
+from dejavu_tune.train.trainer import NonFiniteGradientError, NonFiniteLossError, Trainer, train
 
 TINY = {
     "data": {"image_size": 32, "num_train": 32, "num_val": 16, "num_classes": 4},

@@ -4,7 +4,7 @@ the restored searcher never gave to a Tune trial are failed, never left running.
 import optuna
 from optuna.trial import TrialState
 
-from dejavu_tune.tune_outcomes import _fail_orphans
+from dejavu_tune.raytune.tune_outcomes import _fail_orphans
 
 
 class _Restored:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dejavu_tune.config import IGNORE_INDEX
 from dejavu_tune.data.files import (
-    IGNORE,
     DatasetError,
     FileDataset,
     require_dir,
@@ -49,7 +49,7 @@ ADE20K_CLASSES = (
 
 # annotation value -> train id; values above 150 are not ADE20K labels (-1 = reject)
 ANNOTATION_TO_TRAIN_ID = np.full(256, -1, dtype=np.int64)
-ANNOTATION_TO_TRAIN_ID[0] = IGNORE
+ANNOTATION_TO_TRAIN_ID[0] = IGNORE_INDEX
 ANNOTATION_TO_TRAIN_ID[1:151] = np.arange(150)
 
 _SPLITS = {"train": "training", "val": "validation"}

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dejavu_tune.config import IGNORE_INDEX
 from dejavu_tune.data.files import (
-    IGNORE,
     DatasetError,
     FileDataset,
     require_dir,
@@ -56,7 +56,7 @@ _TRAIN_IDS = {
 _NUM_LABEL_IDS = 34  # ids 0..33 exist; anything larger means the file is not a labelIds map
 
 LABEL_TO_TRAIN_ID = np.full(256, -1, dtype=np.int64)
-LABEL_TO_TRAIN_ID[:_NUM_LABEL_IDS] = IGNORE
+LABEL_TO_TRAIN_ID[:_NUM_LABEL_IDS] = IGNORE_INDEX
 for _label_id, _train_id in _TRAIN_IDS.items():
     LABEL_TO_TRAIN_ID[_label_id] = _train_id
 

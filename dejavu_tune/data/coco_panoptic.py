@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dejavu_tune.config import IGNORE_INDEX
 from dejavu_tune.data.files import (
-    IGNORE,
     DatasetError,
     FileDataset,
     read_image,
@@ -60,9 +60,9 @@ def read_panoptic_json(path: Path) -> tuple[tuple[str, ...], list[dict[str, Any]
         raise DatasetError(f"{path}: cannot be read as JSON ({exc}): expected the COCO "
                            f"panoptic annotation file") from None
     categories = _get(data, "categories", path, "the file")
-    if not 0 < len(categories) < IGNORE:
-        raise DatasetError(f"{path}: lists {len(categories)} categories: expected 1..{IGNORE - 1} "
-                           f"({IGNORE} is the ignore id)")
+    if not 0 < len(categories) < IGNORE_INDEX:
+        raise DatasetError(f"{path}: lists {len(categories)} categories: expected 1..{IGNORE_INDEX - 1} "
+                           f"({IGNORE_INDEX} is the ignore id)")
     contiguous = {_get(c, "id", path, "a category"): i for i, c in enumerate(categories)}
     names = tuple(str(_get(c, "name", path, "a category")) for c in categories)
     # images are optional: without them the JPEG is assumed to share the PNG's stem
@@ -146,7 +146,7 @@ class COCOPanoptic(FileDataset):
             shown = ", ".join(str(int(v)) for v in unknown[:10])
             raise DatasetError(f"{png_path}: segment ids [{shown}] are not in its segments_info: "
                                f"expected {_VOID} (unlabelled) or the ids the JSON lists")
-        lut = np.where(known, classes[pos] if len(ids) else IGNORE, IGNORE)
+        lut = np.where(known, classes[pos] if len(ids) else IGNORE_INDEX, IGNORE_INDEX)
         seg = torch.from_numpy(lut[inverse.reshape(segment.shape)].astype(np.int64))
         if seg.shape != image.shape[1:]:
             raise DatasetError(f"{png_path}: panoptic map is {tuple(seg.shape)} but its image "

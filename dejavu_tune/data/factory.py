@@ -30,13 +30,20 @@ def _synthetic(num_train: int, num_val: int, image_size: int, num_classes: int, 
                             num_classes=num_classes, seed=seed, noise=noise)
 
 
+@functools.lru_cache(maxsize=2)
+def _plugin(cfg: DataConfig) -> tuple[Any, Any]:
+    """A plug-in's splits, built once per process and configuration like the built-in
+    data: trials that share a worker share them."""
+    factory = load_object(cfg.name, "data.name")
+    return factory("train", cfg), factory("val", cfg)
+
+
 def build_splits(cfg: DataConfig) -> tuple[Any, Any]:
     if cfg.name == "synthetic":
         return _synthetic(cfg.num_train or SYNTHETIC_TRAIN, cfg.num_val or SYNTHETIC_VAL,
                           cfg.image_size, cfg.num_classes, cfg.seed, cfg.noise)
     if is_plugin(cfg.name):
-        factory = load_object(cfg.name, "data.name")
-        return factory("train", cfg), factory("val", cfg)
+        return _plugin(cfg)
     return (open_dataset(cfg.name, cfg.root, "train", cfg.size, cfg.num_train or 0),
             open_dataset(cfg.name, cfg.root, "val", cfg.size, cfg.num_val or 0))
 

@@ -18,8 +18,10 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from dejavu_tune.config import IGNORE_INDEX
+from dejavu_tune.errors import DejavuError
+
 __all__ = [
-    "IGNORE",
     "SPLITS",
     "DatasetError",
     "FileDataset",
@@ -37,14 +39,13 @@ __all__ = [
     "resize_normals",
 ]
 
-IGNORE = 255
 SPLITS = ("train", "val")
 # PIL's decoders raise a mix of these for truncated or corrupt files.
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, UnidentifiedImageError,
                   Image.DecompressionBombError)
 
 
-class DatasetError(ValueError):
+class DatasetError(DejavuError, ValueError):
     """A dataset on disk does not have the layout or contents its reader expects."""
 
 
@@ -114,12 +115,12 @@ def check_same_size(path: Path, shape: tuple[int, ...], image_path: Path,
 def check_labels(label: np.ndarray, num_classes: int, path: Path,
                  raw: np.ndarray | None = None) -> None:
     """Raise unless every id is in [0, num_classes) or 255; name the offending raw ids."""
-    bad = (label != IGNORE) & ((label < 0) | (label >= num_classes))
+    bad = (label != IGNORE_INDEX) & ((label < 0) | (label >= num_classes))
     if bad.any():
         ids = np.unique((raw if raw is not None else label)[bad])
         shown = ", ".join(str(int(v)) for v in ids[:10]) + (", ..." if len(ids) > 10 else "")
         raise DatasetError(f"{path}: label ids [{shown}] are out of range: expected ids that "
-                           f"map to 0..{num_classes - 1} or {IGNORE} (ignore)")
+                           f"map to 0..{num_classes - 1} or {IGNORE_INDEX} (ignore)")
 
 
 def map_labels(raw: np.ndarray, table: np.ndarray, num_classes: int, path: Path) -> torch.Tensor:

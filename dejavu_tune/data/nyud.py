@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dejavu_tune.config import IGNORE_INDEX
 from dejavu_tune.data.files import (
-    IGNORE,
     DatasetError,
     FileDataset,
     array_to_image,
@@ -97,9 +97,9 @@ class NYUD(FileDataset):
             raise DatasetError(f"{sample[1]}: label array holds non-integer values: expected "
                                f"class ids 0..{self.num_classes - 1} or -1 (ignore)")
         raw = raw.astype(np.int64)
-        label = np.where(raw == -1, IGNORE, raw)
+        label = np.where(raw == -1, IGNORE_INDEX, raw)
         # 255 is this reader's ignore value, not the file's: reject it like any other bad id
-        check_labels(np.where(raw == IGNORE, -1, label), self.num_classes, sample[1], raw=raw)
+        check_labels(np.where(raw == IGNORE_INDEX, -1, label), self.num_classes, sample[1], raw=raw)
 
         image = array_to_image(arrays["image"], 1.0)
         depth = arrays["depth"].astype(np.float32)

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import torch
 
+from dejavu_tune.config import check_float, check_int
+
 __all__ = [
     "MAX_CLASSES",
     "MAX_DEPTH",
@@ -101,30 +103,14 @@ _NOISE_MAX = 2.0  # beyond this the pixel noise is larger than the whole [-1, 1]
 _SIZE_RANGE = (16, 4096)  # below 16 px a shape is a few pixels; above, one image is 200 MB
 
 
-def _fail(name: str, value: object, allowed: str) -> None:
-    raise ValueError(f"{name}={value!r} is not allowed: expected {allowed}")
-
-
-def _check_int(name: str, value: object, low: int, high: int | None = None) -> None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
-    if ok and high is not None:
-        ok = value <= high  # type: ignore[operator]
-    if not ok:
-        _fail(name, value, f"an integer between {low} and {high}" if high is not None
-              else f"an integer of {low} or more")
-
-
 def _check_args(num_images: int, image_size: int, num_classes: int, seed: int,
                 noise: float) -> None:
-    _check_int("num_images", num_images, 1)
-    _check_int("image_size", image_size, *_SIZE_RANGE)
-    _check_int("num_classes", num_classes, 2, MAX_CLASSES)
+    check_int("num_images", num_images, 1)
+    check_int("image_size", image_size, *_SIZE_RANGE)
+    check_int("num_classes", num_classes, 2, MAX_CLASSES)
     # torch.Generator.manual_seed takes up to 64 bits; negative seeds are not needed.
-    _check_int("seed", seed, 0, 2**64 - 1)
-    ok = (isinstance(noise, (int, float)) and not isinstance(noise, bool)
-          and math.isfinite(noise) and 0.0 <= noise <= _NOISE_MAX)
-    if not ok:
-        _fail("noise", noise, f"a finite number in [0.0, {_NOISE_MAX}]")
+    check_int("seed", seed, 0, 2**64 - 1)
+    check_float("noise", noise, 0.0, _NOISE_MAX)
 
 
 def _shape_mask(kind: int, u: torch.Tensor, v: torch.Tensor, dx: torch.Tensor,
@@ -367,8 +353,8 @@ def synthetic_splits(num_train: int, num_val: int, image_size: int = 64, num_cla
     Defaults are those of :func:`make_synthetic_segmentation`, for the same reasons.
     """
     # Checked here too so that a bad count names num_train/num_val, not num_images.
-    _check_int("num_train", num_train, 1)
-    _check_int("num_val", num_val, 1)
+    check_int("num_train", num_train, 1)
+    check_int("num_val", num_val, 1)
     _check_args(1, image_size, num_classes, seed, noise)
     train = make_synthetic_scenes(num_train, image_size, num_classes, _derive_seed(seed, 0), noise)
     val = make_synthetic_scenes(num_val, image_size, num_classes, _derive_seed(seed, 1), noise)

@@ -19,7 +19,7 @@ from dejavu_tune.tasks.multitask import MultiTask
 from dejavu_tune.tasks.normals import NormalsTask
 from dejavu_tune.tasks.segmentation import SegmentationTask
 
-__all__ = ["TASKS", "build_task", "Batch", "Meter", "Task", "TaskError", "SegmentationTask",
+__all__ = ["TASKS", "TASK_CLASSES", "build_task", "Batch", "Meter", "Task", "TaskError", "SegmentationTask",
            "DepthTask", "NormalsTask", "MultiTask"]
 
 
@@ -40,9 +40,11 @@ def _multitask(cfg: TaskConfig, dataset: Any) -> Task:
                      [cfg.seg_weight, cfg.depth_weight, cfg.normals_weight])
 
 
-_TARGETS = {"segmentation": SegmentationTask.targets, "depth": DepthTask.targets,
-            "normals": NormalsTask.targets,
-            "multitask": SegmentationTask.targets + DepthTask.targets + NormalsTask.targets}
+# the task classes each built-in task is made of: their targets and metrics, by name
+TASK_CLASSES: dict[str, tuple[type[Task], ...]] = {
+    "segmentation": (SegmentationTask,), "depth": (DepthTask,), "normals": (NormalsTask,),
+    "multitask": (SegmentationTask, DepthTask, NormalsTask)}
+_TARGETS = {name: sum((c.targets for c in classes), ()) for name, classes in TASK_CLASSES.items()}
 
 TASKS: dict[str, Callable[[TaskConfig, Any], Task]] = {
     "segmentation": _segmentation,

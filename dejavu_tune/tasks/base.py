@@ -13,12 +13,14 @@ from typing import Protocol
 
 import torch
 
+from dejavu_tune.errors import DejavuError
+
 __all__ = ["Batch", "Meter", "Task", "TaskError"]
 
 Batch = dict[str, torch.Tensor]
 
 
-class TaskError(ValueError):
+class TaskError(DejavuError, ValueError):
     """A task cannot run on the configured dataset or network."""
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from dejavu_tune.geometry_metrics import DepthMeter
 from dejavu_tune.tasks.base import Batch, Task
+from dejavu_tune.tasks.geometry_metrics import DepthMeter
 
 __all__ = ["DepthTask", "masked_l1"]
 

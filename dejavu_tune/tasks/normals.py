@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dejavu_tune.geometry_metrics import NormalsMeter
 from dejavu_tune.tasks.base import Batch, Task
 from dejavu_tune.tasks.depth import masked_l1
+from dejavu_tune.tasks.geometry_metrics import NormalsMeter
 
 __all__ = ["NormalsTask"]
 

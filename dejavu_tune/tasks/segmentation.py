@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dejavu_tune.figures import palette
-from dejavu_tune.losses import IGNORE_INDEX, cyclic_consistency, segmentation_loss
-from dejavu_tune.metrics import SegmentationMeter
+from dejavu_tune.method.losses import IGNORE_INDEX, cyclic_consistency, segmentation_loss
 from dejavu_tune.tasks.base import Batch, Task
+from dejavu_tune.tasks.metrics import SegmentationMeter
+from dejavu_tune.train.figures import palette
 
 _LEGEND_MAX = 24  # classes named in a figure's legend; ADE20K's 150 would bury the figure
 

@@ -1,0 +1,313 @@
+"""Every Ray call dejavu-tune depends on, in one place (Ray's API moves between releases).
+
+Trainable side: ``trial_id``, ``report`` (metrics + a checkpoint directory
+holding the trainer state), ``restore_state``. Driver side: ``start_ray``,
+``make_tuner`` / ``restore_tuner`` / ``can_restore`` (OptunaSearch + ASHA),
+``make_status_callback``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+STUDY_NAME = "search"  # the Optuna study of a search's DejaVu trials, in its study storage
+
+__all__ = ["STUDY_NAME", "trial_id", "trial_dir", "placement", "report", "restore_state",
+           "use_cluster_auth", "start_ray", "make_tuner", "run_parallel", "restore_tuner",
+           "can_restore", "make_status_callback", "trial_error", "reported_epochs",
+           "checkpoint_file", "optuna_trials", "wait_for_nodes"]
+
+# -- inside a trial ----------------------------------------------------------------
+def trial_id() -> str:
+    from ray import tune
+
+    return tune.get_context().get_trial_id()
+
+
+def trial_dir() -> str | None:
+    from ray import tune
+
+    return tune.get_context().get_trial_dir()
+
+
+def placement() -> tuple[str, str]:
+    """Where the trial runs: its node's IP and the GPUs Ray assigned it ("" for none)."""
+    import ray
+
+    return ray.util.get_node_ip_address(), ",".join(str(g) for g in ray.get_gpu_ids())
+
+
+def report(metrics: dict[str, Any], state: dict[str, Any],
+           files: dict[str, bytes] | None = None) -> None:
+    """Report one epoch with a checkpoint of ``state`` (tensors and plain values only).
+
+    ``files`` are written beside the state: records of the epoch (its figure) that the
+    driver can deliver from the storage path if the trial's own delivery dies with it.
+    The checkpoint is complete in a private directory before Tune persists it, so a
+    worker that dies mid-write never leaves a half-written checkpoint registered."""
+    from ray import tune
+
+    from dejavu_tune.train import checkpoint_io
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in (files or {}).items():
+            (Path(tmp) / name).write_bytes(data)
+        checkpoint_io.save(state, tmp)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def restore_state() -> tuple[dict[str, Any] | None, list[str]]:
+    """(state of the trial's newest intact checkpoint or None on a fresh start, reasons
+    newer checkpoints were skipped). Raises CheckpointError when none is intact."""
+    from ray import tune
+
+    from dejavu_tune.train import checkpoint_io
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None, []
+    newest = Path(checkpoint.path)
+    # Tune keeps the newest few (CheckpointConfig.num_to_keep) beside each other.
+    older = sorted((p for p in newest.parent.glob("checkpoint_*")
+                    if p.is_dir() and p.name < newest.name), reverse=True)
+    state, _, skipped = checkpoint_io.load_first_good([newest, *older])
+    return state, skipped
+
+
+# -- the driver --------------------------------------------------------------------
+def use_cluster_auth() -> None:
+    """Send Ray's auth token when joining a running cluster. Call before Ray is imported.
+
+    Clusters from `ray start` (and so `ray up`) require the token in ~/.ray/auth_token by
+    default, but a client sends it only in token mode, which Ray reads at import; a
+    cluster without authentication accepts such a client as well."""
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+
+def start_ray(address: str | None = None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        # "local": a Ray of our own, never a `ray start` cluster that happens to run on this
+        # machine (nor a dead one whose address Ray remembers in /tmp/ray, which would hang
+        # the search). The dashboard is a web server: a local search does not need one.
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+
+
+def _snapshot_every_step() -> None:
+    """Save Tune's experiment state (trials and searcher) after every event, not every
+    10 s: a driver killed in between left trials that had started, and logged to MLflow,
+    out of the state it resumed from, and they ran again under new ids. The state is a
+    few kB per trial."""
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    # Epochs of small trials are seconds long; Tune's warning about frequent experiment
+    # snapshots is then expected and not actionable.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+def _trainable(fn: Callable[..., None], resources: dict[str, float], **constants: Any) -> Any:
+    from ray import tune
+
+    return tune.with_resources(tune.with_parameters(fn, **constants),
+                               {"cpu": resources["cpu"], "gpu": resources["gpu"]})
+
+
+def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: dict[str, float],
+               *, storage_path: str, name: str, num_samples: int,
+               metric: str, mode: str, max_epochs: int,
+               define_by_run: Callable[[Any], None] | None = None, seed: int = 0,
+               sampler: str = "tpe", max_concurrent: int = 1, grace_period: int = 1,
+               reduction_factor: int = 2, callbacks: list[Any] | None = None,
+               max_failures: int = 0, points: list[dict[str, Any]] | None = None,
+               early_stopping: bool = True, stop_metric: str | None = None,
+               stop_mode: str | None = None,
+               baselines: list[dict[str, Any]] | None = None,
+               study_storage: str | None = None) -> Any:
+    """A Tuner of ``num_samples`` trials plus ``baselines``.
+
+    ``sampler``: "tpe" (Optuna's seeded TPE over ``define_by_run``), "random" (Optuna's
+    seeded random sampler), or "fixed" (exactly ``points``, in order). With tpe/qmc, ``points`` are
+    enqueued in the Optuna study before anything is sampled: a grid is ``points`` =
+    every combination with ``num_samples = len(points)``, so every trial is still an
+    Optuna trial. ``early_stopping`` uses ASHA (``grace_period``, ``reduction_factor``)
+    on ``stop_metric``/``stop_mode`` (default: ``metric``/``mode``, which Optuna
+    optimises); without it every trial runs the full budget (FIFO), which ablation
+    tables and confirmation runs need. ``baselines`` (fixed configurations) are the first trials
+    of the same run, on top of ``num_samples``: no slot waits for them, and ASHA and
+    Optuna never see them. ``study_storage``: an Optuna RDB URL that keeps the study
+    (study name ``STUDY_NAME``) where ``optuna-dashboard`` can read it while the search
+    runs."""
+    import optuna
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from dejavu_tune.raytune.tune_baseline import BaselineExemptASHA, BaselineFirst, FixedConfigs
+    from dejavu_tune.raytune.tune_outcomes import TruthfulOutcomes
+
+    _snapshot_every_step()
+    if sampler == "fixed":
+        searcher: Any = FixedConfigs(points or [], metric=metric, mode=mode)
+    else:
+        optuna_sampler = (optuna.samplers.RandomSampler(seed=seed) if sampler == "random"
+                          else optuna.samplers.TPESampler(seed=seed))
+        storage = optuna.storages.RDBStorage(study_storage) if study_storage else None
+        searcher = TruthfulOutcomes(OptunaSearch(space=define_by_run, metric=metric, mode=mode,
+                                                 sampler=optuna_sampler,
+                                                 points_to_evaluate=points,
+                                                 study_name=STUDY_NAME, storage=storage),
+                                    max_epochs)
+    if baselines:
+        searcher = BaselineFirst(searcher, baselines)
+        num_samples += len(baselines)
+    search_alg = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+    scheduler = None
+    if early_stopping:
+        scheduler = BaselineExemptASHA(time_attr="training_iteration", max_t=max_epochs,
+                                       grace_period=min(grace_period, max_epochs),
+                                       reduction_factor=reduction_factor,
+                                       metric=stop_metric or metric, mode=stop_mode or mode)
+    # metric and mode live on the searcher and the scheduler, which may differ: Tune
+    # refuses them in TuneConfig then.
+    tune_config = tune.TuneConfig(
+        num_samples=num_samples, search_alg=search_alg, scheduler=scheduler,
+        # Actor start-up dominates short trials: reuse the worker processes between trials.
+        reuse_actors=True)
+    run_config = tune.RunConfig(
+        name=name, storage_path=storage_path, callbacks=callbacks or [], verbose=0,
+        failure_config=tune.FailureConfig(max_failures=max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
+    return tune.Tuner(_trainable(fn, resources, **constants), tune_config=tune_config,
+                      run_config=run_config)
+
+
+def run_parallel(fn: Callable[..., Any], calls: list[tuple], resources: dict[str, float]
+                 ) -> list[Any]:
+    """``fn(*args)`` for every ``args`` in ``calls``, as Ray tasks with ``resources`` each
+    (on a cluster they spread over the nodes); raises the first failure, named."""
+    import ray
+
+    remote = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"],
+                        max_retries=1)(fn)
+    refs = [remote.remote(*args) for args in calls]
+    results = []
+    for args, ref in zip(calls, refs, strict=True):
+        try:
+            results.append(ray.get(ref))
+        except Exception as exc:  # noqa: BLE001 - reported with the task it belongs to
+            cause = getattr(exc, "cause", None) or exc
+            raise RuntimeError(f"{getattr(fn, '__name__', fn)}{args[:1]!r} failed: "
+                               f"{type(cause).__name__}: {cause}".splitlines()[0]) from None
+    return results
+
+
+def restore_tuner(path: str, fn: Callable[..., None], constants: dict[str, Any],
+                  resources: dict[str, float]) -> Any:
+    """Continue an interrupted experiment: finished trials are kept, unfinished ones resume
+    from their checkpoints, errored ones stay errored, and the searcher keeps its history."""
+    from ray import tune
+
+    _snapshot_every_step()
+    trainable = _trainable(fn, resources, **constants)
+    # Unpickling the saved trials checks that their trainable is registered, before
+    # Tuner.restore registers the one passed in: register it under its old name first.
+    tune.register_trainable(fn.__name__, trainable)
+    return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
+                              resume_errored=False)
+
+
+def can_restore(path: str) -> bool:
+    from ray import tune
+
+    return tune.Tuner.can_restore(path)
+
+
+def trial_error(trial: Any) -> str:
+    """A one-line reason for a failed trial, from the error file Ray wrote."""
+    path = getattr(trial, "error_file", None)
+    if path and os.path.exists(path):
+        lines = [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
+        for line in reversed(lines):
+            if "Error" in line or "Exception" in line:
+                return line
+        return lines[-1] if lines else "unknown error"
+    return "unknown error"
+
+
+def make_status_callback(on_complete: Callable[[str, dict[str, Any]], None],
+                         on_error: Callable[[str, str], None]) -> Any:
+    """A Tune callback that forwards each trial's end (id, last result / reason)."""
+    from ray import tune
+
+    class _Status(tune.Callback):
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any):
+            on_complete(trial.trial_id, dict(trial.last_result or {}))
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any):
+            on_error(trial.trial_id, trial_error(trial))
+
+    return _Status()
+
+
+def reported_epochs(result: Any) -> dict[int, dict[str, float]]:
+    """What the trainable reported, per epoch (``training_iteration``), without the keys
+    Tune adds itself; Tune keeps these rows on disk whatever happened to the worker."""
+    from ray.tune.result import AUTO_RESULT_KEYS
+
+    frame = result.metrics_dataframe
+    if frame is None or "training_iteration" not in frame:
+        return {}
+    tune_keys = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag",
+                                         "should_checkpoint", "iterations_since_restore"}
+    keys = [k for k in frame.columns
+            if k not in tune_keys and "/" not in k and frame[k].dtype.kind in "fiu"]
+    return {int(row["training_iteration"]): {k: float(row[k]) for k in keys}
+            for _, row in frame.iterrows()}
+
+
+def checkpoint_file(result: Any, name: str) -> Path | None:
+    """``name`` in the trial's newest checkpoint (see ``report``'s ``files``), if there."""
+    checkpoint = result.checkpoint
+    if checkpoint is None:
+        return None
+    path = Path(checkpoint.path) / name
+    return path if path.is_file() else None
+
+
+def optuna_trials(experiment_path: str) -> list[dict[str, Any]]:
+    """The Optuna study of a finished Tune run, from the searcher state Tune saved in
+    the experiment directory: one entry per Optuna trial, with the Tune trial it ran as."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch()
+    searcher.restore_from_dir(experiment_path)
+    tune_ids = {trial.number: tid for tid, trial in searcher._ot_trials.items()}
+    return [{"number": t.number, "trial_id": tune_ids.get(t.number), "state": t.state.name,
+             "value": t.value, "params": t.params}
+            for t in searcher._ot_study.get_trials(deepcopy=False)]
+
+
+def wait_for_nodes(count: int, timeout: float, poll: float = 2.0) -> int:
+    """Connect to the running cluster and wait until ``count`` nodes are alive."""
+    use_cluster_auth()
+    import ray
+
+    start_ray("auto")
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = sum(1 for node in ray.nodes() if node["Alive"])
+        if alive >= count:
+            return alive
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{alive} of --min-nodes {count} Ray nodes alive after "
+                               f"{timeout:g} s; check `ray monitor` on the cluster config")
+        time.sleep(poll)

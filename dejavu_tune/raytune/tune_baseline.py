@@ -1,0 +1,114 @@
+"""The baseline trials inside the search's own Tune run, and fixed lists of trials.
+
+A baseline run in a Tune run of its own before the search idles every other
+slot until it ends; here the baselines (one per seed) are simply the first trials
+of the search. The searcher wrapper hands out each baseline configuration once and
+keeps their results away from Optuna (a baseline is not a point of the DejaVu space);
+the scheduler wrapper never stops it early and keeps it out of ASHA's rungs
+(DejaVu trials compete with each other). Both are plain module-level classes
+so that Tune can pickle them with the experiment and ``Tuner.restore`` them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+from ray.tune.search import Searcher
+
+from dejavu_tune.config import is_baseline
+
+__all__ = ["BaselineFirst", "BaselineExemptASHA", "FixedConfigs"]
+
+class BaselineFirst(Searcher):
+    """Suggests the ``baselines`` for the first trials, then whatever ``searcher`` suggests."""
+
+    def __init__(self, searcher: Searcher, baselines: list[dict[str, Any]]):
+        self.searcher = searcher  # the attribute name Tune's SearchGenerator walks to save state
+        self.baselines = [dict(b) for b in baselines]
+        self.baseline_trials: list[str] = []
+        super().__init__(metric=searcher.metric, mode=searcher.mode)
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
+                              **spec: Any) -> bool:
+        return self.searcher.set_search_properties(metric, mode, config, **spec)
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        return False  # the ConcurrencyLimiter around us counts the baseline as a trial
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if len(self.baseline_trials) < len(self.baselines):
+            self.baseline_trials.append(trial_id)
+            return dict(self.baselines[len(self.baseline_trials) - 1])
+        return self.searcher.suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id not in self.baseline_trials:
+            self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        if trial_id not in self.baseline_trials:
+            self.searcher.on_trial_complete(trial_id, result=result, error=error)
+
+    def get_state(self) -> dict[str, Any]:
+        return {"baselines": self.baselines, "baseline_trials": self.baseline_trials}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.baselines = state["baselines"]
+        self.baseline_trials = state["baseline_trials"]
+
+    def save(self, checkpoint_path: str) -> None:
+        self.searcher.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.searcher.restore(checkpoint_path)
+
+
+class BaselineExemptASHA(ASHAScheduler):
+    """ASHA for the DejaVu trials; the baseline always runs its full budget."""
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if is_baseline(trial.config):
+            return TrialScheduler.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        if is_baseline(trial.config):
+            self._trial_info.pop(trial.trial_id, None)
+            return
+        super().on_trial_complete(tune_controller, trial, result)
+
+
+class FixedConfigs(Searcher):
+    """Suggests exactly ``configs``, in order, then nothing more (the confirmation runs)."""
+
+    def __init__(self, configs: list[dict[str, Any]], metric: str, mode: str):
+        self.configs = [dict(c) for c in configs]
+        self.given = 0
+        super().__init__(metric=metric, mode=mode)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self.given >= len(self.configs):
+            return Searcher.FINISHED
+        self.given += 1
+        return dict(self.configs[self.given - 1])
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        pass
+
+    def get_state(self) -> dict[str, Any]:
+        return {"configs": self.configs, "given": self.given}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.configs, self.given = state["configs"], state["given"]
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "w") as f:
+            json.dump(self.get_state(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path) as f:
+            self.set_state(json.load(f))

@@ -1,0 +1,191 @@
+"""``python -m dejavu_tune.search``: a DejaVu hyperparameter search, every trial in MLflow.
+
+With no arguments it runs ``search_spaces/default.yaml`` on the local machine:
+a baseline trial (DejaVu off, same network, schedule and budget), then
+``num_samples`` DejaVu trials sampled by Optuna's seeded TPE over the YAML's
+conditional space, stopped early by ASHA, each logged as a child run of one
+MLflow parent run. ``--resume`` continues an interrupted search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from dejavu_tune.cli import run
+from dejavu_tune.config import ConfigError, parse_override
+from dejavu_tune.errors import one_line
+from dejavu_tune.raytune import ray_adapter
+from dejavu_tune.search.record import RECORD_FILE, SearchRecord, latest
+from dejavu_tune.search.space import SearchSpace, SpaceError, load_space
+
+__all__ = ["main", "build_parser", "OneLineParser", "DEFAULT_SPACE"]
+
+# Beside the package in a checkout (editable install); relative to the working directory
+# where the package is installed without its checkout (the Docker image's WORKDIR).
+DEFAULT_SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "default.yaml"
+if not DEFAULT_SPACE.is_file():
+    DEFAULT_SPACE = Path("search_spaces") / "default.yaml"
+# Flags that are shorthands for keys of the space file's `search` / `resources` sections.
+_FLAG_KEYS = {"num_samples": "search.num_samples", "max_concurrent": "search.max_concurrent",
+              "seed": "search.seed", "grace_period": "search.grace_period",
+              "reduction_factor": "search.reduction_factor",
+              "cpus_per_trial": "resources.cpu", "gpus_per_trial": "resources.gpu"}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad command line gets one line (``error: ...``), not the usage text."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {message} ({self.prog} --help lists the options)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="python -m dejavu_tune.search", description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--space", default=str(DEFAULT_SPACE), help="search-space YAML file")
+    p.add_argument("--num-samples", type=int, help="DejaVu trials (the baseline comes on top)")
+    p.add_argument("--max-concurrent", type=int, help="trials running at once")
+    p.add_argument("--seed", type=int, help="seed of the TPE sampler")
+    p.add_argument("--grace-period", type=int, help="ASHA: epochs before a trial can stop")
+    p.add_argument("--reduction-factor", type=int, help="ASHA: keep 1/factor at each rung")
+    p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial")
+    p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (0.5 = two per GPU)")
+    p.add_argument("--storage-path", default=os.environ.get("DEJAVU_STORAGE_PATH", "runs"),
+                   help="directory for trial checkpoints and search state; on a cluster one "
+                        "that every node mounts at the same path (default: "
+                        "$DEJAVU_STORAGE_PATH, else ./runs)")
+    p.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
+                   help="MLflow tracking URI, passed to every trial (default: "
+                        "$MLFLOW_TRACKING_URI, else a SQLite file in the storage path)")
+    p.add_argument("--crm-store", default=os.environ.get("DEJAVU_CRM_STORE"),
+                   help="directory of stored CRM weights, reused across searches; on a "
+                        "cluster a shared one (default: $DEJAVU_CRM_STORE, else crm_store "
+                        "in the storage path)")
+    p.add_argument("--experiment", default="dejavu-tune", help="MLflow experiment name")
+    p.add_argument("--name", help="name of this search (default: <space>-<timestamp>)")
+    p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
+                   help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray of "
+                        "this search's own)")
+    p.add_argument("--max-failures", type=int, default=0,
+                   help="retries of a failed trial from its last checkpoint")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the space file, e.g. optim.epochs=2 or "
+                        "search.metric=val_pixel_acc (repeatable)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate, print the resolved space and budget, start nothing")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the search --name (default: the latest) in --storage-path")
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides = dict(parse_override(text) for text in args.set)
+    for attr, key in _FLAG_KEYS.items():
+        value = getattr(args, attr)
+        if value is not None:
+            overrides[key] = int(value) if key.startswith("search.") else value
+    return overrides
+
+
+def describe(space: SearchSpace, name: str | None = None) -> str:
+    cfg = space.base_config()
+    s = space.search
+    grid = s.algorithm == "grid"
+    height, width = cfg.data.size
+    counts = (f"{cfg.data.num_train or 'all'} train / {cfg.data.num_val or 'all'} val"
+              if cfg.data.name != "synthetic" else
+              f"{cfg.data.num_train or 384} train / {cfg.data.num_val or 96} val")
+    lines = [f"space: {space.path}" + (f"   search: {name}" if name else ""),
+             f"task: {cfg.task.name}   network: {cfg.model.name}   data: {cfg.data.name} "
+             f"{height}x{width}px ({counts})   device: {cfg.device}",
+             "parameters:"]
+    lines += [f"  {p.name:<30} {p.describe()}" for p in space.params]
+    steps = budget_steps(space)
+    lines += ["steps:"] + [f"  {label:<28} {runs:>3} run(s)" for label, runs in steps]
+    lines += [
+        f"search: {s.num_samples} {'grid' if grid else 'TPE'} trials (seed {s.seed}), "
+        f"{s.max_concurrent} at once, {s.mode} {s.metric}",
+        "early stopping: none (grid: every trial runs the full budget)" if grid else
+        f"ASHA on {s.stop_metric} ({s.stop_mode}): grace period {s.grace_period} epoch(s), "
+        f"reduction factor {s.reduction_factor}",
+        f"budget: at most {sum(r for _, r in steps[1:])} runs x {cfg.optim.epochs} epochs = "
+        f"{sum(r for _, r in steps[1:]) * cfg.optim.epochs} trial-epochs; resources per "
+        f"trial: {space.resources['cpu']:g} CPU, {space.resources['gpu']:g} GPU",
+    ]
+    return "\n".join(lines)
+
+
+def budget_steps(space: SearchSpace) -> list[tuple[str, int]]:
+    """(step, runs) of the search: CRM pre-trainings first, then full-budget runs (at
+    most: ASHA stops some DejaVu trials early)."""
+    from dejavu_tune.search.crm_stage import plan_for, specs
+
+    s = space.search
+    grid = s.algorithm == "grid"
+    tuning = s.baseline_trials if space.shared_params and s.baseline and not grid else 0
+    seeds = s.baseline_seeds if s.baseline and not grid else 0
+    baselines = seeds + (1 if s.baseline and not grid and not tuning else 0)
+    return [("CRM pre-trainings", len(specs(space, plan_for(space, ".")))),
+            ("baseline tuning", tuning), ("baseline replicates", baselines),
+            ("DejaVu search trials", s.num_samples),
+            ("confirmation runs", s.confirm_top * seeds)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    storage = Path(args.storage_path).resolve()
+    try:
+        if "://" in args.storage_path:
+            raise ConfigError(f"--storage-path {args.storage_path!r}: a directory is needed "
+                              "(on a cluster, a shared file system such as NFS or EFS mounted "
+                              "at the same path on every node); storage URIs are not supported")
+        if args.resume:
+            if args.set or any(getattr(args, a) is not None for a in _FLAG_KEYS):
+                raise ConfigError("--resume continues a search as it was started: "
+                                  "drop --set and the search/resource flags")
+            root = storage / args.name if args.name else latest(storage)
+            if root is None or not SearchRecord.path(root).is_file():
+                raise ConfigError(f"--resume: no search to continue in {storage} "
+                                  f"(expected {root or storage}/{RECORD_FILE})")
+            try:
+                record = SearchRecord.load(root)
+            except ConfigError as exc:
+                raise ConfigError(f"--resume: {exc}") from None
+            if record.finished:
+                raise ConfigError(f"--resume: search {root.name!r} has already finished; its "
+                                  f"results are in {root}")
+            space = load_space(root / "space.yaml", record.overrides)
+        else:
+            overrides = _overrides(args)
+            space = load_space(args.space, overrides)
+            name = args.name or f"{Path(args.space).stem}-{datetime.now():%Y%m%d-%H%M%S}"
+            root = storage / name
+            if SearchRecord.path(root).exists():
+                raise ConfigError(f"search {name!r} already exists in {storage}: "
+                                  "use --resume to continue it, or another --name")
+            record = SearchRecord(
+                name=name, space_file=str(Path(args.space).resolve()), overrides=overrides,
+                experiment=args.experiment, tracking_uri=args.tracking_uri,
+                crm_store=str(Path(args.crm_store or storage / "crm_store").resolve()))
+    except (SpaceError, ConfigError) as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print(describe(space, root.name))
+        return 0
+    if args.address:
+        ray_adapter.use_cluster_auth()
+    from dejavu_tune.search.driver import run_search  # deferred: imports Ray, MLflow, torch
+
+    return run_search(space, root, record, args.address, args.max_failures, resume=args.resume,
+                      started=time.time())
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(main))

@@ -1,0 +1,528 @@
+"""Runs a validated search, step by step, each step's trials in MLflow:
+
+1. **CRM stage** (``crm_stage``): stored weights for every CRM the trials can start from.
+2. **Baseline tuning** (``baseline_tuning``): the settings the baseline shares with DejaVu
+   (``shared: true``), tuned with DejaVu off on the search's own seed.
+3. **The search**: the baseline on its replicate seeds (the noise floor) beside the
+   DejaVu trials that Optuna samples and ASHA stops early, at the baseline's best
+   shared settings.
+4. **Confirmation** (``confirm``): the best configurations again, on the replicate
+   seeds, paired with the baseline seed by seed.
+
+Then every trial's MLflow run is settled (backfilled from Tune's results where its own
+records were lost), and the parent run gets the verdict, the summary, the result file
+and the Optuna plots. Each step's trials form a Tune experiment of their own under the
+search's directory, so ``--resume`` restores an interrupted step and reads the
+finished ones back.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dejavu_tune.config import ENABLED_KEY as ENABLED
+from dejavu_tune.raytune import ray_adapter
+from dejavu_tune.search import baseline_tuning, confirm, crm_stage
+from dejavu_tune.search.optuna_plots import HTML_FILE, log_optuna_plots
+from dejavu_tune.search.record import SearchRecord
+from dejavu_tune.search.space import SearchSpace
+from dejavu_tune.search.summary import Outcome, headline, report_markdown, result_payload
+from dejavu_tune.search.trial_records import TrialRecord, finished_status, from_result
+from dejavu_tune.tracking import mlflow_views
+from dejavu_tune.tracking import runs as tracking
+from dejavu_tune.tracking.delivery import DeliveryQueue
+from dejavu_tune.tracking.run_names import run_name
+from dejavu_tune.train.crm_store import CRMPlan, PretrainSpec
+from trainables.dejavu_trainable import (
+    FIGURE_FILE,
+    GPU_IDS_KEY,
+    TrialContext,
+    dejavu_trainable,
+)
+
+__all__ = ["run_search", "STUDY_FILE", "STUDY_DB", "RESULT_FILE", "SUMMARY_FILE"]
+
+STUDY_FILE = "optuna_trials.json"
+RESULT_FILE = "best_config.json"
+SUMMARY_FILE = "summary.md"
+# The Optuna study of the search step, live: `optuna-dashboard sqlite:///<root>/optuna.db`
+STUDY_DB = "optuna.db"
+FINAL_GAIN = "final_gain"  # the runs table sorts by it: the outcome at equal budget
+# How long the driver retries a trial's status update, and waits for them after the
+# trials: the runs are settled again after that, so this only bounds the wait.
+_DRIVER_RETRY_S = 600.0
+
+
+@dataclass
+class _Driver:
+    """One search's driver: where it records, and what every step shares."""
+
+    space: SearchSpace
+    root: Path
+    record: SearchRecord
+    ref: tracking.SearchRef
+    max_failures: int
+    resume: bool
+    outbox: DeliveryQueue
+    plan: CRMPlan | None = None
+    results: list[tuple[str, Any]] = field(default_factory=list)  # (step, Tune result)
+
+    @property
+    def uri(self) -> str:
+        return self.ref.uri
+
+    @property
+    def exp_id(self) -> str:
+        return self.ref.experiment_id
+
+    @property
+    def parent(self) -> str:
+        return self.ref.parent_run_id
+
+    @property
+    def metric(self) -> str:
+        return self.space.search.metric
+
+    @property
+    def epochs(self) -> int:
+        return self.space.base_config().optim.epochs
+
+    @property
+    def seed(self) -> int:
+        return self.space.base_config().seed
+
+    def records(self, step: str | None = None) -> list[TrialRecord]:
+        return [from_result(r, s, self.metric, self.epochs, self.seed)
+                for s, r in self.results if step is None or s == step]
+
+    def context(self, space: SearchSpace, step: str) -> TrialContext:
+        return TrialContext(fixed=space.fixed, ref=self.ref, cpus=space.resources["cpu"], crm_plan=self.plan, phase=step,
+                            trainer=space.search.trainer)
+
+    def callbacks(self) -> list[Any]:
+        # Tune pickles its callbacks with the experiment and restores them on --resume: they
+        # hold only plain values and the (process-wide, named) queue, never the driver.
+        ref, outbox = self.ref, self.outbox
+        epochs, metric = self.epochs, self.metric
+
+        def on_complete(trial_id: str, last: dict[str, Any]) -> None:
+            status, reason = finished_status(last, epochs, metric)
+            _set_status(ref, trial_id, status, reason, _ended_ms(last))
+            value = last.get(metric, float("nan"))
+            print(f"  trial {trial_id}: {status} after {last.get('training_iteration', 0)} "
+                  f"epoch(s), {metric}={value:.4f}", flush=True)
+
+        def on_error(trial_id: str, reason: str) -> None:
+            _set_status(ref, trial_id, "failed", reason, int(time.time() * 1000))
+            print(f"  trial {trial_id}: failed: {reason}", flush=True)
+
+        # Tune's event loop runs these: through the queue, a tracking server that is away
+        # never stalls the search (trials wait for the loop to take their reports).
+        return [ray_adapter.make_status_callback(
+            lambda *a: outbox.put(on_complete, *a), lambda *a: outbox.put(on_error, *a))]
+
+    def tune(self, step: str, space: SearchSpace, **settings: Any) -> list[Any]:
+        """Run (or, on --resume, restore) the Tune experiment of ``step``."""
+        path = self.root / step
+        constants = {"context": self.context(space, step)}
+        if self.resume and ray_adapter.can_restore(str(path)):
+            tuner = ray_adapter.restore_tuner(str(path), dejavu_trainable, constants,
+                                              space.resources)
+        else:
+            s = space.search
+            tuner = ray_adapter.make_tuner(
+                dejavu_trainable, constants, space.resources, name=step,
+                storage_path=str(self.root), metric=s.metric, mode=s.mode,
+                max_epochs=self.epochs, max_concurrent=s.max_concurrent,
+                max_failures=self.max_failures, callbacks=self.callbacks(), **settings)
+        grid = tuner.fit()
+        results = [grid[i] for i in range(len(grid))]
+        self.results += [(step, r) for r in results]
+        return results
+
+
+def run_search(space: SearchSpace, root: Path, record: SearchRecord, address: str | None,
+               max_failures: int, resume: bool, started: float) -> int:
+    """Run the search; any failure of the driver ends its parent run as failed, with a
+    one-line reason, and exits 1 (an interrupted search can be continued with --resume)."""
+    try:
+        return _run(space, root, record, address, max_failures, resume, started)
+    except KeyboardInterrupt:
+        reason = "interrupted (continue with --resume)"
+    except Exception as exc:  # noqa: BLE001 - reported in one line, recorded in MLflow
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    if record.parent_run_id:
+        tracking.set_trial_status(record.tracking_uri, record.parent_run_id, "failed", reason)
+    print(f"error: the search stopped: {reason}", file=sys.stderr)
+    return 1
+
+
+def _run(space: SearchSpace, root: Path, record: SearchRecord, address: str | None,
+         max_failures: int, resume: bool, started: float) -> int:
+    root.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        shutil.copyfile(space.path, root / "space.yaml")
+    uri = record.tracking_uri or tracking.default_tracking_uri(root.parent)
+    exp_id, parent = tracking.open_parent_run(uri, record.experiment, record.name,
+                                              record.parent_run_id)
+    record.tracking_uri, record.experiment_id, record.parent_run_id = uri, exp_id, parent
+    record.save(root)
+    if not resume:
+        _log_parent_setup(uri, parent, space, root)
+    view = _share_view(uri, exp_id, parent, space)
+    print(f"watch it in MLflow: {mlflow_views.runs_url(uri, exp_id, view)}\n"
+          f"and its Optuna study: optuna-dashboard sqlite:///{(root / STUDY_DB).resolve()}",
+          flush=True)
+    ray_adapter.start_ray(address)
+    drv = _Driver(space, root, record, tracking.SearchRef(uri, exp_id, parent), max_failures,
+                  resume,
+                  DeliveryQueue.named("driver-status", retry_for_s=_DRIVER_RETRY_S))
+    s = space.search
+    grid = s.algorithm == "grid"
+    crm_lines = _crm_stage(drv, record.crm_store or str(root.parent / "crm_store"))
+    tuning, reference = None, None
+    dv_space = space  # without a baseline, shared params are searched like any other
+    if s.baseline and not grid:
+        shared, tuning, reference = _tune_baseline(drv)
+        dv_space = space.with_shared(shared)
+    replicate_seeds = ([drv.seed + 1 + i for i in range(s.baseline_seeds)]
+                       if s.baseline and not grid else [])
+    baselines = [{ENABLED: False, "seed": seed} for seed in replicate_seeds]
+    if s.baseline and reference is None:
+        baselines.insert(0, {ENABLED: False})  # on the search's own seed: per-epoch gains
+    print(f"search: {len(baselines)} baseline run(s) (DejaVu off) and {s.num_samples} "
+          f"{'grid' if grid else 'TPE'} trials, {s.max_concurrent} at once", flush=True)
+    drv.tune("search", dv_space, num_samples=s.num_samples,
+             define_by_run=dv_space.define_by_run, seed=s.seed,
+             sampler="random" if s.algorithm == "random" else "tpe",
+             grace_period=s.grace_period, reduction_factor=s.reduction_factor,
+             stop_metric=s.stop_metric, stop_mode=s.stop_mode,
+             points=dv_space.grid_points() if grid else None, early_stopping=not grid,
+             baselines=baselines, study_storage=f"sqlite:///{(root / STUDY_DB).resolve()}")
+    if reference is None:
+        reference = next((r for r in drv.records("search") if r.is_baseline
+                          and r.seed == drv.seed and r.status == "completed"), None)
+    confirmed, winner = _confirm(drv, dv_space, replicate_seeds)
+    _settle(drv)
+    outcome = Outcome(metric=s.metric, mode=s.mode, epochs=drv.epochs, records=drv.records(),
+                      replicate_seeds=replicate_seeds, confirmed=confirmed, winner=winner,
+                      tuning=tuning, crm=crm_lines, reference=reference,
+                      rung=0 if grid else min(s.grace_period, drv.epochs))
+    _log_gains(drv, outcome)
+    _log_parent_results(drv, dv_space, outcome, wall=time.time() - started)
+    print("\n" + report_markdown(outcome))
+    print("\n".join(headline(outcome)))
+    command = mlflow_views.ui_command(uri)
+    print(f"\nresults: {root}\nopen them in MLflow"
+          + (f" (start its UI first: {command})" if command else "") + ":\n"
+          f"  the trials, ranked:  {mlflow_views.runs_url(uri, exp_id, view)}\n"
+          f"  the outcome:         {mlflow_views.run_url(uri, exp_id, parent)}")
+    record.finished = True
+    record.save(root)
+    return 0
+
+
+# -- the steps ---------------------------------------------------------------------------
+def _crm_stage(drv: _Driver, store: str) -> list[str]:
+    """Stored CRM weights for every architecture the trials sample; one line per CRM."""
+    space = drv.space
+    plan = crm_stage.plan_for(space, store, device=space.base_config().device)
+    todo = crm_stage.specs(space, plan)
+    if not todo:
+        return []
+    drv.plan = plan
+    drv.record.crm_store = plan.store
+    drv.record.save(drv.root)
+    lines: list[str] = []
+
+    def record(spec: PretrainSpec, trained_now: bool) -> None:
+        lines.append(_record_pretraining(drv, spec, trained_now))
+
+    crm_stage.prepare(plan, todo, ray_adapter.run_parallel, record, space.resources)
+    return lines
+
+
+def _record_pretraining(drv: _Driver, spec: PretrainSpec, trained_now: bool) -> str:
+    """The pre-training as a run of the search: its spec, metrics and figure."""
+    directory = drv.plan.directory(spec)
+    metrics = json.loads((directory / "metrics.json").read_text())
+    # a run of the time the pre-training took; one found in the store took none
+    spent_ms = int(metrics.get("train_s", 0) * 1000) if trained_now else 0
+    run_id = drv.ref.open_trial(f"crm-{spec.key}",
+                                     f"crm pretrain {spec.describe()}", crm_stage.CRM_KIND,
+                                     int(time.time() * 1000) - spent_ms)
+    tracking.log_params(drv.uri, run_id, {
+        "crm": json.dumps(spec.crm, sort_keys=True), "redactions": len(spec.redactions),
+        "redaction_kinds": ",".join(spec.redaction_kinds), "store_key": spec.key,
+        **{f"pretrain.{k}": v for k, v in spec.settings.items()}})
+    tracking.set_tags(drv.uri, run_id, {tracking.PHASE_TAG: "crm",
+                                        "dejavu.crm_stored": str(directory),
+                                        "dejavu.crm_reused": str(not trained_now).lower()})
+    if 0 not in tracking.logged_steps(drv.uri, run_id, "reliance"):
+        tracking.log_epoch(drv.uri, run_id, metrics, step=0)
+    tracking.log_figure(drv.uri, run_id, (directory / FIGURE_FILE).read_bytes(), 0)
+    tracking.set_trial_status(drv.uri, run_id, "completed")
+    return (f"{spec.describe()} ({'trained now' if trained_now else 'from the store'}, "
+            f"reliance {metrics['reliance']:.2f})")
+
+
+def _tune_baseline(drv: _Driver) -> tuple[dict[str, Any], dict[str, Any] | None,
+                                            TrialRecord | None]:
+    """(best shared values, how they were tuned, the best tuning trial)."""
+    space, s = drv.space, drv.space.search
+    if not space.shared_params or not s.baseline_trials:
+        return {}, None, None  # shared params keep their fixed values, for both
+    tspace = space.shared_only()
+    points = baseline_tuning.sobol_points(tspace.params, s.baseline_trials, s.seed)
+    print(f"baseline tuning: {len(points)} baseline trials over "
+          f"{', '.join(p.name for p in tspace.params)}", flush=True)
+    drv.tune("tuning", tspace, num_samples=len(points), sampler="fixed", points=points,
+             early_stopping=False)
+    records = drv.records("tuning")
+    chosen = baseline_tuning.best(records, s.mode)
+    if chosen is None:
+        raise RuntimeError("every baseline-tuning trial failed: " + "; ".join(
+            f"{r.trial_id}: {r.reason}" for r in records))
+    budget = (len(points) + s.baseline_seeds + s.num_samples
+              + s.confirm_top * s.baseline_seeds)
+    text = baseline_tuning.describe(records, chosen, s.metric, len(points) / budget)
+    print(f"baseline tuning: {text}", flush=True)
+    values = {p.name: chosen.config[p.name] for p in tspace.params}
+    return values, {"params": values, "text": text, "trials": len(points),
+                    "best_config": chosen.config}, chosen
+
+
+def _confirm(drv: _Driver, space: SearchSpace,
+             seeds: list[int]) -> tuple[list[confirm.Confirmed], confirm.Confirmed | None]:
+    s = space.search
+    records = drv.records("search")
+    baseline = confirm.baseline_finals(records, seeds)
+    if s.confirm_top == 0 or not seeds:
+        return [], None
+    if len(baseline) < len(seeds):
+        print(f"warning: the baseline finished on {len(baseline)} of its {len(seeds)} seeds; "
+              "confirming against those", file=sys.stderr)
+    chosen = confirm.candidates(records, s.mode, s.confirm_top)
+    if not chosen or not baseline:
+        return [], None
+    print(f"confirmation: the best {len(chosen)} configuration(s) on seeds "
+          f"{', '.join(map(str, seeds))}", flush=True)
+    configs = confirm.confirm_configs(chosen, seeds)
+    drv.tune("confirm", space, num_samples=len(configs), sampler="fixed", points=configs,
+             early_stopping=False)
+    confirmed = confirm.evaluate(chosen, drv.records("confirm"), baseline, s.metric, s.mode)
+    return confirmed, confirm.winner(confirmed)
+
+
+# -- settling the runs ------------------------------------------------------------------
+def _settle(drv: _Driver) -> None:
+    if not drv.outbox.drain(_DRIVER_RETRY_S):
+        print("warning: the tracking server took no status updates for "
+              f"{_DRIVER_RETRY_S:.0f} s; settling the trials' runs now", file=sys.stderr)
+    _backfill(drv, drv.results)
+    for record in drv.records():
+        if record.trial_id:  # a trial that never reported has no run to settle
+            _set_status(drv.ref, record.trial_id, record.status,
+                        record.reason, _ended_ms(record.last) if not record.errored else None,
+                        inert=record.inert)
+    _settle_orphans(drv)
+    _record_study(drv)
+
+
+def _settle_orphans(drv: _Driver) -> None:
+    """Tune has ended every trial, so a child run still RUNNING lost its process before
+    it reported anything (a killed worker or driver): it failed."""
+    for run in drv.ref.children():
+        if run.info.status == "RUNNING":
+            tracking.set_trial_status(drv.uri, run.info.run_id, "failed",
+                                      "the trial's process ended before it reported a result")
+
+
+def _record_study(drv: _Driver) -> None:
+    """What Optuna was told about every trial, beside the search and in the parent run."""
+    if not (drv.root / "search").is_dir():
+        return
+    trials = ray_adapter.optuna_trials(str(drv.root / "search"))
+    (drv.root / STUDY_FILE).write_text(json.dumps(trials, indent=2))
+    tracking.log_json(drv.uri, drv.parent, STUDY_FILE, trials)
+    states = sorted({t["state"] for t in trials})
+    print("optuna study: " + ", ".join(
+        f"{sum(t['state'] == st for t in trials)} {st.lower()}" for st in states), flush=True)
+
+
+def _runs_by_trial(drv: _Driver) -> dict[str, str]:
+    return {r.data.tags.get(tracking.TRIAL_TAG): r.info.run_id
+            for r in drv.ref.children()}
+
+
+def _ended_ms(last: dict[str, Any]) -> int | None:
+    """When a trial reported its last result (Tune stamps each result, in seconds)."""
+    stamp = last.get("timestamp")
+    return int(stamp * 1000) if isinstance(stamp, (int, float)) else None
+
+
+def _backfill(drv: _Driver, results: list[tuple[str, Any]]) -> None:
+    """Record everything Tune has from a trial that its MLflow run lacks: epochs, params,
+    placement tags and the newest figure. The trial's queue died with it (Tune stops a
+    trial inside its report, so a queue still catching up after an outage loses what it
+    holds), or gave up while the server was away. A trial that reported but whose run was
+    never opened gets its run here, starting when the trial started."""
+    runs = _runs_by_trial(drv)
+    for step, result in results:
+        last = result.metrics or {}
+        trial_id = last.get("trial_id")
+        if trial_id is None:  # never reported: nothing to log
+            continue
+        run_id = runs.get(trial_id)
+        if run_id is None:
+            record = from_result(result, step, drv.metric, drv.epochs, drv.seed)
+            kind = "baseline" if record.is_baseline else "trial"
+            ended = _ended_ms(last)
+            started = (ended - int(last.get("time_total_s", 0) * 1000)
+                       if ended is not None else None)
+            name = run_name(drv.space.trial_config(result.config), result.config,
+                            trial_id, step, str(result.path))
+            run_id = drv.ref.open_trial(trial_id,
+                                             name, kind, started)
+            tracking.set_tags(drv.uri, run_id, {tracking.PHASE_TAG: step})
+        tracking.log_params(drv.uri, run_id, result.config)  # logs only the missing ones
+        have = tracking.logged_steps(drv.uri, run_id, "compute_s")
+        for epoch, metrics in sorted(ray_adapter.reported_epochs(result).items()):
+            if epoch not in have:
+                print(f"  trial {trial_id}: epoch {epoch} logged from Tune's results",
+                      flush=True)
+                tracking.log_epoch(drv.uri, run_id, metrics, step=epoch)
+        _backfill_records(drv.uri, run_id, trial_id, result)
+
+
+def _backfill_records(uri: str, run_id: str, trial_id: str, result: Any) -> None:
+    last = result.metrics or {}
+    tags = tracking.run_tags(uri, run_id)
+    placement = {tracking.NODE_TAG: last.get("node_ip"), tracking.GPU_TAG: last.get(GPU_IDS_KEY)}
+    missing = {k: v for k, v in placement.items() if k not in tags and v is not None}
+    if missing:
+        tracking.set_tags(uri, run_id, missing)
+    figure = ray_adapter.checkpoint_file(result, FIGURE_FILE)
+    epoch = last.get("training_iteration")
+    if figure is not None and epoch and epoch not in tracking.figure_steps(uri, run_id):
+        print(f"  trial {trial_id}: figure of epoch {epoch} logged from its last checkpoint",
+              flush=True)
+        tracking.log_figure(uri, run_id, figure.read_bytes(), epoch)
+
+
+def _set_status(ref: tracking.SearchRef, trial_id: str, status: str,
+                reason: str | None = None, end_ms: int | None = None,
+                inert: bool | None = None) -> None:
+    uri = ref.uri
+    for run in ref.children():
+        if run.data.tags.get(tracking.TRIAL_TAG) != trial_id:
+            continue
+        if inert is not None and run.data.tags.get(tracking.KIND_TAG) == "trial":
+            tracking.set_tags(uri, run.info.run_id, {tracking.INERT_TAG: str(inert).lower()})
+        if run.data.tags.get(tracking.STATUS_TAG) == "failed" and status == "failed":
+            return  # the trial's own, more precise reason stays
+        tracking.set_trial_status(uri, run.info.run_id, status, reason, end_ms)
+
+
+def _log_gains(drv: _Driver, outcome: Outcome) -> None:
+    """Each run's gain over the baseline on the same seed, per epoch, as its ``gain``
+    metric (a baseline's is 0), and ``final_gain`` for runs that trained the full budget
+    only: sorting by it ranks at equal budget, trials ASHA stopped come last. The
+    baselines train beside the trials, so gains are known only now; steps a run already
+    has are skipped, so a resumed driver logs nothing twice."""
+    by_seed = {r.seed: r for r in outcome.records
+               if r.is_baseline and r.phase == "search" and r.status == "completed"}
+    if outcome.reference is not None:
+        by_seed.setdefault(outcome.reference.seed, outcome.reference)
+    runs = _runs_by_trial(drv)
+    for record in outcome.records:
+        run_id = runs.get(record.trial_id)
+        base = by_seed.get(record.seed)
+        if run_id is None or base is None or record.phase == "tuning":
+            continue
+        gains = {e: v - base.curve[e - 1] for e, v in enumerate(record.curve, start=1)
+                 if e <= len(base.curve)}
+        tracking.log_series(drv.uri, run_id, "gain", gains)
+        if record.final is not None and drv.epochs in gains:
+            tracking.log_series(drv.uri, run_id, FINAL_GAIN, {drv.epochs: gains[drv.epochs]})
+
+
+# -- the parent run ---------------------------------------------------------------------
+def _log_parent_setup(uri: str, parent: str, space: SearchSpace, root: Path) -> None:
+    s = space.search
+    tracking.log_params(uri, parent, {
+        "space_file": Path(space.path).name, "num_samples": s.num_samples, "metric": s.metric,
+        "mode": s.mode, "seed": s.seed, "max_concurrent": s.max_concurrent,
+        "grace_period": s.grace_period, "reduction_factor": s.reduction_factor,
+        "baseline_trials": s.baseline_trials, "baseline_seeds": s.baseline_seeds,
+        "confirm_top": s.confirm_top,
+        "cpus_per_trial": space.resources["cpu"], "gpus_per_trial": space.resources["gpu"],
+        "epochs": space.base_config().optim.epochs})
+    tracking.log_artifact_file(uri, parent, root / "space.yaml")
+
+
+def _share_view(uri: str, exp_id: str, parent: str, space: SearchSpace) -> str:
+    """The runs-table view this search prints: its trials ranked at equal budget, the
+    metrics that say how each did, the parameters the space samples."""
+    s = space.search
+    metrics = [FINAL_GAIN, s.metric, "gain", "crm_reliance", "regen_grad_ratio"]
+    return mlflow_views.share_runs_view(
+        uri, exp_id, parent, FINAL_GAIN, ascending=s.mode == "min", metrics=metrics,
+        params=[p.name for p in space.params],
+        tags=[tracking.STATUS_TAG, tracking.PHASE_TAG, tracking.INERT_TAG])
+
+
+def _parent_note(drv: _Driver, outcome: Outcome, plots: list[str]) -> str:
+    """The parent run's description: the summary (verdict first), then the plots."""
+    images = [mlflow_views.artifact_image(drv.parent, name, name.removesuffix(".png"))
+              for name in plots]
+    plots_md = (["", "## Optuna analysis", "", *images, "",
+                 f"Interactive: the run's `{HTML_FILE}`."] if images else [])
+    return report_markdown(outcome) + "\n".join(plots_md) + "\n"
+
+
+def _log_parent_results(drv: _Driver, space: SearchSpace, outcome: Outcome,
+                        wall: float) -> None:
+    uri, parent, m = drv.uri, drv.parent, outcome.metric
+    text = report_markdown(outcome)
+    tracking.log_artifact_text(uri, parent, SUMMARY_FILE, text)
+    payload = result_payload(outcome, space.trial_config)
+    (drv.root / RESULT_FILE).write_text(json.dumps(payload, indent=2, sort_keys=True))
+    tracking.log_json(uri, parent, RESULT_FILE, payload)
+    metrics: dict[str, float] = {
+        "wall_time_s": round(wall, 1),
+        "trials": float(sum(1 for r in outcome.records if r.phase == "search"
+                            and not r.is_baseline))}
+    if outcome.baselines():
+        metrics[f"baseline_{m}"] = outcome.baseline_mean
+        metrics["noise_floor"] = outcome.noise
+    single = outcome.best_single()
+    if single is not None:
+        metrics[f"best_single_seed_{m}"] = single.final
+    if outcome.winner is not None:
+        p = outcome.winner.paired
+        metrics.update(confirmed_delta=p.mean, confirmed_ci_low=p.ci[0],
+                       confirmed_ci_high=p.ci[1])
+    tracking.log_epoch(uri, parent, metrics, step=0)
+    tracking.set_tags(uri, parent, {"dejavu.verdict": outcome.verdict})
+    plots = log_optuna_plots(uri, parent, space, outcome, _study_order(drv))
+    mlflow_views.set_run_note(uri, parent, _parent_note(drv, outcome, plots))
+    mlflow_views.describe_experiment(uri, drv.exp_id, (
+        f"[{drv.record.name}]({mlflow_views.run_url(uri, drv.exp_id, parent)}): "
+        f"{outcome.verdict}"))
+    tracking.set_trial_status(uri, parent, "completed")
+
+
+def _study_order(drv: _Driver) -> Callable[[str | None], int | None]:
+    """Optuna's trial number of a Tune trial: the order the search sampled them in."""
+    path = drv.root / STUDY_FILE
+    numbers = ({t["trial_id"]: t["number"] for t in json.loads(path.read_text())}
+               if path.is_file() else {})
+    return numbers.get

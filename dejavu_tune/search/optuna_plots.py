@@ -1,0 +1,124 @@
+"""Optuna's analysis of a search, computed only from values at equal budget.
+
+ASHA stops most trials early, so a trial's last value is not comparable with another's:
+a trial stopped after one epoch would rank by its first-epoch metric. Every plot here
+uses one common budget: the full budget when at least ``MIN_FULL`` trials reached it,
+else ASHA's first rung, which every trial that did not fail reached. Trials keep the
+number Optuna gave them, which is the order the search sampled them in. The parent run
+gets each plot as a PNG (optimisation history, parameter importances, parallel
+coordinates, slices), and all of them together as one interactive HTML page.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from dejavu_tune.tracking import runs as tracking
+
+__all__ = ["MIN_FULL", "log_optuna_plots", "analysis_study"]
+
+MIN_FULL = 8  # full-budget trials needed before importances rest on them alone
+SLICES = 4  # slice panels: a row of more is unreadable at the size MLflow shows it
+HTML_FILE = "optuna_analysis.html"
+
+
+def _budget(space: Any, outcome: Any) -> int:
+    trials = [r for r in outcome.records if r.phase == "search" and not r.is_baseline]
+    full = sum(r.final is not None for r in trials)
+    if full >= MIN_FULL or space.search.algorithm == "grid":
+        return outcome.epochs
+    return min(space.search.grace_period, outcome.epochs)
+
+
+def analysis_study(space: Any, outcome: Any,
+                   order: Callable[[str | None], int | None]) -> tuple[Any, int]:
+    """(an Optuna study of the search's DejaVu trials at one common budget, that epoch)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    epoch = _budget(space, outcome)
+    study = optuna.create_study(direction="maximize" if space.search.mode == "max"
+                                else "minimize")
+    dists = {p.name: p.distribution() for p in space.params}
+    trials = [r for r in outcome.records if r.phase == "search" and not r.is_baseline]
+    trials.sort(key=lambda r: (order(r.trial_id) is None, order(r.trial_id) or 0))
+    for record in trials:
+        value = record.at(epoch)
+        if value is None or record.status == "failed":
+            continue
+        config = {k: v for k, v in record.config.items() if k in dists}
+        study.add_trial(optuna.trial.create_trial(
+            params=config, distributions={k: dists[k] for k in config}, value=value,
+            user_attrs={"tune_trial": record.trial_id}))
+    return study, epoch
+
+
+def _most_important(study: Any, count: int = 6) -> list[str] | None:
+    import optuna
+
+    try:
+        return list(optuna.importance.get_param_importances(study))[:count]
+    except (ValueError, RuntimeError, ZeroDivisionError):
+        return None
+
+
+def log_optuna_plots(uri: str, parent: str, space: Any, outcome: Any,
+                     order: Callable[[str | None], int | None]) -> list[str]:
+    """Log the plots into the parent run; returns the PNGs drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from optuna import visualization as ov
+    from optuna.visualization import matplotlib as ovm
+
+    study, epoch = analysis_study(space, outcome, order)
+    n = len(study.trials)
+    budget = (f"{n} trials at the full budget ({epoch} epochs)" if epoch == outcome.epochs
+              else f"{n} trials at epoch {epoch} (ASHA's first rung; fewer than {MIN_FULL} "
+              "ran the full budget)")
+    plots: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
+        "optimization_history": (ovm.plot_optimization_history, ov.plot_optimization_history)}
+    if n >= 2:
+        # One panel per parameter does not fit on a page: the slices and the parallel
+        # coordinates show the most important ones (all of them when importances fail).
+        top = _most_important(study)
+        plots.update(param_importances=(ovm.plot_param_importances, ov.plot_param_importances),
+                     parallel_coordinate=(partial(ovm.plot_parallel_coordinate, params=top),
+                                          partial(ov.plot_parallel_coordinate, params=top)),
+                     slice=(partial(ovm.plot_slice, params=top and top[:SLICES]),
+                            partial(ov.plot_slice, params=top and top[:SLICES])))
+    html: list[str] = []
+    drawn: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # Optuna flags its matplotlib plots as experimental and warns about sparse regimes
+        # of conditional parameters; neither is actionable for the user of a finished search.
+        warnings.simplefilter("ignore")
+        for name, (static, interactive) in plots.items():
+            try:
+                axes = static(study)
+                figure = interactive(study)
+            except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+                tracking.log_artifact_text(uri, parent, f"{name}.txt", f"not drawn: {exc}\n")
+                continue
+            first = axes if hasattr(axes, "figure") else axes.flatten()[0]
+            figure_png = first.figure
+            figure_png.suptitle(f"{name.replace('_', ' ')}: {budget}", fontsize=9)
+            figure_png.tight_layout()
+            figure_png.savefig(Path(tmp) / f"{name}.png", dpi=100)
+            matplotlib.pyplot.close(figure_png)
+            tracking.log_artifact_file(uri, parent, Path(tmp) / f"{name}.png")
+            drawn.append(f"{name}.png")
+            figure.update_layout(title=f"{name.replace('_', ' ')}: {budget}")
+            html.append(figure.to_html(full_html=False,
+                                       include_plotlyjs=not html))
+        if html:
+            page = Path(tmp) / HTML_FILE
+            page.write_text("<html><head><meta charset='utf-8'><title>Optuna analysis"
+                            "</title></head><body>" + "\n".join(html) + "</body></html>")
+            tracking.log_artifact_file(uri, parent, page)
+    return drawn

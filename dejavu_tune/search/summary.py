@@ -1,0 +1,230 @@
+"""What a finished search says, and how sure it is: the printed summary, ``summary.md``
+and ``best_config.json``.
+
+It leads with the verdict: the confirmed winner with its paired Δ, confidence interval
+and verdict, or a plain "no gain found". Then the noise floor (the baseline's
+seed-to-seed spread), how the baseline was tuned, the confirmation table, and the
+search's trials ranked at equal budget: full-budget trials by their final metric
+first, then trials ASHA stopped (by their value where they stopped, which is not
+comparable with the full budget), then failed ones.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from dejavu_tune.search.confirm import Confirmed
+from dejavu_tune.search.paired import GAIN, WITHIN_NOISE, noise_floor
+from dejavu_tune.search.trial_records import TrialRecord
+from dejavu_tune.tracking.run_names import trial_number
+
+__all__ = ["Outcome", "NO_GAIN", "headline", "report_markdown", "result_payload",
+           "short_params"]
+
+NO_GAIN = "no gain found"
+
+
+@dataclass
+class Outcome:
+    metric: str
+    mode: str
+    epochs: int
+    records: list[TrialRecord]
+    replicate_seeds: list[int]
+    confirmed: list[Confirmed] = field(default_factory=list)
+    winner: Confirmed | None = None
+    tuning: dict[str, Any] | None = None  # how the shared params were tuned
+    crm: list[str] = field(default_factory=list)  # one line per stored CRM
+    # the baseline on the search trials' own seed: their per-epoch gains
+    reference: TrialRecord | None = None
+    rung: int = 0  # ASHA's first rung (its grace period); 0 without early stopping
+
+    # -- the baseline -----------------------------------------------------------
+    def baselines(self) -> list[TrialRecord]:
+        return [r for r in self.records if r.phase == "search" and r.is_baseline
+                and r.seed in self.replicate_seeds and r.final is not None]
+
+    @property
+    def noise(self) -> float:
+        return noise_floor([r.final for r in self.baselines()])
+
+    def noise_at(self, epoch: int) -> float:
+        return noise_floor([r.at(epoch) for r in self.baselines() if r.at(epoch) is not None])
+
+    @property
+    def baseline_mean(self) -> float:
+        values = [r.final for r in self.baselines()]
+        return statistics.fmean(values) if values else math.nan
+
+    def rung_spread(self) -> tuple[int, float, float, float] | None:
+        """(ASHA's first rung, lowest and highest trial value there, baseline std there)."""
+        if not self.rung:
+            return None
+        values = [r.at(self.rung) for r in self.records if r.phase == "search"
+                  and not r.is_baseline and r.at(self.rung) is not None]
+        if len(values) < 2:
+            return None
+        return self.rung, min(values), max(values), self.noise_at(self.rung)
+
+    # -- the verdict ------------------------------------------------------------
+    @property
+    def verdict(self) -> str:
+        if self.winner is not None:
+            return GAIN
+        return NO_GAIN if self.confirmed else "not confirmed"
+
+    def best_single(self) -> TrialRecord | None:
+        sign = 1 if self.mode == "max" else -1
+        full = [r for r in self.records if r.phase == "search" and not r.is_baseline
+                and r.final is not None]
+        return max(full, key=lambda r: sign * r.final) if full else None
+
+
+def short_params(config: dict[str, Any]) -> str:
+    return ", ".join(f"{k.removeprefix('dejavu.')}={v:.3g}" if isinstance(v, float) else
+                     f"{k.removeprefix('dejavu.')}={v}" for k, v in sorted(config.items())
+                     if k != "seed")
+
+
+def headline(o: Outcome) -> list[str]:
+    """The lines that say what the search found."""
+    m = o.metric
+    if o.winner is not None:
+        return [f"winner: {short_params(o.winner.config)}",
+                f"  {m} {o.winner.paired.text()}"]
+    if o.confirmed:
+        best = max(o.confirmed, key=lambda c: (1 if o.mode == "max" else -1) * (
+            c.paired.mean if math.isfinite(c.paired.mean) else -math.inf))
+        which = ("the confirmed configuration does not beat" if len(o.confirmed) == 1 else
+                 f"none of the {len(o.confirmed)} confirmed configurations beats")
+        return [f"{NO_GAIN}: {which} the baseline beyond noise; the closest, "
+                f"{short_params(best.config)}:", f"  {m} {best.paired.text()}"]
+    single = o.best_single()
+    if single is None:
+        return [f"{NO_GAIN}: no DejaVu trial ran the full budget"]
+    trials = [r for r in o.records if r.phase == "search" and not r.is_baseline]
+    full = [r for r in trials if r.final is not None]
+    why = ("confirmation is off (search.confirm_top: 0, or no baseline replicates)"
+           if all(not r.inert for r in full) else
+           f"{sum(r.inert for r in full)} of the {len(full)} full-budget trials were inert "
+           "and none other qualified")
+    return [f"not confirmed: {why}; the best single-seed trial "
+            f"{trial_number(single.trial_id, single.trial_dir)} has "
+            f"{m}={single.final:.4f}, and one seed says nothing about noise"]
+
+
+def _fmt(value: float | None, digits: int = 4, sign: bool = False) -> str:
+    if value is None or not math.isfinite(value):
+        return ""
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def _ranked(o: Outcome) -> list[str]:
+    sign = 1 if o.mode == "max" else -1
+    trials = [r for r in o.records if r.phase == "search" and not r.is_baseline]
+    full = sorted((r for r in trials if r.final is not None), key=lambda r: -sign * r.final)
+    stopped = sorted((r for r in trials if r.status == "stopped_early" and r.curve),
+                     key=lambda r: (-r.epochs, -sign * r.curve[-1]))
+    failed = [r for r in trials if r.status == "failed" or (r.status != "completed"
+                                                            and not r.curve)]
+    base = o.reference
+    lines = [f"| rank | trial | status | epochs | {o.metric} | Δ vs baseline (same seed, same "
+             "epoch) | CRM reliance | regeneration / task gradient | parameters |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for rank, r in enumerate(full + stopped + failed, start=1):
+        value = r.curve[-1] if r.curve else None
+        gain = (value - base.at(r.epochs) if base is not None and value is not None
+                and base.at(r.epochs) is not None else None)
+        reliance, ratio = r.last.get("crm_reliance"), r.last.get("regen_grad_ratio")
+        status = r.status + (" (inert)" if r.inert else "")
+        label = str(rank) if r.final is not None else "–"
+        lines.append(f"| {label} | {trial_number(r.trial_id, r.trial_dir) if r.trial_id else '?'} | {status} | {r.epochs} | {_fmt(value)} | "
+                     f"{_fmt(gain, sign=True)} | {_fmt(reliance, 2)} | {_fmt(ratio, 3)} | "
+                     f"{r.reason or short_params(r.config)} |")
+    return lines
+
+
+def _confirmation(o: Outcome) -> list[str]:
+    if not o.confirmed:
+        return []
+    seeds = ", ".join(map(str, o.replicate_seeds))
+    level = o.confirmed[0].paired.confidence * 100
+    family = (f": 95% for all {len(o.confirmed)} at once (Bonferroni)"
+              if len(o.confirmed) > 1 else "")
+    lines = ["", f"Confirmation: each configuration re-trained on seeds {seeds} (never used "
+             "by the search) and paired with the baseline seed by seed. Intervals at "
+             f"{level:.4g}%{family}.", "",
+             f"| configuration | {o.metric} in the search | per seed | Δ mean ± std | "
+             f"{level:.4g}% CI | verdict |", "|---|---|---|---|---|---|"]
+    for c in o.confirmed:
+        p = c.paired
+        low, high = p.ci
+        per_seed = ", ".join(f"{s}: {v:.4f}" for s, v in sorted(c.values.items()))
+        ci = f"[{low:+.4f}, {high:+.4f}]" if math.isfinite(low) else "(one seed)"
+        std = "" if math.isnan(p.std) else f" ± {p.std:.4f}"
+        mark = " **winner**" if o.winner is not None and c.config == o.winner.config else ""
+        lines.append(f"| {short_params(c.config)} | {c.search_value:.4f} | {per_seed} | "
+                     f"{p.mean:+.4f}{std} | {ci} | {p.verdict}{mark} |")
+    return lines
+
+
+def report_markdown(o: Outcome) -> str:
+    lines = [f"## {o.verdict.capitalize()}", ""] + [line.strip() for line in headline(o)]
+    base = o.baselines()
+    lines += ["", "## How sure", ""]
+    if base:
+        lines.append(f"- Noise floor: the baseline's {o.metric} after {o.epochs} epochs is "
+                     f"{o.baseline_mean:.4f} ± {_fmt(o.noise) or 'n/a'} (sample std over seeds "
+                     f"{', '.join(str(r.seed) for r in base)}). A difference below about "
+                     f"twice that is {WITHIN_NOISE}.")
+    spread = o.rung_spread()
+    if spread is not None:
+        epoch, low, high, sigma = spread
+        ratio = (high - low) / sigma if sigma and math.isfinite(sigma) else math.nan
+        lines.append(f"- At epoch {epoch}, where ASHA first decides, the search's trials span "
+                     f"{low:.4f}–{high:.4f} ({high - low:.4f}); the baseline's seed-to-seed std "
+                     f"there is {_fmt(sigma) or 'n/a'}" + (
+                         f": the configurations differ by {ratio:.1f}× the seed's spread."
+                         if math.isfinite(ratio) else "."))
+    if o.tuning:
+        lines.append(f"- Baseline tuned as hard as DejaVu: {o.tuning['text']}")
+    if o.crm:
+        lines.append(f"- Stored CRM weights ({len(o.crm)}): " + "; ".join(o.crm))
+    inert = [r for r in o.records if r.inert and r.phase == "search"]
+    if inert:
+        lines.append(f"- {len(inert)} trial(s) were inert (their CRM ignored the prediction, "
+                     "or its gradient did not reach the network): never counted as a gain.")
+    lines += _confirmation(o)
+    lines += ["", f"## Search trials ({o.epochs}-epoch budget)", "",
+              "Ranked at equal budget: full-budget trials by their final value; trials ASHA "
+              "stopped by their value where they stopped (not comparable with the full "
+              "budget, unranked); failed trials last.", ""]
+    lines += _ranked(o)
+    return "\n".join(lines) + "\n"
+
+
+def result_payload(o: Outcome, full_config: Any) -> dict[str, Any]:
+    """``best_config.json``: the verdict first; ``config`` is the winner's full training
+    configuration, else the best full-budget trial's (with ``confirmed`` false)."""
+    chosen = o.winner.config if o.winner is not None else None
+    single = o.best_single()
+    if chosen is None and single is not None:
+        chosen = single.sampled()
+    return {
+        "verdict": o.verdict,
+        "metric": o.metric,
+        "confirmed": o.winner is not None,
+        "winner": o.winner.to_dict() if o.winner is not None else None,
+        "config": full_config(chosen).to_dict() if chosen is not None else None,
+        "trial": (o.winner.search_trial if o.winner is not None else
+                  single.trial_id if single is not None else None),
+        o.metric: (o.winner.search_value if o.winner is not None else
+                   single.final if single is not None else None),
+        "noise_floor": {"std": o.noise, "mean": o.baseline_mean,
+                        "seeds": [r.seed for r in o.baselines()]},
+        "baseline_tuning": o.tuning,
+        "confirmation": [c.to_dict() for c in o.confirmed],
+    }

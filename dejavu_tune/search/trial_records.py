@@ -1,0 +1,89 @@
+"""What the driver knows of a finished trial, read once from Tune's result.
+
+``TrialRecord`` is the unit the confirmation, the summary and the plots work with: the
+trial's sampled configuration, its seed, its outcome, and its metric per epoch. Values
+are compared only at equal budget: ``final`` exists only for a trial that ran the full
+budget; ``at(epoch)`` gives any trial's value at a common epoch (an ASHA rung).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from dejavu_tune.config import is_baseline
+from dejavu_tune.train.diagnostics import is_inert
+
+__all__ = ["TrialRecord", "from_result", "finished_status"]
+
+
+def finished_status(last: dict[str, Any], epochs: int, metric: str) -> tuple[str, str | None]:
+    """A trial that ended without an error: failed if its metric ended NaN/inf (what
+    Optuna is told too, see tune_outcomes), else completed or stopped early."""
+    value = last.get(metric)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "failed", f"{metric} ended as {value}"
+    done = int(last.get("training_iteration", 0))
+    return ("completed" if done >= epochs else "stopped_early"), None
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    trial_id: str | None  # None: the trial never reported
+    phase: str  # tuning / search / confirm
+    config: dict[str, Any]  # its sampled (dotted) keys; "seed" when it sets its own
+    seed: int
+    status: str  # completed / stopped_early / failed
+    reason: str | None
+    curve: tuple[float, ...]  # the search metric per epoch, epoch 1 first
+    last: dict[str, Any]  # the last result it reported
+    errored: bool = False  # it raised (as opposed to ending on a NaN metric)
+    trial_dir: str | None = None  # Tune's directory of the trial (its name numbers it)
+
+    @property
+    def is_baseline(self) -> bool:
+        return is_baseline(self.config) or self.phase == "tuning"
+
+    @property
+    def epochs(self) -> int:
+        return len(self.curve)
+
+    @property
+    def final(self) -> float | None:
+        """The metric after the full budget; None for a trial stopped early or failed."""
+        return self.curve[-1] if self.status == "completed" and self.curve else None
+
+    def at(self, epoch: int) -> float | None:
+        return self.curve[epoch - 1] if 0 < epoch <= len(self.curve) else None
+
+    @property
+    def inert(self) -> bool:
+        return not self.is_baseline and is_inert(self.last)
+
+    def sampled(self) -> dict[str, Any]:
+        """The configuration without its seed: what a configuration is, across seeds."""
+        return {k: v for k, v in self.config.items() if k != "seed"}
+
+
+def _curve(result: Any, metric: str) -> tuple[float, ...]:
+    frame = result.metrics_dataframe
+    if frame is None or metric not in frame:
+        return ()
+    return tuple(float(v) for v in frame.sort_values("training_iteration")[metric])
+
+
+def from_result(result: Any, phase: str, metric: str, epochs: int,
+                base_seed: int) -> TrialRecord:
+    last = dict(result.metrics or {})
+    if result.error is not None:
+        status, reason = "failed", f"{type(result.error).__name__}: {result.error}".splitlines(
+        )[0][:500]
+    else:
+        status, reason = finished_status(last, epochs, metric)
+    config = dict(result.config or {})
+    return TrialRecord(trial_id=last.get("trial_id"), phase=phase, config=config,
+                       seed=int(config.get("seed", base_seed)), status=status, reason=reason,
+                       curve=_curve(result, metric), last=last,
+                       errored=result.error is not None,
+                       trial_dir=str(result.path) if result.path else None)

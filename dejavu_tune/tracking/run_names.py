@@ -1,0 +1,59 @@
+"""What a person reads in MLflow's runs table: run names that say what a trial is, and
+parameter values at a precision a person reads (the exact values stay in
+``best_config.json`` and in Tune's results).
+
+A name leads with the trial's number in its Tune experiment, then the DejaVu essence:
+``t07 crm_r K=2 · highpass b16 · γ1.68``; a baseline says so, with its seed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dejavu_tune.config import crm_essence
+
+if TYPE_CHECKING:
+    from dejavu_tune.config import TrainConfig
+
+__all__ = ["run_name", "trial_number", "readable"]
+
+# Significant digits of a float param in MLflow: 0.0351 and 1.68, never 0.035112940183.
+_DIGITS = 4
+_STEP_PREFIX = {"tuning": "tuning ", "confirm": "confirm ", "search": ""}
+
+
+def trial_number(trial_id: str, trial_dir: str | None = None) -> str:
+    """``t07`` for the 7th trial of its Tune experiment: Tune numbers a trial only in its
+    directory's name (``dejavu_trainable_77934a14_7_<params>``). The id itself when the
+    directory is unknown."""
+    found = (re.search(rf"_{re.escape(trial_id)}_(\d+)", Path(trial_dir).name)
+             if trial_dir else None)
+    return f"t{int(found.group(1)):02d}" if found else trial_id
+
+
+def run_name(cfg: TrainConfig, sampled: dict[str, Any], trial_id: str, phase: str,
+             trial_dir: str | None = None) -> str:
+    """The child run's name. A tuning baseline names the values it tries; a confirmation
+    run its seed, so its pairs with the baseline read off the table."""
+    prefix = f"{_STEP_PREFIX.get(phase, phase + ' ')}{trial_number(trial_id, trial_dir)}"
+    if not cfg.dejavu.enabled:
+        tried = [f"{key.rsplit('.', 1)[-1]} {readable(value)}" for key, value in
+                 sorted(sampled.items()) if key not in ("seed", "dejavu.enabled")]
+        return " · ".join([f"{prefix} baseline seed {cfg.seed}", *tried])
+    crm, red = cfg.dejavu.crm, cfg.dejavu.redaction
+    parts = [f"{prefix} {crm_essence(crm.kind, crm.stages, crm.steps)}",
+             f"{red.kind} b{red.block_size}", f"γ{readable(cfg.dejavu.loss.gamma)}"]
+    if phase == "confirm":
+        parts.append(f"seed {cfg.seed}")
+    return " · ".join(parts)
+
+
+def readable(value: Any) -> str:
+    """A param value as MLflow shows it: floats to 4 significant digits; a float that
+    has no more keeps Python's spelling (0.0, 0.1), so grid values read as before."""
+    if isinstance(value, float):
+        short = f"{value:.{_DIGITS}g}"
+        return str(value) if float(short) == value else short
+    return str(value)

@@ -1,0 +1,257 @@
+"""MLflow adapter: one parent run per search, one nested child run per trial.
+
+Every call goes through an explicit ``MlflowClient(tracking_uri)``: workers on
+other nodes get the URI from the trial's context, never from their
+environment. A child run is found again by its ``dejavu.trial_id`` tag, so a
+trial restarted from its checkpoint continues its own run instead of opening
+a duplicate.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from dejavu_tune.tracking.run_names import readable
+
+__all__ = ["STATUS_TAG", "REASON_TAG", "TRIAL_TAG", "KIND_TAG", "NODE_TAG", "GPU_TAG",
+           "RESUMED_TAG", "CHECKPOINT_SKIPPED_TAG", "PHASE_TAG", "CRM_TAG", "INERT_TAG",
+           "FIGURE_KEY", "MLFLOW_STATUS", "SearchRef", "client", "default_tracking_uri", "artifact_root", "redact", "open_parent_run",
+           "open_trial_run", "log_epoch", "log_series", "logged_steps", "run_tags",
+           "log_params", "set_tags", "set_trial_status", "log_artifact_text",
+           "log_artifact_file", "log_figure", "figure_steps", "has_artifact", "log_json",
+           "child_runs"]
+
+# MLflow prints "View run ... at: <tracking URI>" whenever an HTTP run ends: noise for
+# every trial, and it would print a password embedded in the URI.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests children under it
+TRIAL_TAG = "dejavu.trial_id"
+KIND_TAG = "dejavu.kind"  # "search", "baseline" or "trial"
+STATUS_TAG = "dejavu.status"  # completed / stopped_early / failed
+REASON_TAG = "dejavu.failure_reason"
+NODE_TAG = "dejavu.node_ip"  # the Ray node the trial (last) ran on
+GPU_TAG = "dejavu.gpu_ids"  # the GPUs Ray gave the trial (its CUDA_VISIBLE_DEVICES)
+RESUMED_TAG = "dejavu.resumed_from_epoch"  # set when a restarted trial loaded a checkpoint
+CHECKPOINT_SKIPPED_TAG = "dejavu.checkpoints_skipped"  # damaged ones it fell back from
+PHASE_TAG = "dejavu.phase"  # crm / tuning / search / confirm: the step of the search
+CRM_TAG = "dejavu.crm_init"  # stored:<key>, file:<path>, scratch or none (DejaVu off)
+INERT_TAG = "dejavu.inert"  # true: the CRM ignored the prediction (dejavu_tune.train.diagnostics)
+FIGURE_KEY = "regeneration"  # the image key of every run's regeneration figure
+# A trial ASHA stopped ends KILLED: MLflow's runs table then tells it from a completed
+# one at a glance (its reason stays in STATUS_TAG).
+MLFLOW_STATUS = {"completed": "FINISHED", "stopped_early": "KILLED", "failed": "FAILED"}
+
+
+@dataclass(frozen=True)
+class SearchRef:
+    """Where a search records: its tracking URI, experiment and parent run. Plain values:
+    it travels to Ray workers and into the callbacks Tune pickles."""
+
+    uri: str
+    experiment_id: str
+    parent_run_id: str
+
+    def children(self) -> list[Any]:
+        return child_runs(self.uri, self.experiment_id, self.parent_run_id)
+
+    def open_trial(self, trial_id: str, name: str, kind: str = "trial",
+                   start_ms: int | None = None) -> str:
+        return open_trial_run(self.uri, self.experiment_id, self.parent_run_id, trial_id,
+                              name, kind, start_ms)
+
+
+def client(uri: str) -> MlflowClient:
+    """The MLflow client of ``uri``, for readers of finished searches (report, bench)."""
+    return MlflowClient(uri)
+
+
+def default_tracking_uri(storage_path: str | Path) -> str:
+    """The embedded default store: a SQLite file beside the search's trial storage."""
+    return f"sqlite:///{Path(storage_path).resolve() / 'mlflow.db'}"
+
+
+def redact(uri: str) -> str:
+    """The URI with any password in it replaced, for printing (``http://u:***@host``)."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def artifact_root(uri: str) -> str | None:
+    """Where a new experiment of a local SQLite store keeps its artifacts: beside the
+    store. MLflow's default is ./mlruns of whatever directory the search ran from. A
+    tracking server keeps its own artifact root (None)."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///"):]).parent / "artifacts").resolve().as_uri()
+    return None
+
+
+def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_root(uri))
+
+
+def open_parent_run(uri: str, experiment: str, search_name: str,
+                    run_id: str | None = None) -> tuple[str, str]:
+    """(experiment_id, run_id) of the search's parent run; reopened when ``run_id`` is given."""
+    client = MlflowClient(uri)
+    if run_id is not None:
+        run = client.get_run(run_id)
+        if run.info.status != "RUNNING":
+            client.update_run(run_id, status="RUNNING")
+        return run.info.experiment_id, run_id
+    exp_id = _experiment_id(client, experiment, uri)
+    run = client.create_run(exp_id, run_name=search_name, tags={KIND_TAG: "search"})
+    return exp_id, run.info.run_id
+
+
+def open_trial_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: str,
+                   trial_name: str, kind: str = "trial", start_ms: int | None = None) -> str:
+    """The child run of ``trial_id``: the existing one after a restart, else a new one.
+
+    ``start_ms``: when the trial started. A run opened late (the server was away, or
+    the driver opens it after the trial) still spans the trial's real time."""
+    client = MlflowClient(uri)
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
+                      f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+        max_results=1)
+    if found:
+        run = found[0]
+        if run.info.status != "RUNNING":  # a retried trial: its run is live again
+            client.update_run(run.info.run_id, status="RUNNING")
+        return run.info.run_id
+    run = client.create_run(experiment_id, run_name=trial_name, start_time=start_ms,
+                            tags={PARENT_TAG: parent_run_id, TRIAL_TAG: trial_id, KIND_TAG: kind})
+    return run.info.run_id
+
+
+def log_params(uri: str, run_id: str, params: dict[str, Any]) -> None:
+    """Params are write-once in MLflow; a resumed trial re-logs identical values, which is fine.
+    Floats are rounded for reading (``run_names.readable``)."""
+    client = MlflowClient(uri)
+    existing = client.get_run(run_id).data.params
+    fresh = [Param(k, readable(v)) for k, v in params.items() if k not in existing]
+    for i in range(0, len(fresh), 100):  # MLflow's batch limit is 100 params
+        client.log_batch(run_id, params=fresh[i:i + 100])
+
+
+def log_epoch(uri: str, run_id: str, metrics: dict[str, float], step: int,
+              timestamp_ms: int | None = None) -> None:
+    """Log one epoch's metrics; non-finite values are logged too (MLflow stores NaN).
+
+    A fixed ``timestamp_ms`` makes the call safe to repeat: MLflow keeps one copy of
+    identical points."""
+    now = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    MlflowClient(uri).log_batch(run_id, metrics=batch)
+
+
+def set_tags(uri: str, run_id: str, tags: dict[str, str]) -> None:
+    # MLflow keeps at most 8000 characters of a run tag
+    MlflowClient(uri).log_batch(run_id, tags=[RunTag(k, str(v)[:8000]) for k, v in tags.items()])
+
+
+def run_tags(uri: str, run_id: str) -> dict[str, str]:
+    return MlflowClient(uri).get_run(run_id).data.tags
+
+
+def log_series(uri: str, run_id: str, key: str, values: dict[int, float]) -> None:
+    """Log ``key`` at each step of ``values`` that the run does not have yet."""
+    have = logged_steps(uri, run_id, key)
+    now = int(time.time() * 1000)
+    batch = [Metric(key, float(v), now, step) for step, v in sorted(values.items())
+             if step not in have]
+    if batch:
+        MlflowClient(uri).log_batch(run_id, metrics=batch)
+
+
+def logged_steps(uri: str, run_id: str, key: str) -> set[int]:
+    return {m.step for m in MlflowClient(uri).get_metric_history(run_id, key)}
+
+
+def set_trial_status(uri: str, run_id: str, status: str, reason: str | None = None,
+                     end_ms: int | None = None) -> None:
+    """Tag the trial's outcome and end its run; a repeated identical call changes nothing.
+
+    ``end_ms``: when the trial ended (default: now), so a status delivered late does not
+    stretch the run."""
+    client = MlflowClient(uri)
+    run = client.get_run(run_id)
+    if run.info.status != "RUNNING" and run.data.tags.get(STATUS_TAG) == status:
+        return  # keeps the end time of the first call
+    tags = [RunTag(STATUS_TAG, status)]
+    if reason:
+        tags.append(RunTag(REASON_TAG, reason[:4000]))
+    elif REASON_TAG in run.data.tags:
+        client.delete_tag(run_id, REASON_TAG)  # a retried trial that then succeeded
+    client.log_batch(run_id, tags=tags)
+    client.set_terminated(run_id, status=MLFLOW_STATUS[status], end_time=end_ms)
+
+
+def log_artifact_text(uri: str, run_id: str, name: str, text: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_text(text)
+        MlflowClient(uri).log_artifact(run_id, str(path))
+
+
+def log_artifact_file(uri: str, run_id: str, path: str | Path) -> None:
+    MlflowClient(uri).log_artifact(run_id, str(path))
+
+
+def log_figure(uri: str, run_id: str, png: bytes, step: int) -> None:
+    """A figure as an MLflow image (key ``FIGURE_KEY``) at ``step``: the run's image grid
+    and Compare show it by epoch. A step the run has already is not logged again (MLflow
+    names every image afresh, so a repeated call would add a copy)."""
+    if step in figure_steps(uri, run_id):
+        return
+    MlflowClient(uri).log_image(run_id, Image.open(io.BytesIO(png)), key=FIGURE_KEY,
+                                step=step, synchronous=True)
+
+
+def figure_steps(uri: str, run_id: str) -> set[int]:
+    """The steps at which the run has a figure (MLflow's image file names carry them:
+    ``images/<key>+step+<n>+timestamp+<ms>+<uuid>.png``)."""
+    steps = set()
+    for artifact in MlflowClient(uri).list_artifacts(run_id, "images"):
+        name = artifact.path.rsplit("/", 1)[-1]
+        parts = name.split("+")
+        if (len(parts) >= 4 and parts[0] == FIGURE_KEY and parts[1] == "step"
+                and name.endswith(".png")):
+            steps.add(int(parts[2]))
+    return steps
+
+
+def has_artifact(uri: str, run_id: str, name: str) -> bool:
+    """Whether the run's artifact root holds a file called ``name``."""
+    return any(a.path == name for a in MlflowClient(uri).list_artifacts(run_id))
+
+
+def log_json(uri: str, run_id: str, name: str, payload: Any) -> None:
+    log_artifact_text(uri, run_id, name, json.dumps(payload, indent=2, sort_keys=True))
+
+
+def child_runs(uri: str, experiment_id: str, parent_run_id: str) -> list[Any]:
+    return MlflowClient(uri).search_runs(
+        [experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+        max_results=10000)

@@ -1,0 +1,101 @@
+"""Everything a trial records in MLflow, through its own delivery queue: the trial only
+says what happened, and an unreachable tracking server delays the records, never the
+training (``dejavu_tune.tracking.delivery``).
+
+The run is opened by the first call in the queue, before anything else can fail, so
+every trial is accounted for; a trial that starts while the server is away trains
+meanwhile and every later call finds the run's id once it is open.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dejavu_tune.tracking import runs as tracking
+from dejavu_tune.tracking.delivery import DeliveryQueue
+
+__all__ = ["TrialRecorder", "DRAIN_S"]
+
+# How long a trial waits for its queue before each report and at its end, while the
+# server answers. Tune ends a trial that a scheduler stops (ASHA at a rung or at max_t)
+# inside its report; the driver then logs every epoch Tune has and the run lacks, and
+# settles the run's status, after fit.
+DRAIN_S = 30.0
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class TrialRecorder:
+    def __init__(self, ref: tracking.SearchRef, trial_id: str, name: str, kind: str,
+                 retry_for_s: float):
+        # The queue's retries, not MLflow's growing backoff, decide how soon a call goes
+        # through once the server is back (see dejavu_tune.tracking.delivery).
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        self.uri = ref.uri
+        self.run_id: str | None = None
+        self.rerun_epoch: int | None = None
+        self._queue = DeliveryQueue(retry_for_s=retry_for_s)
+        self._queue.put(self._open, ref, trial_id, name, kind, now_ms())
+
+    # -- what a trial says ------------------------------------------------------------
+    def params(self, params: dict[str, Any]) -> None:
+        self._put(tracking.log_params, params)
+
+    def tags(self, tags: dict[str, Any]) -> None:
+        self._put(tracking.set_tags, tags)
+
+    def resumed(self, epoch: int, skipped: list[str]) -> None:
+        """The trial continues from a checkpoint of ``epoch``: the next epoch may have been
+        logged already by the worker that died after logging it."""
+        self.rerun_epoch = epoch + 1
+        tags: dict[str, Any] = {tracking.RESUMED_TAG: epoch}
+        if skipped:
+            tags[tracking.CHECKPOINT_SKIPPED_TAG] = "; ".join(skipped)
+        self.tags(tags)
+
+    def epoch(self, metrics: dict[str, float], step: int, figure: bytes | None) -> None:
+        """One epoch's metrics (a copy: Tune adds its own keys to the dict it is given)
+        and figure; waits while the server answers until they are delivered, so Tune may
+        stop the trial in its next report without losing them."""
+        log = _log_new_epoch if step == self.rerun_epoch else tracking.log_epoch
+        self._put(log, dict(metrics), step, now_ms())
+        if figure is not None:
+            self._put(tracking.log_figure, figure, step)
+        self._queue.drain(DRAIN_S, unless_failing=True)
+
+    def finished(self, status: str, reason: str | None = None) -> None:
+        self._put(tracking.set_trial_status, status, reason, now_ms())
+
+    def close(self) -> None:
+        """The queue's thread ends once what is queued is delivered, so a reused worker
+        does not collect one idle thread per trial. On Tune's stop (SystemExit inside a
+        report) nothing waits: Tune gives the thread 2 s, and the driver backfills."""
+        self._queue.close()
+        if not isinstance(sys.exc_info()[1], SystemExit):
+            self._queue.drain(DRAIN_S, unless_failing=True)
+
+    # -- the run ----------------------------------------------------------------------
+    def _open(self, ref: tracking.SearchRef, *args: Any) -> None:
+        self.run_id = ref.open_trial(*args)
+
+    def _put(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._queue.put(self._log, fn, *args)
+
+    def _log(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self.run_id is None:
+            raise RuntimeError(f"{fn.__name__}: the trial's MLflow run could not be opened")
+        fn(self.uri, self.run_id, *args)
+
+
+def _log_new_epoch(uri: str, run_id: str, metrics: dict[str, float], step: int,
+                   timestamp_ms: int) -> None:
+    """A worker that died after logging an epoch but before checkpointing it runs that
+    epoch again after its restart (same state and RNG): the first point stays."""
+    if step not in tracking.logged_steps(uri, run_id, "compute_s"):
+        tracking.log_epoch(uri, run_id, metrics, step=step, timestamp_ms=timestamp_ms)

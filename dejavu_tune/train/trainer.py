@@ -1,0 +1,434 @@
+"""The DejaVu training step as importable, side-effect-free code.
+
+``Trainer`` owns one run's state (networks, optimiser, schedule, RNG) and exposes
+``train_epoch``/``evaluate``/``state_dict``/``load_state_dict``; ``train`` is the
+pure function a unit test, a local debug run and a Ray Tune trainable all call.
+The baseline is the very same step with ``dejavu.enabled = false``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from dejavu_tune.cli import run
+from dejavu_tune.config import TrainConfig
+from dejavu_tune.data import build_splits
+from dejavu_tune.method.crm import build_crm, intended_use
+from dejavu_tune.method.losses import dejavu_objective, regeneration_loss
+from dejavu_tune.method.redaction import build_redaction
+from dejavu_tune.method.text_supervision import (
+    describe_scene,
+    load_text_encoder,
+    text_supervision_loss,
+)
+from dejavu_tune.models import build_model
+from dejavu_tune.tasks import Batch, TaskError, build_task
+from dejavu_tune.train.figures import CHANGE_COLUMN, change_map
+
+__all__ = ["Trainer", "train", "NonFiniteLossError", "NonFiniteGradientError", "frozen_norm_stats",
+           "resolve_device"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the run cannot continue."""
+
+
+class NonFiniteGradientError(FloatingPointError):
+    """Gradients became NaN or infinite (exploding gradients, a diverging CRM)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={name!r} was asked for, but CUDA is not available here")
+    return device
+
+
+@contextlib.contextmanager
+def frozen_norm_stats(model: nn.Module) -> Iterator[None]:
+    """Batch-norm layers keep their running statistics during the CL pass: regenerated
+    images must not shift the normalisation that evaluation uses."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+             and m.track_running_stats and m.training]
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch
+    try:
+        yield
+    finally:
+        for m, (momentum, tracked) in zip(norms, saved, strict=True):
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(tracked)
+
+
+class Trainer:
+    """One training run of a base network, with or without DejaVu."""
+
+    def __init__(self, cfg: TrainConfig, lpips_net: nn.Module | None = None) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.train_set, self.val_set = build_splits(cfg.data)
+        self.task = build_task(cfg.task, self.train_set, f"data.name={cfg.data.name!r}")
+
+        dv, model_cfg = cfg.dejavu, cfg.model
+        # Weight init draws from the global RNG; fork it so a run leaves no trace behind.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self.model = build_model(model_cfg.name, self.task.heads(), width=model_cfg.width,
+                                     pretrained=model_cfg.pretrained,
+                                     attention=model_cfg.attention)
+            self.crm = (build_crm(dv.crm, self.task.condition_channels, use=intended_use(cfg))
+                        if dv.enabled else None)
+        self.model.to(self.device)
+        params = list(self.model.parameters())
+        if self.crm is not None:
+            self.crm.to(self.device)
+            params += list(self.crm.parameters())
+        self.redact = build_redaction(dv.redaction) if dv.enabled else None
+        self.lpips = None
+        if dv.enabled and dv.loss.gamma1 > 0:
+            if lpips_net is None:
+                from dejavu_tune.method.lpips import shared_lpips
+
+                lpips_net = shared_lpips(self.device)
+            self.lpips = lpips_net.to(self.device)
+        self.text_encoder = None
+        if dv.enabled and dv.loss.ts_weight > 0:
+            if "seg" not in self.task.targets:
+                raise TaskError("dejavu.loss.ts_weight > 0 describes scenes by their "
+                                "segmentation classes: expected a task with seg targets")
+            self.text_encoder = load_text_encoder(dv.loss.ts_encoder, self.device)
+
+        opt = cfg.optim
+        if opt.name == "adamw":
+            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+                params, lr=opt.lr, weight_decay=opt.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum,
+                                             weight_decay=opt.weight_decay)
+        self.iters_per_epoch = max(len(self.train_set) // opt.batch_size, 1)
+        total = opt.epochs * self.iters_per_epoch
+        # Polynomial decay (seed C.1): lr * (1 - it / total) ** power, reaching 0 at the end.
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda it: max(1.0 - it / total, 0.0) ** opt.poly_power)
+        self.data_rng = torch.Generator().manual_seed(cfg.seed)
+        self.redact_rng = torch.Generator(self.device).manual_seed(cfg.seed + 1)
+        self.epoch = 0
+        self.iteration = 0
+        autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
+        self._autocast_dtype = autocast_dtype
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
+
+    # -- one step ---------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self._autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self._autocast_dtype)
+
+    def forward_losses(self, batch: Batch) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Loss parts of one batch, plus the predictions and images for figures."""
+        dv, task, images = self.cfg.dejavu, self.task, batch["image"]
+        with self._autocast():
+            preds = self.model(images)
+            task_parts = task.loss(preds, batch)
+            regen_parts, cl, ts, extras = None, None, None, {"preds": preds}
+            if self.crm is not None:
+                with torch.autocast(self.device.type, enabled=False):
+                    redacted = self.redact(images, self.redact_rng)
+                regenerated = self.crm(redacted, self.condition(preds))
+                regen_parts = regeneration_loss(regenerated, images, dv.loss, self.lpips)
+                if dv.loss.cl_weight > 0:
+                    with frozen_norm_stats(self.model):
+                        cl = task.consistency(self.model(regenerated), preds)
+                if self.text_encoder is not None:
+                    texts = describe_scene(batch["seg"], self.train_set.class_names)
+                    ts = text_supervision_loss(self.text_encoder, regenerated, texts)
+                extras.update(redacted=redacted, regenerated=regenerated)
+        parts = dejavu_objective(task_parts.pop("task_loss"), regen_parts, dv.loss, cl, ts)
+        return {**task_parts, **parts}, extras
+
+    def condition(self, preds: Batch) -> torch.Tensor:
+        """The CRM's conditioning from the network's raw outputs (dejavu.crm.condition)."""
+        crm = self.cfg.dejavu.crm
+        return self.task.condition_as(preds, crm.condition, crm.temperature)
+
+    def train_step(self, batch: Batch) -> dict[str, float]:
+        self.model.train()
+        if self.crm is not None:
+            self.crm.train()
+        parts, _ = self.forward_losses(batch)
+        loss = parts["loss"]
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"loss became {value} at epoch {self.epoch + 1}, iteration {self.iteration + 1} "
+                f"(parts: {', '.join(f'{k}={float(v.detach()):.4g}' for k, v in parts.items())})")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)  # a no-op without fp16 loss scaling
+        if not self.scaler.is_enabled():
+            # A finite loss can still have inf/NaN gradients (a square root or a norm at
+            # zero); one such step would silently wreck the weights.
+            self._check_gradients()
+        if self.cfg.optim.grad_clip > 0:
+            nn.utils.clip_grad_norm_(
+                [p for g in self.optimizer.param_groups for p in g["params"]],
+                self.cfg.optim.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        # fp16 scaling skips steps whose gradients overflow and halves its scale each time;
+        # a scale below 1 means every recent step overflowed: the run has diverged.
+        if self.scaler.is_enabled() and self.scaler.get_scale() < 1.0:
+            raise NonFiniteGradientError(
+                f"fp16 loss scale fell to {self.scaler.get_scale():.3g} at epoch "
+                f"{self.epoch + 1}, iteration {self.iteration + 1}: the gradients overflow "
+                "at every step")
+        self.scheduler.step()
+        self.iteration += 1
+        return {k: float(v.detach()) for k, v in parts.items()}
+
+    def _check_gradients(self) -> None:
+        for name, module in (("network", self.model), ("CRM", self.crm)):
+            grads = [p.grad for p in (module.parameters() if module is not None else ())
+                     if p.grad is not None]
+            if not grads:
+                continue
+            norm = float(nn.utils.get_total_norm(grads))
+            if not math.isfinite(norm):
+                raise NonFiniteGradientError(
+                    f"the {name}'s gradient norm became {norm} at epoch {self.epoch + 1}, "
+                    f"iteration {self.iteration + 1} (the loss was finite)")
+
+    def _loader(self, dataset: Any, shuffle: bool) -> torch.utils.data.DataLoader:
+        workers = self.cfg.data.num_workers
+        # The sampler draws from data_rng, which the checkpoint saves: a resumed run sees
+        # the same batches as an uninterrupted one.
+        sampler = (torch.utils.data.RandomSampler(dataset, generator=self.data_rng) if shuffle
+                   else torch.utils.data.SequentialSampler(dataset))
+        # The loader draws its workers' base seed from ``generator``: without one it would
+        # consume the global RNG, which a run must leave alone.
+        generator = self.data_rng if shuffle else torch.Generator().manual_seed(0)
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=self.cfg.optim.batch_size, sampler=sampler, drop_last=shuffle,
+            num_workers=workers, pin_memory=self.device.type == "cuda", generator=generator)
+
+    def _to_device(self, batch: Batch) -> Batch:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def first_batch(self, count: int, split: str = "train") -> Batch:
+        """The split's first ``count`` samples as one batch on the device, as a copy (the
+        splits may be shared by every trial of the process)."""
+        dataset = self.train_set if split == "train" else self.val_set
+        samples = [dataset[i] for i in range(min(count, len(dataset)))]
+        batch = torch.utils.data.default_collate(samples)
+        return self._to_device({k: v.clone() for k, v in batch.items()})
+
+    def _batches(self) -> Iterator[Batch]:
+        loader = self._loader(self.train_set, shuffle=True)
+        for _, batch in zip(range(self.iters_per_epoch), loader, strict=False):
+            yield self._to_device(batch)
+
+    def epochs(self) -> Iterator[dict[str, float]]:
+        """Train and evaluate every epoch still to run (after a restored one, the next);
+        yields each epoch's metrics: the loop of ``train()`` and of a search's trial."""
+        while self.epoch < self.cfg.optim.epochs:
+            metrics = self.train_epoch()
+            metrics.update(self.evaluate())
+            yield metrics
+
+    def train_epoch(self) -> dict[str, float]:
+        """One pass over the training split; returns mean losses and seconds per iteration."""
+        sums: dict[str, float] = {}
+        start = time.perf_counter()
+        for batch in self._batches():
+            for key, value in self.train_step(batch).items():
+                sums[key] = sums.get(key, 0.0) + value
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        elapsed = time.perf_counter() - start
+        self.epoch += 1
+        metrics = {k: v / self.iters_per_epoch for k, v in sums.items()}
+        metrics.update(epoch=float(self.epoch), sec_per_iter=elapsed / self.iters_per_epoch,
+                       lr=self.optimizer.param_groups[0]["lr"])
+        return metrics
+
+    # -- evaluation ---------------------------------------------------------------
+    def _noisy(self, images: torch.Tensor, first: int) -> torch.Tensor:
+        """Validation inputs with seed Table B.1's Gaussian noise; image ``first`` onwards."""
+        sigma = self.cfg.data.input_noise
+        if sigma == 0:
+            return images
+        # Seeded per image index: every evaluation of every trial sees the same noisy inputs,
+        # however the split is batched.
+        noise = torch.stack([
+            torch.randn(images.shape[1:], generator=torch.Generator().manual_seed(
+                self.cfg.data.seed * 1_000_003 + first + i + 7))
+            for i in range(images.shape[0])]).to(images.device)
+        return (images + sigma * noise).clamp(-1, 1)
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        meter = self.task.meter()
+        seen = 0
+        for batch in self._loader(self.val_set, shuffle=False):
+            batch = self._to_device(batch)
+            images = self._noisy(batch["image"], seen)
+            seen += images.shape[0]
+            with self._autocast():
+                preds = self.model(images)
+            meter.update(self.task.decode({k: v.float() for k, v in preds.items()}), batch)
+        return meter.compute()
+
+    def legend(self) -> list[tuple[str, tuple[int, int, int]]]:
+        """The class colours of ``sample``'s pictures (``Task.legend``)."""
+        return self.task.legend()
+
+    @torch.no_grad()
+    def sample(self, count: int = 4) -> dict[str, torch.Tensor]:
+        """Figure columns (RGB in [-1, 1]): input, each target and prediction, redacted,
+        regenerated and what the CRM changed, for the first ``count`` validation images."""
+        self.model.eval()
+        if self.crm is not None:
+            self.crm.eval()
+        batch = self.first_batch(count, "val")
+        rng_state = self.redact_rng.get_state()
+        _, extras = self.forward_losses(batch)
+        self.redact_rng.set_state(rng_state)  # figures must not change the training stream
+        truth = self.task.visualise(batch)
+        pred = self.task.visualise(self.task.decode(extras["preds"]))
+        out = {"input": batch["image"]}
+        for key in truth:
+            out[f"{key} truth"] = truth[key]
+            out[f"{key} prediction"] = pred[key]
+        for key in ("redacted", "regenerated"):
+            if key in extras:
+                out[key] = extras[key].float().clamp(-1, 1)
+        if "regenerated" in out:
+            out[CHANGE_COLUMN] = change_map(out["regenerated"], out["redacted"])
+        return {k: v.detach().float().cpu() for k, v in out.items()}
+
+    # -- checkpointing --------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "crm": self.crm.state_dict() if self.crm is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "iteration": self.iteration,
+            "data_rng": self.data_rng.get_state(),
+            "redact_rng": self.redact_rng.get_state().cpu(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        if self.crm is not None:
+            self.crm.load_state_dict(state["crm"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch = int(state["epoch"])
+        self.iteration = int(state["iteration"])
+        self.data_rng.set_state(state["data_rng"])
+        self.redact_rng.set_state(state["redact_rng"])
+
+
+def train(cfg: TrainConfig | dict[str, Any],
+          on_epoch: Callable[[dict[str, float]], None] | None = None,
+          lpips_net: nn.Module | None = None) -> list[dict[str, float]]:
+    """Train for ``cfg.optim.epochs`` epochs; returns one metrics dict per epoch."""
+    if not isinstance(cfg, TrainConfig):
+        cfg = TrainConfig.from_dict(cfg)
+    trainer = Trainer(cfg, lpips_net=lpips_net)
+    history = []
+    for metrics in trainer.epochs():
+        history.append(metrics)
+        if on_epoch is not None:
+            on_epoch(metrics)
+    return history
+
+
+def _format(metrics: dict[str, float]) -> str:
+    keys = ("epoch", "loss", "task_loss", "dejavu_loss", "mse", "lpips", "sec_per_iter")
+    shown = [k for k in keys if k in metrics] + [k for k in metrics if k.startswith("val_")]
+    return "  ".join(f"{k}={metrics[k]:.4g}" for k in shown)
+
+
+def _with_stored_crm(cfg: TrainConfig, store: str) -> TrainConfig:
+    """``cfg`` starting from stored CRM weights, pre-trained first if the store lacks them
+    (what a search's CRM stage does for every architecture it samples)."""
+    from dejavu_tune.train.crm_pretrain import pretrain_into
+    from dejavu_tune.train.crm_store import CRMPlan
+
+    loss = cfg.dejavu.loss
+    plan = CRMPlan(store=store, device=cfg.device,
+                   loss={"gamma1": loss.gamma1, "gamma2": loss.gamma2})
+    spec = plan.spec(cfg)
+    if spec is None:
+        return cfg
+    if not plan.has(spec):
+        print(f"pre-training the CRM ({spec.describe()}, {spec.settings['iterations']} "
+              f"iterations) into {plan.directory(spec)}", flush=True)
+        metrics = pretrain_into(spec, plan.directory(spec))
+        print(f"  reliance on the conditioning: {metrics['reliance']:.2f}", flush=True)
+    return plan.attach(cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Local debug run: ``python -m dejavu_tune.train [--set KEY=VALUE ...] [--compare]``."""
+    import argparse
+    import sys
+
+    from dejavu_tune.config import parse_override
+    from dejavu_tune.data.files import DatasetError
+    from dejavu_tune.method.crm import CRMWeightsError
+    from dejavu_tune.method.lpips import LPIPSWeightsError
+    from dejavu_tune.plugins import PluginError
+    from dejavu_tune.tasks import TaskError
+
+    parser = argparse.ArgumentParser(prog="python -m dejavu_tune.train",
+                                     description="Train one configuration on the built-in data.")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. dejavu.crm.kind=crm_f (repeatable)")
+    parser.add_argument("--compare", action="store_true",
+                        help="also train the baseline (DejaVu off) and print the gain")
+    parser.add_argument("--crm-store", default="runs/crm_store",
+                        help="stored CRM weights (dejavu.crm.init=pretrained): found here, "
+                             "else pre-trained and stored here first")
+    args = parser.parse_args(argv)
+    # a bad setting is a DejavuError: one line, exit 2 (cli.run)
+    cfg = TrainConfig().replace(**dict(parse_override(o) for o in args.set))
+    cfg = _with_stored_crm(cfg, args.crm_store)
+    runs = {"dejavu": cfg}
+    if args.compare:
+        runs = {"baseline": cfg.replace(**{"dejavu.enabled": False}), **runs}
+    final = {}
+    for name, run_cfg in runs.items():
+        print(f"[{name}]")
+        try:
+            history = train(run_cfg, on_epoch=lambda m: print("  " + _format(m), flush=True))
+        except (NonFiniteLossError, NonFiniteGradientError, CRMWeightsError, LPIPSWeightsError,
+                DatasetError, TaskError, PluginError) as exc:
+            print(f"error: {name}: {exc}", file=sys.stderr)
+            return 1
+        final[name] = {k: v for k, v in history[-1].items() if k.startswith("val_")}
+    if args.compare:
+        for key, base in final["baseline"].items():
+            value = final["dejavu"][key]
+            print(f"{key} baseline={base:.4f} dejavu={value:.4f} gain={value - base:+.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(main))
