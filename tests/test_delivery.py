@@ -126,7 +126,8 @@ def test_a_trial_run_opened_while_the_server_is_away_arrives_once_it_is_back(tmp
                                                                             monkeypatch):
     from cluster_helpers import MlflowServer
 
-    from trainables.dejavu_trainable import _log_new_epoch, _TrialRun
+    from dejavu_tune.tracking.runs import SearchRef
+    from dejavu_tune.tracking.trial_recorder import TrialRecorder
 
     server = MlflowServer(tmp_path)
     try:
@@ -137,21 +138,23 @@ def test_a_trial_run_opened_while_the_server_is_away_arrives_once_it_is_back(tmp
         server.stop()
         # as in a trial: the queue retries, not MLflow's client (see dejavu_tune.tracking.delivery)
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        outbox = DeliveryQueue(first_backoff_s=0.2, max_backoff_s=0.5)
-        run = _TrialRun(server.uri)
         start = time.monotonic()
-        outbox.put(run.open, exp_id, parent, "t1", "trial-t1", "trial")
-        outbox.put(run.log, _log_new_epoch, {"val_miou": 0.5, "compute_s": 1.0}, 1, 1000)
-        outbox.put(run.log, _log_new_epoch, {"val_miou": 0.5, "compute_s": 1.0}, 1, 2000)  # re-run
-        assert time.monotonic() - start < 0.5  # the trial went on training
+        record = TrialRecorder(SearchRef(server.uri, exp_id, parent), "t1", "trial-t1",
+                               "trial", retry_for_s=3600, backoff_s=(0.2, 0.5))
+        record.resumed(0, [])  # a restarted worker: its epoch 1 may be logged already
+        record.epoch({"val_miou": 0.5, "compute_s": 1.0}, 1, None)
+        record.epoch({"val_miou": 0.6, "compute_s": 1.0}, 1, None)  # that epoch run again
+        assert time.monotonic() - start < 1.0  # the trial went on training
         time.sleep(2)
-        assert run.id is None and outbox.pending() == 3
+        # the run's opening, the resumed tag and both epochs wait in the queue
+        assert record.run_id is None and record.queue.pending() == 4
         server.start()
-        assert outbox.drain(timeout_s=60)
+        assert record.queue.drain(timeout_s=60)
         (child,) = client.search_runs([exp_id], filter_string="tags.`dejavu.trial_id` = 't1'")
         history = client.get_metric_history(child.info.run_id, "val_miou")
-        assert [(m.step, m.timestamp) for m in history] == [(1, 1000)]
-        assert outbox.retries >= 1 and outbox.dropped == []
+        assert [(m.step, m.value) for m in history] == [(1, 0.5)]  # the first point stays
+        assert child.data.tags["dejavu.resumed_from_epoch"] == "0"
+        assert record.queue.retries >= 1 and record.queue.dropped == []
     finally:
         server.stop()
 

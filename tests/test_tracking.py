@@ -35,3 +35,14 @@ def test_failed_status_keeps_reason(tmp_path):
     run = MlflowClient(uri).get_run(run_id)
     assert run.info.status == "FAILED"
     assert run.data.tags["dejavu.failure_reason"] == "NonFiniteLossError: loss became nan"
+
+
+def test_a_run_never_ends_before_it_started(tmp_path):
+    # Tune stamps a stopped trial's last result in whole seconds: up to 1 s before the run's
+    # millisecond start, which MLflow would show as a negative duration.
+    uri = tracking.default_tracking_uri(tmp_path)
+    exp_id, parent = tracking.open_parent_run(uri, "exp", "s")
+    run_id = tracking.open_trial_run(uri, exp_id, parent, "t1", "t1", start_ms=1_000_700)
+    tracking.set_trial_status(uri, run_id, "stopped_early", end_ms=1_000_000)
+    info = MlflowClient(uri).get_run(run_id).info
+    assert (info.start_time, info.end_time, info.status) == (1_000_700, 1_000_700, "KILLED")

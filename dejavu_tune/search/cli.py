@@ -28,7 +28,7 @@ __all__ = ["main", "build_parser", "OneLineParser", "DEFAULT_SPACE"]
 
 # Beside the package in a checkout (editable install); relative to the working directory
 # where the package is installed without its checkout (the Docker image's WORKDIR).
-DEFAULT_SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "default.yaml"
+DEFAULT_SPACE = Path(__file__).resolve().parents[2] / "search_spaces" / "default.yaml"
 if not DEFAULT_SPACE.is_file():
     DEFAULT_SPACE = Path("search_spaces") / "default.yaml"
 # Flags that are shorthands for keys of the space file's `search` / `resources` sections.

@@ -205,6 +205,9 @@ def set_trial_status(uri: str, run_id: str, status: str, reason: str | None = No
     elif REASON_TAG in run.data.tags:
         client.delete_tag(run_id, REASON_TAG)  # a retried trial that then succeeded
     client.log_batch(run_id, tags=tags)
+    if end_ms is not None and run.info.start_time is not None:
+        # Tune stamps results in whole seconds: never end a run before it started
+        end_ms = max(end_ms, run.info.start_time)
     client.set_terminated(run_id, status=MLFLOW_STATUS[status], end_time=end_ms)
 
 

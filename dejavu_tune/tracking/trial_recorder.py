@@ -33,15 +33,18 @@ def now_ms() -> int:
 
 class TrialRecorder:
     def __init__(self, ref: tracking.SearchRef, trial_id: str, name: str, kind: str,
-                 retry_for_s: float):
+                 retry_for_s: float, backoff_s: tuple[float, float] = (1.0, 10.0)):
         # The queue's retries, not MLflow's growing backoff, decide how soon a call goes
         # through once the server is back (see dejavu_tune.tracking.delivery).
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         self.uri = ref.uri
         self.run_id: str | None = None
         self.rerun_epoch: int | None = None
-        self._queue = DeliveryQueue(retry_for_s=retry_for_s)
-        self._queue.put(self._open, ref, trial_id, name, kind, now_ms())
+        # the trial's own queue (its retries, what it dropped): delivery in order, in the
+        # background
+        self.queue = DeliveryQueue(retry_for_s=retry_for_s, first_backoff_s=backoff_s[0],
+                                   max_backoff_s=backoff_s[1])
+        self.queue.put(self._open, ref, trial_id, name, kind, now_ms())
 
     # -- what a trial says ------------------------------------------------------------
     def params(self, params: dict[str, Any]) -> None:
@@ -67,7 +70,7 @@ class TrialRecorder:
         self._put(log, dict(metrics), step, now_ms())
         if figure is not None:
             self._put(tracking.log_figure, figure, step)
-        self._queue.drain(DRAIN_S, unless_failing=True)
+        self.queue.drain(DRAIN_S, unless_failing=True)
 
     def finished(self, status: str, reason: str | None = None) -> None:
         self._put(tracking.set_trial_status, status, reason, now_ms())
@@ -76,16 +79,16 @@ class TrialRecorder:
         """The queue's thread ends once what is queued is delivered, so a reused worker
         does not collect one idle thread per trial. On Tune's stop (SystemExit inside a
         report) nothing waits: Tune gives the thread 2 s, and the driver backfills."""
-        self._queue.close()
+        self.queue.close()
         if not isinstance(sys.exc_info()[1], SystemExit):
-            self._queue.drain(DRAIN_S, unless_failing=True)
+            self.queue.drain(DRAIN_S, unless_failing=True)
 
     # -- the run ----------------------------------------------------------------------
     def _open(self, ref: tracking.SearchRef, *args: Any) -> None:
         self.run_id = ref.open_trial(*args)
 
     def _put(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._queue.put(self._log, fn, *args)
+        self.queue.put(self._log, fn, *args)
 
     def _log(self, fn: Callable[..., Any], *args: Any) -> None:
         if self.run_id is None:
