@@ -433,8 +433,9 @@ def _set_status(ref: tracking.SearchRef, trial_id: str, status: str,
 
 def _log_gains(drv: _Driver, outcome: Outcome) -> None:
     """Each run's gain over the baseline on the same seed, per epoch, as its ``gain``
-    metric (a baseline's is 0), and ``final_gain`` for runs that trained the full budget
-    only: sorting by it ranks at equal budget, trials ASHA stopped come last. The
+    metric (a baseline's is 0), and ``final_gain`` for the search's runs that trained the
+    full budget only: sorting by it ranks at equal budget, trials ASHA stopped come last,
+    and a confirmation replicate (one seed of a paired comparison) never tops the table. The
     baselines train beside the trials, so gains are known only now; steps a run already
     has are skipped, so a resumed driver logs nothing twice."""
     by_seed = {r.seed: r for r in outcome.records
@@ -450,7 +451,7 @@ def _log_gains(drv: _Driver, outcome: Outcome) -> None:
         gains = {e: v - base.curve[e - 1] for e, v in enumerate(record.curve, start=1)
                  if e <= len(base.curve)}
         tracking.log_series(drv.uri, run_id, "gain", gains)
-        if record.final is not None and drv.epochs in gains:
+        if record.final is not None and record.phase == "search" and drv.epochs in gains:
             tracking.log_series(drv.uri, run_id, FINAL_GAIN, {drv.epochs: gains[drv.epochs]})
 
 
