@@ -33,7 +33,6 @@ __all__ = ["ReportError", "Trial", "Trials", "collect", "ablation_table", "build
            "main"]
 
 SEED = "seed"  # the replicate key: averaged over, never a row or a column
-ENABLED = ENABLED_KEY  # implied by "baseline" / "DejaVu" in a row's label
 _DASH = "—"
 
 
@@ -52,7 +51,7 @@ class Trial:
     @property
     def is_baseline(self) -> bool:
         # A grid ablation has no baseline trial of its own: its DejaVu-off cells are one.
-        return self.kind == "baseline" or self.params.get(ENABLED) == "False"
+        return self.kind == "baseline" or self.params.get(ENABLED_KEY) == "False"
 
 
 class Trials(list[Trial]):
@@ -190,7 +189,7 @@ def ablation_table(rows: list[Trial], metric: str, columns: str | None = None,
         if t.is_baseline:
             baselines.add(setting)
     settings = [dict(s) for s in cells]
-    shown = {k for s in settings for k in s} - {ENABLED}
+    shown = {k for s in settings for k in s} - {ENABLED_KEY}  # implied by the row labels
     common = {k: settings[0][k] for k in shown
               if all(k in s and s[k] == settings[0][k] for s in settings)}
     varying = sorted(shown - set(common))

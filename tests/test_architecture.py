@@ -55,6 +55,13 @@ def test_the_method_and_its_training_import_nothing_of_the_search_service():
     assert not broken, broken
 
 
+def test_the_method_models_data_and_tasks_import_nothing_of_training():
+    broken = {name: sorted(i for i in _imports(path) if _under(i, ("dejavu_tune.train",)))
+              for name, path in _sources().items()
+              if _under(name, tuple(f"dejavu_tune.{layer}" for layer in LOWER[:-1]))}
+    assert not {k: v for k, v in broken.items() if v}, broken
+
+
 def test_only_raytune_imports_ray_and_only_tracking_imports_mlflow():
     for library, owner in (("ray", "dejavu_tune.raytune"), ("mlflow", "dejavu_tune.tracking")):
         users = sorted(name for name, path in _sources().items()

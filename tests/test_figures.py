@@ -2,11 +2,11 @@ import numpy as np
 import torch
 
 from dejavu_tune.tasks import DepthTask, SegmentationTask
+from dejavu_tune.tasks.segmentation import palette
 from dejavu_tune.train.figures import (
     HEADER_PX,
     LEGEND_SLOT_PX,
     change_map,
-    palette,
     regeneration_figure,
 )
 

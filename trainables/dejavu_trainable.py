@@ -27,13 +27,11 @@ from dejavu_tune.tracking.run_names import run_name
 from dejavu_tune.tracking.trial_recorder import TrialRecorder
 from dejavu_tune.train.crm_store import WEIGHTS_FILE, CRMPlan
 from dejavu_tune.train.diagnostics import crm_usage
-from dejavu_tune.train.figures import regeneration_figure
+from dejavu_tune.train.figures import FIGURE_FILE, regeneration_figure
 from dejavu_tune.train.trainer import Trainer
 
-__all__ = ["TrialContext", "dejavu_trainable", "FIGURE_FILE",
-           "GPU_IDS_KEY"]
+__all__ = ["TrialContext", "dejavu_trainable", "GPU_IDS_KEY"]
 
-FIGURE_FILE = "regeneration.png"
 # The GPUs of the trial, in every result it reports to Tune (Tune adds the node's IP itself).
 GPU_IDS_KEY = "gpu_ids"
 
@@ -79,14 +77,14 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
             if probe is not None:
                 metrics.update(crm_usage(trainer, probe))
             metrics["compute_s"] = time.perf_counter() - start
-            files = {}
-            if context.figure_images > 0:
-                files[FIGURE_FILE] = _png(regeneration_figure(
-                    trainer.sample(context.figure_images), legend=trainer.legend()))
-            record.epoch(metrics, trainer.epoch, files.get(FIGURE_FILE))
+            figure = (_png(regeneration_figure(trainer.sample(context.figure_images),
+                                               legend=trainer.legend()))
+                      if context.figure_images > 0 else None)
+            record.epoch(metrics, trainer.epoch, figure)
             # The figure and the placement go to Tune with the epoch too: the driver
             # delivers them from there if this trial's queue dies with it.
-            ray_adapter.report({**metrics, GPU_IDS_KEY: gpu_ids}, trainer.state_dict(), files)
+            ray_adapter.report({**metrics, GPU_IDS_KEY: gpu_ids}, trainer.state_dict(),
+                               {FIGURE_FILE: figure} if figure else {})
             start = time.perf_counter()
         record.finished("completed")
     except Exception as exc:

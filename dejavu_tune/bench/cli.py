@@ -22,8 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dejavu_tune import cli
-
 __all__ = ["PRESETS", "VARIANTS", "main", "measure"]
 
 # Paper-sized: HRNet-W18 at a 512x512 crop, batch 2 (the target). 8 classes is the
@@ -255,7 +253,3 @@ def main(argv: list[str] | None = None) -> int:
     if args.iters < 1 or args.warmup < 0:
         parser.error("--iters must be at least 1 and --warmup at least 0")
     return overhead(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(cli.run(main))

@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dejavu_tune.config import is_baseline
 from dejavu_tune.search.paired import spearman
 from dejavu_tune.search.record import SearchRecord
 
@@ -85,7 +86,7 @@ def _trials(search_dir: Path, metric: str, stop_metric: str) -> list[dict[str, A
         results = trial_dir / "result.json"
         if not params.is_file() or not results.is_file():
             continue
-        if json.loads(params.read_text()).get("dejavu.enabled") is False:
+        if is_baseline(json.loads(params.read_text())):
             continue  # the baseline
         rows = [json.loads(line) for line in results.read_text().splitlines() if line]
         rows.sort(key=lambda r: r["training_iteration"])

@@ -15,7 +15,7 @@ from torch import nn
 from dejavu_tune.config import IGNORE_INDEX, LossConfig
 from dejavu_tune.method.lpips import lpips_distance
 
-__all__ = ["IGNORE_INDEX", "segmentation_loss", "regeneration_loss", "cyclic_consistency",
+__all__ = ["segmentation_loss", "regeneration_loss", "cyclic_consistency",
            "dejavu_objective"]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from dejavu_tune.method.losses import IGNORE_INDEX
+from dejavu_tune.config import IGNORE_INDEX
 from dejavu_tune.plugins import load_object
 
 __all__ = ["describe_scene", "load_text_encoder", "text_supervision_loss"]

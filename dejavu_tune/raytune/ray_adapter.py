@@ -135,7 +135,7 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: di
     """A Tuner of ``num_samples`` trials plus ``baselines``.
 
     ``sampler``: "tpe" (Optuna's seeded TPE over ``define_by_run``), "random" (Optuna's
-    seeded random sampler), or "fixed" (exactly ``points``, in order). With tpe/qmc, ``points`` are
+    seeded random sampler), or "fixed" (exactly ``points``, in order). With tpe/random, ``points`` are
     enqueued in the Optuna study before anything is sampled: a grid is ``points`` =
     every combination with ``num_samples = len(points)``, so every trial is still an
     Optuna trial. ``early_stopping`` uses ASHA (``grace_period``, ``reduction_factor``)

@@ -17,7 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dejavu_tune.cli import run
 from dejavu_tune.config import ConfigError, parse_override
 from dejavu_tune.errors import one_line
 from dejavu_tune.raytune import ray_adapter
@@ -109,7 +108,7 @@ def describe(space: SearchSpace, name: str | None = None) -> str:
     steps = budget_steps(space)
     lines += ["steps:"] + [f"  {label:<28} {runs:>3} run(s)" for label, runs in steps]
     lines += [
-        f"search: {s.num_samples} {'grid' if grid else 'TPE'} trials (seed {s.seed}), "
+        f"search: {s.num_samples} {s.algorithm} trials (seed {s.seed}), "
         f"{s.max_concurrent} at once, {s.mode} {s.metric}",
         "early stopping: none (grid: every trial runs the full budget)" if grid else
         f"ASHA on {s.stop_metric} ({s.stop_mode}): grace period {s.grace_period} epoch(s), "
@@ -185,7 +184,3 @@ def main(argv: list[str] | None = None) -> int:
 
     return run_search(space, root, record, args.address, args.max_failures, resume=args.resume,
                       started=time.time())
-
-
-if __name__ == "__main__":
-    raise SystemExit(run(main))

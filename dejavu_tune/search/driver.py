@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dejavu_tune.config import ENABLED_KEY as ENABLED
+from dejavu_tune.config import ENABLED_KEY
 from dejavu_tune.raytune import ray_adapter
 from dejavu_tune.search import baseline_tuning, confirm, crm_stage
 from dejavu_tune.search.optuna_plots import HTML_FILE, log_optuna_plots
@@ -40,12 +40,8 @@ from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.delivery import DeliveryQueue
 from dejavu_tune.tracking.run_names import run_name
 from dejavu_tune.train.crm_store import CRMPlan, PretrainSpec
-from trainables.dejavu_trainable import (
-    FIGURE_FILE,
-    GPU_IDS_KEY,
-    TrialContext,
-    dejavu_trainable,
-)
+from dejavu_tune.train.figures import FIGURE_FILE
+from trainables.dejavu_trainable import GPU_IDS_KEY, TrialContext, dejavu_trainable
 
 __all__ = ["run_search", "STUDY_FILE", "STUDY_DB", "RESULT_FILE", "SUMMARY_FILE"]
 
@@ -194,11 +190,11 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, address: str | No
         dv_space = space.with_shared(shared)
     replicate_seeds = ([drv.seed + 1 + i for i in range(s.baseline_seeds)]
                        if s.baseline and not grid else [])
-    baselines = [{ENABLED: False, "seed": seed} for seed in replicate_seeds]
+    baselines = [{ENABLED_KEY: False, "seed": seed} for seed in replicate_seeds]
     if s.baseline and reference is None:
-        baselines.insert(0, {ENABLED: False})  # on the search's own seed: per-epoch gains
+        baselines.insert(0, {ENABLED_KEY: False})  # on the search's own seed: per-epoch gains
     print(f"search: {len(baselines)} baseline run(s) (DejaVu off) and {s.num_samples} "
-          f"{'grid' if grid else 'TPE'} trials, {s.max_concurrent} at once", flush=True)
+          f"{s.algorithm} trials, {s.max_concurrent} at once", flush=True)
     drv.tune("search", dv_space, num_samples=s.num_samples,
              define_by_run=dv_space.define_by_run, seed=s.seed,
              sampler="random" if s.algorithm == "random" else "tpe",
@@ -267,7 +263,8 @@ def _record_pretraining(drv: _Driver, spec: PretrainSpec, trained_now: bool) -> 
                                         "dejavu.crm_reused": str(not trained_now).lower()})
     if 0 not in tracking.logged_steps(drv.uri, run_id, "reliance"):
         tracking.log_epoch(drv.uri, run_id, metrics, step=0)
-    tracking.log_figure(drv.uri, run_id, (directory / FIGURE_FILE).read_bytes(), 0)
+    if 0 not in tracking.figure_steps(drv.uri, run_id):  # a resumed search found it
+        tracking.log_figure(drv.uri, run_id, (directory / FIGURE_FILE).read_bytes(), 0)
     tracking.set_trial_status(drv.uri, run_id, "completed")
     return (f"{spec.describe()} ({'trained now' if trained_now else 'from the store'}, "
             f"reliance {metrics['reliance']:.2f})")
@@ -327,10 +324,11 @@ def _settle(drv: _Driver) -> None:
         print("warning: the tracking server took no status updates for "
               f"{_DRIVER_RETRY_S:.0f} s; settling the trials' runs now", file=sys.stderr)
     _backfill(drv, drv.results)
+    runs = {r.data.tags.get(tracking.TRIAL_TAG): r for r in drv.ref.children()}  # one listing
     for record in drv.records():
-        if record.trial_id:  # a trial that never reported has no run to settle
-            _set_status(drv.ref, record.trial_id, record.status,
-                        record.reason, _ended_ms(record.last) if not record.errored else None,
+        if record.trial_id in runs:  # a trial that never reported has no run to settle
+            _settle_run(drv.uri, runs[record.trial_id], record.status, record.reason,
+                        _ended_ms(record.last) if not record.errored else None,
                         inert=record.inert)
     _settle_orphans(drv)
     _record_study(drv)
@@ -420,15 +418,18 @@ def _backfill_records(uri: str, run_id: str, trial_id: str, result: Any) -> None
 def _set_status(ref: tracking.SearchRef, trial_id: str, status: str,
                 reason: str | None = None, end_ms: int | None = None,
                 inert: bool | None = None) -> None:
-    uri = ref.uri
     for run in ref.children():
-        if run.data.tags.get(tracking.TRIAL_TAG) != trial_id:
-            continue
-        if inert is not None and run.data.tags.get(tracking.KIND_TAG) == "trial":
-            tracking.set_tags(uri, run.info.run_id, {tracking.INERT_TAG: str(inert).lower()})
-        if run.data.tags.get(tracking.STATUS_TAG) == "failed" and status == "failed":
-            return  # the trial's own, more precise reason stays
-        tracking.set_trial_status(uri, run.info.run_id, status, reason, end_ms)
+        if run.data.tags.get(tracking.TRIAL_TAG) == trial_id:
+            _settle_run(ref.uri, run, status, reason, end_ms, inert)
+
+
+def _settle_run(uri: str, run: Any, status: str, reason: str | None, end_ms: int | None,
+                inert: bool | None = None) -> None:
+    if inert is not None and run.data.tags.get(tracking.KIND_TAG) == "trial":
+        tracking.set_tags(uri, run.info.run_id, {tracking.INERT_TAG: str(inert).lower()})
+    if run.data.tags.get(tracking.STATUS_TAG) == "failed" and status == "failed":
+        return  # the trial's own, more precise reason stays
+    tracking.set_trial_status(uri, run.info.run_id, status, reason, end_ms)
 
 
 def _log_gains(drv: _Driver, outcome: Outcome) -> None:

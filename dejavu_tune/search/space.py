@@ -4,7 +4,7 @@ A space file has these sections (documented in ``docs/search_spaces.md``)::
 
     fixed:      TrainConfig keys every trial shares (nested, as in dejavu_tune/config.py)
     params:     dotted TrainConfig keys -> {type, low, high, log, step, choices, when, shared}
-    search:     algorithm (tpe or grid), metric, mode, num_samples, max_concurrent, seed,
+    search:     algorithm (tpe, random or grid), metric, mode, num_samples, max_concurrent, seed,
                 grace_period, reduction_factor, baseline, baseline_trials, baseline_seeds,
                 confirm_top
     crm_pretrain: iterations, lr, batch_size, redactions, seed (the CRM stage's stored weights)

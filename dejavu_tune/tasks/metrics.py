@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from dejavu_tune.method.losses import IGNORE_INDEX
+from dejavu_tune.config import IGNORE_INDEX
 
 __all__ = [
     "confusion_matrix",

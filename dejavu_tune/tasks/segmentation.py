@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import colorsys
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dejavu_tune.method.losses import IGNORE_INDEX, cyclic_consistency, segmentation_loss
+from dejavu_tune.config import IGNORE_INDEX
+from dejavu_tune.method.losses import cyclic_consistency, segmentation_loss
 from dejavu_tune.tasks.base import Batch, Task
 from dejavu_tune.tasks.metrics import SegmentationMeter
-from dejavu_tune.train.figures import palette
 
 _LEGEND_MAX = 24  # classes named in a figure's legend; ADE20K's 150 would bury the figure
 
-__all__ = ["SegmentationTask"]
+__all__ = ["SegmentationTask", "palette"]
 
+
+
+def palette(num_classes: int) -> np.ndarray:
+    """Distinct colours per class id (hues spread evenly; class 0 is dark grey)."""
+    colours = [(40, 40, 40)]
+    for k in range(1, max(num_classes, 1)):
+        r, g, b = colorsys.hsv_to_rgb((k - 1) / max(num_classes - 1, 1), 0.75, 0.95)
+        colours.append((int(r * 255), int(g * 255), int(b * 255)))
+    return np.array(colours, dtype=np.uint8)
 
 class _Meter:
     def __init__(self, num_classes: int) -> None:

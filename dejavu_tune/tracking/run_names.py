@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dejavu_tune.config import crm_essence
+from dejavu_tune.config import ENABLED_KEY, crm_essence
 
 if TYPE_CHECKING:
     from dejavu_tune.config import TrainConfig
@@ -40,7 +40,7 @@ def run_name(cfg: TrainConfig, sampled: dict[str, Any], trial_id: str, phase: st
     prefix = f"{_STEP_PREFIX.get(phase, phase + ' ')}{trial_number(trial_id, trial_dir)}"
     if not cfg.dejavu.enabled:
         tried = [f"{key.rsplit('.', 1)[-1]} {readable(value)}" for key, value in
-                 sorted(sampled.items()) if key not in ("seed", "dejavu.enabled")]
+                 sorted(sampled.items()) if key not in ("seed", ENABLED_KEY)]
         return " · ".join([f"{prefix} baseline seed {cfg.seed}", *tried])
     crm, red = cfg.dejavu.crm, cfg.dejavu.redaction
     parts = [f"{prefix} {crm_essence(crm.kind, crm.stages, crm.steps)}",

@@ -30,7 +30,7 @@ __all__ = ["STATUS_TAG", "REASON_TAG", "TRIAL_TAG", "KIND_TAG", "NODE_TAG", "GPU
            "FIGURE_KEY", "MLFLOW_STATUS", "SearchRef", "client", "default_tracking_uri", "artifact_root", "redact", "open_parent_run",
            "open_trial_run", "log_epoch", "log_series", "logged_steps", "run_tags",
            "log_params", "set_tags", "set_trial_status", "log_artifact_text",
-           "log_artifact_file", "log_figure", "figure_steps", "has_artifact", "log_json",
+           "log_artifact_file", "log_figure", "figure_steps", "log_json",
            "child_runs"]
 
 # MLflow prints "View run ... at: <tracking URI>" whenever an HTTP run ends: noise for
@@ -224,10 +224,8 @@ def log_artifact_file(uri: str, run_id: str, path: str | Path) -> None:
 
 def log_figure(uri: str, run_id: str, png: bytes, step: int) -> None:
     """A figure as an MLflow image (key ``FIGURE_KEY``) at ``step``: the run's image grid
-    and Compare show it by epoch. A step the run has already is not logged again (MLflow
-    names every image afresh, so a repeated call would add a copy)."""
-    if step in figure_steps(uri, run_id):
-        return
+    and Compare show it by epoch. MLflow names every image afresh, so a caller that may
+    repeat a step asks ``figure_steps`` first."""
     MlflowClient(uri).log_image(run_id, Image.open(io.BytesIO(png)), key=FIGURE_KEY,
                                 step=step, synchronous=True)
 
@@ -243,11 +241,6 @@ def figure_steps(uri: str, run_id: str) -> set[int]:
                 and name.endswith(".png")):
             steps.add(int(parts[2]))
     return steps
-
-
-def has_artifact(uri: str, run_id: str, name: str) -> bool:
-    """Whether the run's artifact root holds a file called ``name``."""
-    return any(a.path == name for a in MlflowClient(uri).list_artifacts(run_id))
 
 
 def log_json(uri: str, run_id: str, name: str, payload: Any) -> None:

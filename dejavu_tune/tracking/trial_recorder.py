@@ -66,10 +66,11 @@ class TrialRecorder:
         """One epoch's metrics (a copy: Tune adds its own keys to the dict it is given)
         and figure; waits while the server answers until they are delivered, so Tune may
         stop the trial in its next report without losing them."""
-        log = _log_new_epoch if step == self.rerun_epoch else tracking.log_epoch
-        self._put(log, dict(metrics), step, now_ms())
+        rerun = step == self.rerun_epoch
+        self._put(_log_new_epoch if rerun else tracking.log_epoch, dict(metrics), step,
+                  now_ms())
         if figure is not None:
-            self._put(tracking.log_figure, figure, step)
+            self._put(_log_new_figure if rerun else tracking.log_figure, figure, step)
         self.queue.drain(DRAIN_S, unless_failing=True)
 
     def finished(self, status: str, reason: str | None = None) -> None:
@@ -102,3 +103,9 @@ def _log_new_epoch(uri: str, run_id: str, metrics: dict[str, float], step: int,
     epoch again after its restart (same state and RNG): the first point stays."""
     if step not in tracking.logged_steps(uri, run_id, "compute_s"):
         tracking.log_epoch(uri, run_id, metrics, step=step, timestamp_ms=timestamp_ms)
+
+
+def _log_new_figure(uri: str, run_id: str, png: bytes, step: int) -> None:
+    """The figure of an epoch run again after a restart, unless the run has it already."""
+    if step not in tracking.figure_steps(uri, run_id):
+        tracking.log_figure(uri, run_id, png, step)

@@ -126,7 +126,7 @@ def pretrain_into(spec: object, directory: str | Path,
     """Pre-train for a ``crm_store.PretrainSpec`` into the store's ``directory``: weights,
     spec, metrics and figure appear together (a rename), or not at all."""
     from dejavu_tune.train import crm_store
-    from dejavu_tune.train.figures import regeneration_figure
+    from dejavu_tune.train.figures import FIGURE_FILE, regeneration_figure
 
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +137,7 @@ def pretrain_into(spec: object, directory: str | Path,
                               tmp / crm_store.WEIGHTS_FILE, lpips_net,
                               lr=spec.settings["lr"], redactions=spec.redaction_configs())
         result.metrics["train_s"] = time.perf_counter() - start
-        regeneration_figure(result.columns).save(tmp / crm_store.FIGURE_FILE)
+        regeneration_figure(result.columns).save(tmp / FIGURE_FILE)
         (tmp / crm_store.SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2))
         (tmp / crm_store.METRICS_FILE).write_text(json.dumps(result.metrics, indent=2))
         try:

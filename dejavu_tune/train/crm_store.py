@@ -27,15 +27,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dejavu_tune.config import ConfigError, RedactionConfig, TrainConfig, crm_essence
+from dejavu_tune.config import (
+    RedactionConfig,
+    TrainConfig,
+    check_float,
+    check_int,
+    crm_essence,
+    fail,
+)
 
 __all__ = ["PretrainSettings", "PretrainSpec", "CRMPlan", "REDACTION_POOLS", "WEIGHTS_FILE",
-           "SPEC_FILE", "METRICS_FILE", "FIGURE_FILE", "redaction_pool"]
+           "SPEC_FILE", "METRICS_FILE", "redaction_pool"]
 
 WEIGHTS_FILE = "crm.pt"
 SPEC_FILE = "spec.json"
 METRICS_FILE = "metrics.json"
-FIGURE_FILE = "regeneration.png"
 # mixture: one CRM per architecture learns every redaction the search can sample (drawn
 # per batch); per_kind: one per architecture and redaction kind (docs/benchmarks.md).
 REDACTION_POOLS = ("mixture", "per_kind")
@@ -56,17 +62,11 @@ class PretrainSettings:
 
     def __post_init__(self) -> None:
         for name, low in (("iterations", 1), ("batch_size", 1), ("seed", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"crm_pretrain.{name}={value!r} is not allowed: expected an "
-                                  f"integer of {low} or more")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (
-                0 < self.lr <= 1):
-            raise ConfigError(f"crm_pretrain.lr={self.lr!r} is not allowed: expected a number "
-                              "in (0, 1]")
+            check_int(f"crm_pretrain.{name}", getattr(self, name), low)
+        check_float("crm_pretrain.lr", self.lr, 0.0, 1.0, low_open=True)
         if self.redactions not in REDACTION_POOLS:
-            raise ConfigError(f"crm_pretrain.redactions={self.redactions!r} is not allowed: "
-                              "expected one of " + ", ".join(REDACTION_POOLS))
+            fail("crm_pretrain.redactions", self.redactions,
+                 "one of " + ", ".join(REDACTION_POOLS))
 
 
 def _canonical(value: Any) -> str:
@@ -108,11 +108,6 @@ class PretrainSpec:
 
     def redaction_configs(self) -> list[RedactionConfig]:
         return [RedactionConfig(**r) for r in self.redactions]
-
-    def trained_for(self) -> dict[str, Any]:
-        """What the weights are for, stored with them (``dejavu_tune.method.crm.save_crm``)."""
-        return {"task": self.task["name"], "data": self.data,
-                "redaction_kinds": list(self.redaction_kinds)}
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, **dataclasses.asdict(self)}

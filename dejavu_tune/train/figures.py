@@ -10,15 +10,14 @@ size, which is how MLflow shows an image when it is opened.
 
 from __future__ import annotations
 
-import colorsys
-
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["palette", "regeneration_figure", "change_map", "CHANGE_COLUMN", "HEADER_PX",
+__all__ = ["regeneration_figure", "change_map", "FIGURE_FILE", "CHANGE_COLUMN", "HEADER_PX",
            "LEGEND_SLOT_PX"]
 
+FIGURE_FILE = "regeneration.png"  # a figure's file: in a checkpoint, in the CRM store
 CHANGE_COLUMN = "CRM change"
 _FONT_PX = 16
 _PAD = 6
@@ -26,15 +25,6 @@ HEADER_PX = _FONT_PX + 2 * _PAD  # the column titles above the grid
 LEGEND_SLOT_PX = 120  # the width of one legend entry
 # |regenerated - redacted| of this much (in [-1, 1] units, mean over RGB) is full scale
 _CHANGE_FULL = 0.5
-
-
-def palette(num_classes: int) -> np.ndarray:
-    """Distinct colours per class id (hues spread evenly; class 0 is dark grey)."""
-    colours = [(40, 40, 40)]
-    for k in range(1, max(num_classes, 1)):
-        r, g, b = colorsys.hsv_to_rgb((k - 1) / max(num_classes - 1, 1), 0.75, 0.95)
-        colours.append((int(r * 255), int(g * 255), int(b * 255)))
-    return np.array(colours, dtype=np.uint8)
 
 
 def change_map(regenerated: torch.Tensor, redacted: torch.Tensor) -> torch.Tensor:

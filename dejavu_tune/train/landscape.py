@@ -20,12 +20,13 @@ import hashlib
 import json
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from dejavu_tune.config import TrainConfig
+from dejavu_tune.train.trainer import Trainer
 
 __all__ = ["LandscapeTrainer", "trainer"]
 
@@ -61,11 +62,7 @@ class LandscapeTrainer:
         return {"loss": loss, "task_loss": loss, "epoch": float(self.epoch),
                 "sec_per_iter": 0.0, "lr": self.cfg.optim.lr}
 
-    def epochs(self) -> Iterator[dict[str, float]]:
-        while self.epoch < self.cfg.optim.epochs:
-            metrics = self.train_epoch()
-            metrics.update(self.evaluate())
-            yield metrics
+    epochs = Trainer.epochs  # the same loop over its own train_epoch and evaluate
 
     def evaluate(self) -> dict[str, float]:
         return {self.metric: self._value()}

@@ -17,7 +17,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from dejavu_tune.cli import run
 from dejavu_tune.config import TrainConfig
 from dejavu_tune.data import build_splits
 from dejavu_tune.method.crm import build_crm, intended_use
@@ -428,7 +427,3 @@ def main(argv: list[str] | None = None) -> int:
             value = final["dejavu"][key]
             print(f"{key} baseline={base:.4f} dejavu={value:.4f} gain={value - base:+.4f}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run(main))
