@@ -7,7 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from dejavu_tune.tracking import runs as tracking
-from dejavu_tune.tracking.delivery import DeliveryQueue
+from dejavu_tune.tracking.delivery import DeliveryQueue, is_transient
 
 
 class Flaky:
@@ -108,6 +108,48 @@ def test_a_repeated_epoch_delivery_leaves_one_point_per_metric(tmp_path):
         tracking.log_epoch(uri, run_id, {"val_miou": 0.25}, step=1, timestamp_ms=1000)
     history = client.get_metric_history(run_id, "val_miou")
     assert [(m.step, m.value, m.timestamp) for m in history] == [(1, 0.25, 1000)]
+
+
+def test_a_trial_restarted_from_scratch_keeps_the_epochs_its_first_attempt_logged(tmp_path):
+    # A driver killed right after a trial checkpointed, before Tune registered that
+    # checkpoint: on resume the trial starts again at epoch 1 with no checkpoint, and its
+    # run, found again, already holds epoch 1 (and its figure).
+    import io
+
+    from PIL import Image
+
+    from dejavu_tune.tracking.trial_recorder import TrialRecorder
+
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(png, format="PNG")
+    uri = tracking.default_tracking_uri(tmp_path)
+    ref = tracking.SearchRef(uri, *tracking.open_parent_run(uri, "exp", "search"))
+    first = TrialRecorder(ref, "t1", "t01", "trial", retry_for_s=5)
+    first.epoch({"val_miou": 0.5, "compute_s": 1.0}, 1, png.getvalue())
+    first.close()
+    again = TrialRecorder(ref, "t1", "t01", "trial", retry_for_s=5)
+    for step, value in [(1, 0.51), (2, 0.6)]:
+        again.epoch({"val_miou": value, "compute_s": 1.0}, step, png.getvalue())
+    again.close()
+    assert again.reopened and not first.reopened and again.run_id == first.run_id
+    history = MlflowClient(uri).get_metric_history(again.run_id, "val_miou")
+    assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.6)]
+    assert tracking.figure_steps(uri, again.run_id) == {1, 2}
+
+
+def test_only_network_and_server_failures_are_retried():
+    import requests
+    from mlflow.exceptions import MlflowException
+    from PIL import UnidentifiedImageError
+
+    assert is_transient(ConnectionRefusedError("refused"))
+    assert is_transient(TimeoutError("timed out"))
+    assert is_transient(requests.ConnectionError("reset"))
+    assert is_transient(MlflowException("503 from the server"))  # INTERNAL_ERROR
+    # OSErrors of the call itself: retrying cannot fix them
+    assert not is_transient(UnidentifiedImageError("not a PNG"))
+    assert not is_transient(FileNotFoundError("figure.png"))
+    assert not is_transient(ValueError("bug"))
 
 
 def test_call_retries_in_the_caller_and_raises_once_the_window_has_passed():

@@ -4,6 +4,7 @@ Tune's results, in MLflow and in the Optuna study, none left RUNNING."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -30,6 +31,24 @@ from mlflow.tracking import MlflowClient
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "data.num_train=256", "--set", "data.num_val=16", "--set", "model.width=8",
          "--set", "dejavu.crm.width=8", "--set", "device=cpu", *QUICK]
+
+
+def _saved_state(search_dir: Path, number: int) -> tuple[str, int] | None:
+    """(status, last reported epoch) of trial ``number`` in the driver's saved experiment
+    state, None before it has one. Tune registers a checkpoint in a task after the result
+    that carries it and holds the trial's next epoch until then, so a saved state at
+    epoch 2 holds the checkpoint of epoch 1; a checkpoint directory alone is not enough
+    (a driver killed before registering it restarts the trial from scratch)."""
+    for state in search_dir.glob("experiment_state-*.json"):
+        try:
+            trials = json.loads(state.read_text())["trial_data"]
+        except (OSError, ValueError, KeyError):  # being written
+            continue
+        for trial, runtime in trials:
+            last = json.loads(runtime).get("last_result") or {}
+            if str(last.get("experiment_tag", "")).startswith(f"{number}_"):
+                return json.loads(trial)["status"], int(last.get("training_iteration", 0))
+    return None
 
 
 def _trial_pids() -> list[int]:
@@ -175,7 +194,7 @@ def test_killed_driver_resumes_to_the_same_best_configuration_as_an_undisturbed_
     # One trial at a time and a seeded TPE: the undisturbed run is the reference.
     args = ["--num-samples", "4", "--max-concurrent", "1", "--seed", "3",
             "--storage-path", str(tmp_path), *SMALL, "--set", "data.num_train=64",
-            "--set", "optim.epochs=3"]
+            "--set", "optim.epochs=4"]
     start = time.monotonic()
     calm = _search(*args, "--name", "calm")
     calm_s = time.monotonic() - start
@@ -186,8 +205,11 @@ def test_killed_driver_resumes_to_the_same_best_configuration_as_an_undisturbed_
     try:
         def sampled_trial_checkpointed():
             assert driver.poll() is None, driver.stdout.read()[-3000:]
-            # The baseline is trial 1; kill once the second trial has a checkpoint.
-            return any((tmp_path / "killed" / "search").glob("*_2_*/checkpoint_*"))
+            # The baseline is trial 1; kill while the second (the first trial ASHA sees:
+            # never stopped) runs with a registered checkpoint.
+            state = _saved_state(tmp_path / "killed" / "search", 2)
+            assert state is None or state[0] in ("PENDING", "RUNNING"), state
+            return state is not None and state[1] >= 2
 
         wait_until(sampled_trial_checkpointed, 300, "a sampled trial's checkpoint", poll=0.2)
     finally:

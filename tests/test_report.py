@@ -37,7 +37,7 @@ Excluded: 1 failed, 1 stopped early."""
 
 def _trial(uri, exp_id, parent, n, params, values, status="completed"):
     kind = "baseline" if params.get("dejavu.enabled") is False else "trial"
-    run = tracking.open_trial_run(uri, exp_id, parent, f"t{n:03d}", f"{kind}-{n}", kind)
+    run, _ = tracking.open_trial_run(uri, exp_id, parent, f"t{n:03d}", f"{kind}-{n}", kind)
     tracking.log_params(uri, run, params)
     for epoch, value in enumerate(values, start=1):
         tracking.log_epoch(uri, run, {"val_miou": value, "train_loss": 1.0 / epoch}, step=epoch)

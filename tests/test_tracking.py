@@ -7,13 +7,14 @@ def test_trial_run_is_found_again_not_duplicated(tmp_path):
     uri = tracking.default_tracking_uri(tmp_path)
     assert uri == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
     exp_id, parent = tracking.open_parent_run(uri, "exp", "search-1")
-    first = tracking.open_trial_run(uri, exp_id, parent, "abc_00001", "trial 1")
+    first, reopened = tracking.open_trial_run(uri, exp_id, parent, "abc_00001", "trial 1")
+    assert not reopened
     tracking.log_params(uri, first, {"dejavu.crm.kind": "crm_f", "dejavu.crm.stages": 2})
     tracking.log_epoch(uri, first, {"val_miou": 0.5}, step=1)
     tracking.set_trial_status(uri, first, "failed", "RuntimeError: worker died")
     # A restart of the same trial continues the same run, live again.
-    again = tracking.open_trial_run(uri, exp_id, parent, "abc_00001", "trial 1")
-    assert again == first
+    again, reopened = tracking.open_trial_run(uri, exp_id, parent, "abc_00001", "trial 1")
+    assert again == first and reopened
     tracking.log_params(uri, again, {"dejavu.crm.kind": "crm_f", "dejavu.crm.stages": 2})
     tracking.log_epoch(uri, again, {"val_miou": 0.6}, step=2)
     tracking.set_trial_status(uri, again, "completed")
@@ -30,7 +31,7 @@ def test_trial_run_is_found_again_not_duplicated(tmp_path):
 def test_failed_status_keeps_reason(tmp_path):
     uri = tracking.default_tracking_uri(tmp_path)
     exp_id, parent = tracking.open_parent_run(uri, "exp", "s")
-    run_id = tracking.open_trial_run(uri, exp_id, parent, "t1", "t1")
+    run_id, _ = tracking.open_trial_run(uri, exp_id, parent, "t1", "t1")
     tracking.set_trial_status(uri, run_id, "failed", "NonFiniteLossError: loss became nan")
     run = MlflowClient(uri).get_run(run_id)
     assert run.info.status == "FAILED"
@@ -42,7 +43,7 @@ def test_a_run_never_ends_before_it_started(tmp_path):
     # millisecond start, which MLflow would show as a negative duration.
     uri = tracking.default_tracking_uri(tmp_path)
     exp_id, parent = tracking.open_parent_run(uri, "exp", "s")
-    run_id = tracking.open_trial_run(uri, exp_id, parent, "t1", "t1", start_ms=1_000_700)
+    run_id, _ = tracking.open_trial_run(uri, exp_id, parent, "t1", "t1", start_ms=1_000_700)
     tracking.set_trial_status(uri, run_id, "stopped_early", end_ms=1_000_000)
     info = MlflowClient(uri).get_run(run_id).info
     assert (info.start_time, info.end_time, info.status) == (1_000_700, 1_000_700, "KILLED")

@@ -251,9 +251,8 @@ def _record_pretraining(drv: _Driver, spec: PretrainSpec, trained_now: bool) -> 
     metrics = json.loads((directory / "metrics.json").read_text())
     # a run of the time the pre-training took; one found in the store took none
     spent_ms = int(metrics.get("train_s", 0) * 1000) if trained_now else 0
-    run_id = drv.ref.open_trial(f"crm-{spec.key}",
-                                     f"crm pretrain {spec.describe()}", crm_stage.CRM_KIND,
-                                     int(time.time() * 1000) - spent_ms)
+    run_id, _ = drv.ref.open_trial(f"crm-{spec.key}", f"crm pretrain {spec.describe()}",
+                                   crm_stage.CRM_KIND, int(time.time() * 1000) - spent_ms)
     tracking.log_params(drv.uri, run_id, {
         "crm": json.dumps(spec.crm, sort_keys=True), "redactions": len(spec.redactions),
         "redaction_kinds": ",".join(spec.redaction_kinds), "store_key": spec.key,
@@ -387,8 +386,7 @@ def _backfill(drv: _Driver, results: list[tuple[str, Any]]) -> None:
                        if ended is not None else None)
             name = run_name(drv.space.trial_config(result.config), result.config,
                             trial_id, step, str(result.path))
-            run_id = drv.ref.open_trial(trial_id,
-                                             name, kind, started)
+            run_id, _ = drv.ref.open_trial(trial_id, name, kind, started)
             tracking.set_tags(drv.uri, run_id, {tracking.PHASE_TAG: step})
         tracking.log_params(drv.uri, run_id, result.config)  # logs only the missing ones
         have = tracking.logged_steps(drv.uri, run_id, "compute_s")

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import requests
 from mlflow.exceptions import MlflowException
 
 __all__ = ["DeliveryQueue"]
@@ -39,8 +40,10 @@ _PERMANENT_CODES = {"BAD_REQUEST", "INVALID_PARAMETER_VALUE", "INVALID_STATE",
 
 def is_transient(exc: BaseException) -> bool:
     """A failure that may pass once the server is back: a network error, or an MLflow
-    error other than a rejected request. A bug in the call itself is not retried."""
-    if isinstance(exc, OSError):  # connection refused / reset, timeouts (requests too)
+    error other than a rejected request. A bug in the call itself is not retried, nor
+    any other OSError (an unreadable figure is one: PIL's error is an OSError), which
+    would hold every later record of the trial for the whole retry window."""
+    if isinstance(exc, (ConnectionError, TimeoutError, requests.RequestException)):
         return True
     return isinstance(exc, MlflowException) and exc.error_code not in _PERMANENT_CODES
 

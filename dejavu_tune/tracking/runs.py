@@ -68,7 +68,7 @@ class SearchRef:
         return child_runs(self.uri, self.experiment_id, self.parent_run_id)
 
     def open_trial(self, trial_id: str, name: str, kind: str = "trial",
-                   start_ms: int | None = None) -> str:
+                   start_ms: int | None = None) -> tuple[str, bool]:
         return open_trial_run(self.uri, self.experiment_id, self.parent_run_id, trial_id,
                               name, kind, start_ms)
 
@@ -123,8 +123,10 @@ def open_parent_run(uri: str, experiment: str, search_name: str,
 
 
 def open_trial_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: str,
-                   trial_name: str, kind: str = "trial", start_ms: int | None = None) -> str:
-    """The child run of ``trial_id``: the existing one after a restart, else a new one.
+                   trial_name: str, kind: str = "trial",
+                   start_ms: int | None = None) -> tuple[str, bool]:
+    """The child run of ``trial_id`` and whether it existed: the existing one after a
+    restart (whose epochs may be logged already), else a new one.
 
     ``start_ms``: when the trial started. A run opened late (the server was away, or
     the driver opens it after the trial) still spans the trial's real time."""
@@ -138,10 +140,10 @@ def open_trial_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: s
         run = found[0]
         if run.info.status != "RUNNING":  # a retried trial: its run is live again
             client.update_run(run.info.run_id, status="RUNNING")
-        return run.info.run_id
+        return run.info.run_id, True
     run = client.create_run(experiment_id, run_name=trial_name, start_time=start_ms,
                             tags={PARENT_TAG: parent_run_id, TRIAL_TAG: trial_id, KIND_TAG: kind})
-    return run.info.run_id
+    return run.info.run_id, False
 
 
 def log_params(uri: str, run_id: str, params: dict[str, Any]) -> None:

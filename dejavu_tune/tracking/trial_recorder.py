@@ -39,6 +39,10 @@ class TrialRecorder:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         self.uri = ref.uri
         self.run_id: str | None = None
+        # a run that existed when this trial opened it belongs to an earlier attempt of
+        # the trial (a restart from scratch when Tune had not yet registered its
+        # checkpoint, or from a checkpoint): any epoch may be logged already
+        self.reopened = False
         self.rerun_epoch: int | None = None
         # the trial's own queue (its retries, what it dropped): delivery in order, in the
         # background
@@ -67,10 +71,9 @@ class TrialRecorder:
         and figure; waits while the server answers until they are delivered, so Tune may
         stop the trial in its next report without losing them."""
         rerun = step == self.rerun_epoch
-        self._put(_log_new_epoch if rerun else tracking.log_epoch, dict(metrics), step,
-                  now_ms())
+        self._put(self._log_epoch, rerun, dict(metrics), step, now_ms())
         if figure is not None:
-            self._put(_log_new_figure if rerun else tracking.log_figure, figure, step)
+            self._put(self._log_figure, rerun, figure, step)
         self.queue.drain(DRAIN_S, unless_failing=True)
 
     def finished(self, status: str, reason: str | None = None) -> None:
@@ -86,7 +89,15 @@ class TrialRecorder:
 
     # -- the run ----------------------------------------------------------------------
     def _open(self, ref: tracking.SearchRef, *args: Any) -> None:
-        self.run_id = ref.open_trial(*args)
+        self.run_id, self.reopened = ref.open_trial(*args)
+
+    # Whether a run is reopened is known only once the queue has opened it, so these
+    # decide at delivery.
+    def _log_epoch(self, uri: str, run_id: str, rerun: bool, *args: Any) -> None:
+        (_log_new_epoch if rerun or self.reopened else tracking.log_epoch)(uri, run_id, *args)
+
+    def _log_figure(self, uri: str, run_id: str, rerun: bool, *args: Any) -> None:
+        (_log_new_figure if rerun or self.reopened else tracking.log_figure)(uri, run_id, *args)
 
     def _put(self, fn: Callable[..., Any], *args: Any) -> None:
         self.queue.put(self._log, fn, *args)
@@ -99,8 +110,9 @@ class TrialRecorder:
 
 def _log_new_epoch(uri: str, run_id: str, metrics: dict[str, float], step: int,
                    timestamp_ms: int) -> None:
-    """A worker that died after logging an epoch but before checkpointing it runs that
-    epoch again after its restart (same state and RNG): the first point stays."""
+    """A worker that died after logging an epoch but before Tune registered its
+    checkpoint runs that epoch again after its restart (same state and RNG): the first
+    point stays."""
     if step not in tracking.logged_steps(uri, run_id, "compute_s"):
         tracking.log_epoch(uri, run_id, metrics, step=step, timestamp_ms=timestamp_ms)
 
