@@ -40,6 +40,7 @@ __all__ = [
     "TASK_NAMES",
     "DATASET_NAMES",
     "OPTIMIZERS",
+    "MODEL_NAMES",
     "ATTENTION_DIMS",
     "SPECTRAL_KINDS",
     "CRM_KINDS",
@@ -58,6 +59,9 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 TASK_NAMES = ("segmentation", "depth", "normals", "multitask")
 DATASET_NAMES = ("synthetic", "cityscapes", "ade20k", "nyud", "kitti", "coco_panoptic")
 OPTIMIZERS = ("sgd", "adamw")
+# the built-in base networks (dejavu_tune.models.MODELS builds them)
+MODEL_NAMES = ("small", "segnet", "hrnet_w18", "hrnet_w48", "hrnet_w18_ocr",
+               "poolformer_m48_fpn", "vit_b_upernet", "swin_t_upernet", "resnet50_fpn")
 ATTENTION_DIMS = (0, 32, 64, 128)  # seed C.1: DejaVu-SA embedding dims; 0 = no SA block
 _PLUGIN = "or 'package.module:function'"
 
@@ -297,7 +301,7 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The base network h: a name from ``dejavu_tune.models.MODELS`` or ``module:function``."""
+    """The base network h: a name of ``MODEL_NAMES`` or ``module:function``."""
 
     name: str = "small"
     width: int = 16  # channels of the small network's first level (and SegNet's, / 4)
@@ -305,9 +309,7 @@ class ModelConfig:
     attention: int = 0  # DejaVu-SA embedding dim (32/64/128); 0 = no shared-attention block
 
     def validate(self, prefix: str = "model") -> None:
-        from dejavu_tune.models import MODELS  # local: keeps config import free of torch
-
-        _check_name(f"{prefix}.name", self.name, tuple(MODELS))
+        _check_name(f"{prefix}.name", self.name, MODEL_NAMES)
         check_int(f"{prefix}.width", self.width, 4, 512)
         _check_path(f"{prefix}.pretrained", self.pretrained)
         _check_choice(f"{prefix}.attention", self.attention, ATTENTION_DIMS)

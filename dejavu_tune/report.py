@@ -81,9 +81,9 @@ def collect(uri: str, experiment: str, search: str | None = None) -> Trials:
         known = sorted(e.name for e in client.search_experiments())
         raise ReportError(f"experiment {experiment!r} not found at {uri}: expected one of "
                           + (", ".join(known) or "(none)"))
-    parents = client.search_runs([exp.experiment_id],
-                                 filter_string=f"tags.`{tracking.KIND_TAG}` = 'search'",
-                                 order_by=["attributes.start_time DESC"], max_results=1000)
+    parents = tracking.all_runs(uri, [exp.experiment_id],
+                                f"tags.`{tracking.KIND_TAG}` = 'search'",
+                                order_by=["attributes.start_time DESC"])
     if not parents:
         raise ReportError(f"experiment {experiment!r} has no search runs "
                           f"(tag {tracking.KIND_TAG}=search)")

@@ -62,6 +62,15 @@ def test_the_method_models_data_and_tasks_import_nothing_of_training():
     assert not {k: v for k, v in broken.items() if v}, broken
 
 
+def test_the_library_never_imports_the_trainables_it_runs():
+    # the entry point names the trainable (search.trial_context.TRAINABLE); the trainable
+    # imports the library, never the other way round
+    users = sorted(name for name, path in _sources().items()
+                   if _under(name, ("dejavu_tune",))
+                   and any(_under(i, ("trainables",)) for i in _imports(path)))
+    assert not users, users
+
+
 def test_only_raytune_imports_ray_and_only_tracking_imports_mlflow():
     for library, owner in (("ray", "dejavu_tune.raytune"), ("mlflow", "dejavu_tune.tracking")):
         users = sorted(name for name, path in _sources().items()

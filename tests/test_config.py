@@ -105,3 +105,18 @@ def test_a_plug_in_dataset_is_built_once_per_process_and_configuration(monkeypat
                                                          "options": {"fold": 2}}}).data)
     assert calls == ["train", "val", "train", "val"]  # other options: built again
     factory._plugin.cache_clear()
+
+
+def test_every_name_config_allows_has_exactly_one_builder():
+    # config owns the names (it validates without importing torch); each layer's table
+    # builds them: no name allowed without a builder, no builder unreachable
+    from dejavu_tune import config
+    from dejavu_tune.data.registry import DATASETS
+    from dejavu_tune.models import MODELS
+    from dejavu_tune.tasks import TASK_CLASSES, TASKS
+    from dejavu_tune.train.trainer import OPTIMIZERS
+
+    assert set(MODELS) == set(config.MODEL_NAMES)
+    assert set(OPTIMIZERS) == set(config.OPTIMIZERS)
+    assert set(TASKS) == set(TASK_CLASSES) == set(config.TASK_NAMES)
+    assert set(DATASETS) | {"synthetic"} == set(config.DATASET_NAMES)  # synthetic: built in

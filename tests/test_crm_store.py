@@ -10,7 +10,8 @@ from PIL import Image
 from dejavu_tune.config import CRMConfig, TrainConfig
 from dejavu_tune.method.crm import CRMWeightsError, build_crm, intended_use, save_crm
 from dejavu_tune.search.crm_stage import MAX_SPECS, plan_for, specs
-from dejavu_tune.search.space import SpaceError, load_space, parse_space
+from dejavu_tune.search.space import SpaceError
+from dejavu_tune.search.space_file import load_space, parse_space
 from dejavu_tune.train.crm_store import CRMPlan, PretrainSettings
 
 DEFAULT = "search_spaces/default.yaml"

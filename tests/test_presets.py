@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from dataset_fixtures import FIXTURES
 
-from dejavu_tune.search.space import load_space
+from dejavu_tune.search.space_file import load_space
 
 PRESETS = Path(__file__).resolve().parents[1] / "search_spaces" / "presets"
 

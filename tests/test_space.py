@@ -5,7 +5,8 @@ import optuna
 import pytest
 import yaml
 
-from dejavu_tune.search.space import SpaceError, load_space, parse_space
+from dejavu_tune.search.space import SpaceError
+from dejavu_tune.search.space_file import load_space, parse_space
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "search_spaces" / "default.yaml"

@@ -47,3 +47,20 @@ def test_a_run_never_ends_before_it_started(tmp_path):
     tracking.set_trial_status(uri, run_id, "stopped_early", end_ms=1_000_000)
     info = MlflowClient(uri).get_run(run_id).info
     assert (info.start_time, info.end_time, info.status) == (1_000_700, 1_000_700, "KILLED")
+
+
+def test_listings_page_through_every_run_and_one_trial_is_found_by_its_tag(tmp_path,
+                                                                          monkeypatch):
+    # MLflow caps one request; a search larger than a page must lose no run
+    monkeypatch.setattr(tracking, "PAGE_SIZE", 2)
+    uri = tracking.default_tracking_uri(tmp_path)
+    exp_id, parent = tracking.open_parent_run(uri, "exp", "s")
+    ids = {f"t{i}": tracking.open_trial_run(uri, exp_id, parent, f"t{i}", f"t{i}")[0]
+           for i in range(5)}
+    tracking.open_parent_run(uri, "exp", "another search")
+    children = tracking.child_runs(uri, exp_id, parent)
+    assert sorted(r.info.run_id for r in children) == sorted(ids.values())
+    assert len(tracking.all_runs(uri, [exp_id])) == 7
+    ref = tracking.SearchRef(uri, exp_id, parent)
+    assert ref.trial_run("t3").info.run_id == ids["t3"]
+    assert ref.trial_run("t9") is None

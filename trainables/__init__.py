@@ -1,5 +1,6 @@
-"""Ray Tune trainables that wrap the DejaVu training step (``dejavu_tune.train``)."""
+"""Ray Tune trainables that wrap the DejaVu training step (``dejavu_tune.train``); the
+search runs the one ``dejavu_tune.search.trial_context.TRAINABLE`` names."""
 
-from trainables.dejavu_trainable import TrialContext, dejavu_trainable
+from trainables.dejavu_trainable import dejavu_trainable
 
-__all__ = ["TrialContext", "dejavu_trainable"]
+__all__ = ["dejavu_trainable"]

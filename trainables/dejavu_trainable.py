@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,33 +21,16 @@ from PIL import Image
 from dejavu_tune.config import ConfigError, TrainConfig, is_baseline, trial_config
 from dejavu_tune.plugins import load_object
 from dejavu_tune.raytune import ray_adapter
+from dejavu_tune.search.trial_context import TrialContext
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.run_names import run_name
 from dejavu_tune.tracking.trial_recorder import TrialRecorder
-from dejavu_tune.train.crm_store import WEIGHTS_FILE, CRMPlan
+from dejavu_tune.train.crm_store import WEIGHTS_FILE
 from dejavu_tune.train.diagnostics import crm_usage
 from dejavu_tune.train.figures import FIGURE_FILE, regeneration_figure
 from dejavu_tune.train.trainer import Trainer
 
-__all__ = ["TrialContext", "dejavu_trainable", "GPU_IDS_KEY"]
-
-# The GPUs of the trial, in every result it reports to Tune (Tune adds the node's IP itself).
-GPU_IDS_KEY = "gpu_ids"
-
-
-@dataclass(frozen=True)
-class TrialContext:
-    """What every trial of one search shares; shipped to workers through Ray, so a
-    worker on another node never reads the tracking URI from its own environment."""
-
-    fixed: dict[str, Any]
-    ref: tracking.SearchRef  # the search's tracking URI, experiment and parent run
-    cpus: float = 1.0
-    figure_images: int = 4
-    delivery_retry_s: float = 3600.0  # how long a trial keeps retrying one tracking call
-    crm_plan: CRMPlan | None = None  # the stored CRM weights DejaVu trials start from
-    trainer: str | None = None  # 'module:function' building the trainer; None: Trainer
-    phase: str = "search"  # which step of the search the trial belongs to (a run tag)
+__all__ = ["dejavu_trainable"]
 
 
 def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
@@ -83,7 +65,7 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
             record.epoch(metrics, trainer.epoch, figure)
             # The figure and the placement go to Tune with the epoch too: the driver
             # delivers them from there if this trial's queue dies with it.
-            ray_adapter.report({**metrics, GPU_IDS_KEY: gpu_ids}, trainer.state_dict(),
+            ray_adapter.report({**metrics, ray_adapter.GPU_IDS_KEY: gpu_ids}, trainer.state_dict(),
                                {FIGURE_FILE: figure} if figure else {})
             start = time.perf_counter()
         record.finished("completed")

@@ -1,5 +1,5 @@
 """Benchmarks that print numbers: ``python -m dejavu_tune.bench overhead`` (and ``search``,
-``efficiency``, ``crm-usage``).
+``efficiency``, ``crm-usage``, ``scale``).
 
 ``overhead`` measures, side by side in one run, seconds per training iteration
 and peak memory of the baseline step and of DejaVu steps (CRM-F 2 stages,
@@ -233,8 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     costs.add_argument("search_dir", help="runs/<name> of a finished search")
     from dejavu_tune.bench import crm_usage as bench_crm
     from dejavu_tune.bench import efficiency as bench_efficiency
+    from dejavu_tune.bench import scale as bench_scale
 
     bench_efficiency.add_parser(sub)
+    bench_scale.add_parser(sub)
     bench_crm.add_parser(sub)
     one = sub.add_parser("_measure", help=argparse.SUPPRESS)
     one.add_argument("config")
@@ -247,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         return bench_efficiency.run(args)
     if args.command == "crm-usage":
         return bench_crm.run(args)
+    if args.command == "scale":
+        return bench_scale.run(args)
     if args.command == "_measure":
         print(json.dumps(measure(json.loads(args.config), args.iters, args.warmup)))
         return 0

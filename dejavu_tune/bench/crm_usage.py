@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from dejavu_tune.config import TrainConfig, parse_override
     from dejavu_tune.search.cli import DEFAULT_SPACE
     from dejavu_tune.search.crm_stage import plan_for
-    from dejavu_tune.search.space import load_space
+    from dejavu_tune.search.space_file import load_space
     from dejavu_tune.train.crm_pretrain import pretrain_into
     from dejavu_tune.train.diagnostics import crm_usage
     from dejavu_tune.train.trainer import Trainer, _with_stored_crm

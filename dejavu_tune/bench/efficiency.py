@@ -98,7 +98,7 @@ def _trials(search_dir: Path, metric: str, stop_metric: str) -> list[dict[str, A
 
 def run(args: argparse.Namespace) -> int:
     from dejavu_tune.search.cli import DEFAULT_SPACE
-    from dejavu_tune.search.space import load_space
+    from dejavu_tune.search.space_file import load_space
 
     space = load_space(args.space or DEFAULT_SPACE)
     epochs, metric = space.base_config().optim.epochs, space.search.metric

@@ -39,8 +39,6 @@ _TIMM: dict[str, tuple[str, dict[str, Any], str]] = {
     "swin_t_upernet": ("swin_tiny_patch4_window7_224", {"strict_img_size": False}, "upernet"),
     "resnet50_fpn": ("resnet50", {"out_indices": (1, 2, 3, 4)}, "fpn"),
 }
-MODELS: dict[str, str] = {"small": "U-Net for CPUs", "segnet": "SegNet (MTPSL NYUD-v2)",
-                          **{k: f"{v[0]} + {v[2]}" for k, v in _TIMM.items()}}
 
 class _TimmTrunk(nn.Module):
     """A timm backbone and a head: features at 1/4 resolution."""
@@ -129,17 +127,10 @@ def build_model(name: str, heads: dict[str, int], *, width: int = 16,
     if is_plugin(name):
         net = load_object(name, "model.name")(heads=heads, width=width, pretrained=pretrained)
         return _SingleHead(net, next(iter(heads))) if len(heads) == 1 else net
-    trunk: nn.Module
-    if name == "small":
-        trunk = SmallNet(width)
-    elif name == "segnet":
-        trunk = SegNet(width)
-    elif name in _TIMM:
-        timm_name, kwargs, head = _TIMM[name]
-        trunk = _TimmTrunk(timm_name, head, regions=max(heads.values()), **kwargs)
-    else:
+    if name not in MODELS:
         raise ValueError(f"model {name!r} is not known: expected one of " + ", ".join(MODELS)
                          + " or 'package.module:function'")
+    trunk = MODELS[name](heads, width)
     if pretrained:
         _load_pretrained(getattr(trunk, "backbone", trunk), pretrained)
     return DenseNetwork(trunk, heads, attention)
@@ -147,4 +138,16 @@ def build_model(name: str, heads: dict[str, int], *, width: int = 16,
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
-_BUILDERS: dict[str, Callable[..., nn.Module]] = {}  # kept empty: MODELS is the one table
+
+def _timm(name: str) -> Callable[[dict[str, int], int], nn.Module]:
+    timm_name, kwargs, head = _TIMM[name]
+    return lambda heads, width: _TimmTrunk(timm_name, head, regions=max(heads.values()),
+                                           **kwargs)
+
+
+# name -> trunk builder (heads, width); the names are config.MODEL_NAMES (a test checks)
+MODELS: dict[str, Callable[[dict[str, int], int], nn.Module]] = {
+    "small": lambda heads, width: SmallNet(width),  # a U-Net for CPUs
+    "segnet": lambda heads, width: SegNet(width),  # SegNet (MTPSL NYUD-v2)
+    **{name: _timm(name) for name in _TIMM},
+}

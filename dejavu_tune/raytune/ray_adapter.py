@@ -17,7 +17,7 @@ from typing import Any
 
 STUDY_NAME = "search"  # the Optuna study of a search's DejaVu trials, in its study storage
 
-__all__ = ["STUDY_NAME", "trial_id", "trial_dir", "placement", "report", "restore_state",
+__all__ = ["STUDY_NAME", "GPU_IDS_KEY", "trial_id", "trial_dir", "placement", "report", "restore_state",
            "use_cluster_auth", "start_ray", "make_tuner", "run_parallel", "restore_tuner",
            "can_restore", "make_status_callback", "trial_error", "reported_epochs",
            "checkpoint_file", "optuna_trials", "wait_for_nodes"]
@@ -33,6 +33,11 @@ def trial_dir() -> str | None:
     from ray import tune
 
     return tune.get_context().get_trial_dir()
+
+
+# The GPUs of a trial, in every result it reports (Tune adds the node's IP itself), so the
+# driver can tag its run from Tune's results when the trial's own records were lost.
+GPU_IDS_KEY = "gpu_ids"
 
 
 def placement() -> tuple[str, str]:

@@ -21,7 +21,8 @@ from dejavu_tune.config import ConfigError, parse_override
 from dejavu_tune.errors import one_line
 from dejavu_tune.raytune import ray_adapter
 from dejavu_tune.search.record import RECORD_FILE, SearchRecord, latest
-from dejavu_tune.search.space import SearchSpace, SpaceError, load_space
+from dejavu_tune.search.space import SearchSpace, SpaceError
+from dejavu_tune.search.space_file import load_space
 
 __all__ = ["main", "build_parser", "OneLineParser", "DEFAULT_SPACE"]
 
@@ -180,7 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.address:
         ray_adapter.use_cluster_auth()
-    from dejavu_tune.search.driver import run_search  # deferred: imports Ray, MLflow, torch
+    # deferred: these import Ray, MLflow, torch
+    from dejavu_tune.plugins import load_object
+    from dejavu_tune.search.driver import run_search
+    from dejavu_tune.search.trial_context import TRAINABLE
 
-    return run_search(space, root, record, args.address, args.max_failures, resume=args.resume,
-                      started=time.time())
+    return run_search(space, root, record, load_object(TRAINABLE, "the trainable"),
+                      address=args.address, max_failures=args.max_failures,
+                      resume=args.resume, started=time.time())

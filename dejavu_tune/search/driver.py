@@ -29,27 +29,33 @@ from typing import Any
 
 from dejavu_tune.config import ENABLED_KEY
 from dejavu_tune.raytune import ray_adapter
-from dejavu_tune.search import baseline_tuning, confirm, crm_stage
+from dejavu_tune.search import baseline_tuning, confirm, crm_stage, settle
 from dejavu_tune.search.optuna_plots import HTML_FILE, log_optuna_plots
 from dejavu_tune.search.record import SearchRecord
 from dejavu_tune.search.space import SearchSpace
-from dejavu_tune.search.summary import Outcome, headline, report_markdown, result_payload
+from dejavu_tune.search.summary import (
+    SUMMARY_FILE,
+    Outcome,
+    headline,
+    report_markdown,
+    result_payload,
+)
+from dejavu_tune.search.trial_context import TrialContext
 from dejavu_tune.search.trial_records import TrialRecord, finished_status, from_result
 from dejavu_tune.tracking import mlflow_views
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.delivery import DeliveryQueue
-from dejavu_tune.tracking.run_names import run_name
 from dejavu_tune.train.crm_store import CRMPlan, PretrainSpec
 from dejavu_tune.train.figures import FIGURE_FILE
-from trainables.dejavu_trainable import GPU_IDS_KEY, TrialContext, dejavu_trainable
 
-__all__ = ["run_search", "STUDY_FILE", "STUDY_DB", "RESULT_FILE", "SUMMARY_FILE"]
+__all__ = ["Driver", "run_search", "STUDY_FILE", "STUDY_DB", "RESULT_FILE"]
 
 STUDY_FILE = "optuna_trials.json"
 RESULT_FILE = "best_config.json"
-SUMMARY_FILE = "summary.md"
 # The Optuna study of the search step, live: `optuna-dashboard sqlite:///<root>/optuna.db`
 STUDY_DB = "optuna.db"
+# Ranked trials printed at the end; the summary in the parent run has them all.
+TERMINAL_ROWS = 20
 FINAL_GAIN = "final_gain"  # the runs table sorts by it: the outcome at equal budget
 # How long the driver retries a trial's status update, and waits for them after the
 # trials: the runs are settled again after that, so this only bounds the wait.
@@ -57,13 +63,14 @@ _DRIVER_RETRY_S = 600.0
 
 
 @dataclass
-class _Driver:
+class Driver:
     """One search's driver: where it records, and what every step shares."""
 
     space: SearchSpace
     root: Path
     record: SearchRecord
     ref: tracking.SearchRef
+    trainable: Callable[..., None]  # the function every trial runs (``TRAINABLE``)
     max_failures: int
     resume: bool
     outbox: DeliveryQueue
@@ -99,8 +106,8 @@ class _Driver:
                 for s, r in self.results if step is None or s == step]
 
     def context(self, space: SearchSpace, step: str) -> TrialContext:
-        return TrialContext(fixed=space.fixed, ref=self.ref, cpus=space.resources["cpu"], crm_plan=self.plan, phase=step,
-                            trainer=space.search.trainer)
+        return TrialContext(fixed=space.fixed, ref=self.ref, cpus=space.resources["cpu"],
+                            crm_plan=self.plan, phase=step, trainer=space.search.trainer)
 
     def callbacks(self) -> list[Any]:
         # Tune pickles its callbacks with the experiment and restores them on --resume: they
@@ -110,13 +117,13 @@ class _Driver:
 
         def on_complete(trial_id: str, last: dict[str, Any]) -> None:
             status, reason = finished_status(last, epochs, metric)
-            _set_status(ref, trial_id, status, reason, _ended_ms(last))
+            settle.set_status(ref, trial_id, status, reason, settle.ended_ms(last))
             value = last.get(metric, float("nan"))
             print(f"  trial {trial_id}: {status} after {last.get('training_iteration', 0)} "
                   f"epoch(s), {metric}={value:.4f}", flush=True)
 
         def on_error(trial_id: str, reason: str) -> None:
-            _set_status(ref, trial_id, "failed", reason, int(time.time() * 1000))
+            settle.set_status(ref, trial_id, "failed", reason, int(time.time() * 1000))
             print(f"  trial {trial_id}: failed: {reason}", flush=True)
 
         # Tune's event loop runs these: through the queue, a tracking server that is away
@@ -129,12 +136,12 @@ class _Driver:
         path = self.root / step
         constants = {"context": self.context(space, step)}
         if self.resume and ray_adapter.can_restore(str(path)):
-            tuner = ray_adapter.restore_tuner(str(path), dejavu_trainable, constants,
+            tuner = ray_adapter.restore_tuner(str(path), self.trainable, constants,
                                               space.resources)
         else:
             s = space.search
             tuner = ray_adapter.make_tuner(
-                dejavu_trainable, constants, space.resources, name=step,
+                self.trainable, constants, space.resources, name=step,
                 storage_path=str(self.root), metric=s.metric, mode=s.mode,
                 max_epochs=self.epochs, max_concurrent=s.max_concurrent,
                 max_failures=self.max_failures, callbacks=self.callbacks(), **settings)
@@ -144,12 +151,16 @@ class _Driver:
         return results
 
 
-def run_search(space: SearchSpace, root: Path, record: SearchRecord, address: str | None,
-               max_failures: int, resume: bool, started: float) -> int:
-    """Run the search; any failure of the driver ends its parent run as failed, with a
-    one-line reason, and exits 1 (an interrupted search can be continued with --resume)."""
+def run_search(space: SearchSpace, root: Path, record: SearchRecord,
+               trainable: Callable[..., None], *, address: str | None = None,
+               max_failures: int = 0, resume: bool = False,
+               started: float | None = None) -> int:
+    """Run the search with ``trainable`` as every trial's function; any failure of the
+    driver ends its parent run as failed, with a one-line reason, and exits 1 (an
+    interrupted search can be continued with --resume)."""
     try:
-        return _run(space, root, record, address, max_failures, resume, started)
+        return _run(space, root, record, trainable, address, max_failures, resume,
+                    time.time() if started is None else started)
     except KeyboardInterrupt:
         reason = "interrupted (continue with --resume)"
     except Exception as exc:  # noqa: BLE001 - reported in one line, recorded in MLflow
@@ -160,8 +171,8 @@ def run_search(space: SearchSpace, root: Path, record: SearchRecord, address: st
     return 1
 
 
-def _run(space: SearchSpace, root: Path, record: SearchRecord, address: str | None,
-         max_failures: int, resume: bool, started: float) -> int:
+def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callable[..., None],
+         address: str | None, max_failures: int, resume: bool, started: float) -> int:
     root.mkdir(parents=True, exist_ok=True)
     if not resume:
         shutil.copyfile(space.path, root / "space.yaml")
@@ -177,8 +188,8 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, address: str | No
           f"and its Optuna study: optuna-dashboard sqlite:///{(root / STUDY_DB).resolve()}",
           flush=True)
     ray_adapter.start_ray(address)
-    drv = _Driver(space, root, record, tracking.SearchRef(uri, exp_id, parent), max_failures,
-                  resume,
+    drv = Driver(space, root, record, tracking.SearchRef(uri, exp_id, parent), trainable,
+                  max_failures, resume,
                   DeliveryQueue.named("driver-status", retry_for_s=_DRIVER_RETRY_S))
     s = space.search
     grid = s.algorithm == "grid"
@@ -206,14 +217,15 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, address: str | No
         reference = next((r for r in drv.records("search") if r.is_baseline
                           and r.seed == drv.seed and r.status == "completed"), None)
     confirmed, winner = _confirm(drv, dv_space, replicate_seeds)
-    _settle(drv)
+    runs = settle.settle(drv, _DRIVER_RETRY_S)
+    _record_study(drv)
     outcome = Outcome(metric=s.metric, mode=s.mode, epochs=drv.epochs, records=drv.records(),
                       replicate_seeds=replicate_seeds, confirmed=confirmed, winner=winner,
                       tuning=tuning, crm=crm_lines, reference=reference,
                       rung=0 if grid else min(s.grace_period, drv.epochs))
-    _log_gains(drv, outcome)
+    _log_gains(drv, outcome, runs)
     _log_parent_results(drv, dv_space, outcome, wall=time.time() - started)
-    print("\n" + report_markdown(outcome))
+    print("\n" + report_markdown(outcome, top=TERMINAL_ROWS))
     print("\n".join(headline(outcome)))
     command = mlflow_views.ui_command(uri)
     print(f"\nresults: {root}\nopen them in MLflow"
@@ -226,7 +238,7 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, address: str | No
 
 
 # -- the steps ---------------------------------------------------------------------------
-def _crm_stage(drv: _Driver, store: str) -> list[str]:
+def _crm_stage(drv: Driver, store: str) -> list[str]:
     """Stored CRM weights for every architecture the trials sample; one line per CRM."""
     space = drv.space
     plan = crm_stage.plan_for(space, store, device=space.base_config().device)
@@ -245,7 +257,7 @@ def _crm_stage(drv: _Driver, store: str) -> list[str]:
     return lines
 
 
-def _record_pretraining(drv: _Driver, spec: PretrainSpec, trained_now: bool) -> str:
+def _record_pretraining(drv: Driver, spec: PretrainSpec, trained_now: bool) -> str:
     """The pre-training as a run of the search: its spec, metrics and figure."""
     directory = drv.plan.directory(spec)
     metrics = json.loads((directory / "metrics.json").read_text())
@@ -269,7 +281,7 @@ def _record_pretraining(drv: _Driver, spec: PretrainSpec, trained_now: bool) -> 
             f"reliance {metrics['reliance']:.2f})")
 
 
-def _tune_baseline(drv: _Driver) -> tuple[dict[str, Any], dict[str, Any] | None,
+def _tune_baseline(drv: Driver) -> tuple[dict[str, Any], dict[str, Any] | None,
                                             TrialRecord | None]:
     """(best shared values, how they were tuned, the best tuning trial)."""
     space, s = drv.space, drv.space.search
@@ -295,7 +307,7 @@ def _tune_baseline(drv: _Driver) -> tuple[dict[str, Any], dict[str, Any] | None,
                     "best_config": chosen.config}, chosen
 
 
-def _confirm(drv: _Driver, space: SearchSpace,
+def _confirm(drv: Driver, space: SearchSpace,
              seeds: list[int]) -> tuple[list[confirm.Confirmed], confirm.Confirmed | None]:
     s = space.search
     records = drv.records("search")
@@ -317,32 +329,7 @@ def _confirm(drv: _Driver, space: SearchSpace,
     return confirmed, confirm.winner(confirmed)
 
 
-# -- settling the runs ------------------------------------------------------------------
-def _settle(drv: _Driver) -> None:
-    if not drv.outbox.drain(_DRIVER_RETRY_S):
-        print("warning: the tracking server took no status updates for "
-              f"{_DRIVER_RETRY_S:.0f} s; settling the trials' runs now", file=sys.stderr)
-    _backfill(drv, drv.results)
-    runs = {r.data.tags.get(tracking.TRIAL_TAG): r for r in drv.ref.children()}  # one listing
-    for record in drv.records():
-        if record.trial_id in runs:  # a trial that never reported has no run to settle
-            _settle_run(drv.uri, runs[record.trial_id], record.status, record.reason,
-                        _ended_ms(record.last) if not record.errored else None,
-                        inert=record.inert)
-    _settle_orphans(drv)
-    _record_study(drv)
-
-
-def _settle_orphans(drv: _Driver) -> None:
-    """Tune has ended every trial, so a child run still RUNNING lost its process before
-    it reported anything (a killed worker or driver): it failed."""
-    for run in drv.ref.children():
-        if run.info.status == "RUNNING":
-            tracking.set_trial_status(drv.uri, run.info.run_id, "failed",
-                                      "the trial's process ended before it reported a result")
-
-
-def _record_study(drv: _Driver) -> None:
+def _record_study(drv: Driver) -> None:
     """What Optuna was told about every trial, beside the search and in the parent run."""
     if not (drv.root / "search").is_dir():
         return
@@ -354,83 +341,7 @@ def _record_study(drv: _Driver) -> None:
         f"{sum(t['state'] == st for t in trials)} {st.lower()}" for st in states), flush=True)
 
 
-def _runs_by_trial(drv: _Driver) -> dict[str, str]:
-    return {r.data.tags.get(tracking.TRIAL_TAG): r.info.run_id
-            for r in drv.ref.children()}
-
-
-def _ended_ms(last: dict[str, Any]) -> int | None:
-    """When a trial reported its last result (Tune stamps each result, in seconds)."""
-    stamp = last.get("timestamp")
-    return int(stamp * 1000) if isinstance(stamp, (int, float)) else None
-
-
-def _backfill(drv: _Driver, results: list[tuple[str, Any]]) -> None:
-    """Record everything Tune has from a trial that its MLflow run lacks: epochs, params,
-    placement tags and the newest figure. The trial's queue died with it (Tune stops a
-    trial inside its report, so a queue still catching up after an outage loses what it
-    holds), or gave up while the server was away. A trial that reported but whose run was
-    never opened gets its run here, starting when the trial started."""
-    runs = _runs_by_trial(drv)
-    for step, result in results:
-        last = result.metrics or {}
-        trial_id = last.get("trial_id")
-        if trial_id is None:  # never reported: nothing to log
-            continue
-        run_id = runs.get(trial_id)
-        if run_id is None:
-            record = from_result(result, step, drv.metric, drv.epochs, drv.seed)
-            kind = "baseline" if record.is_baseline else "trial"
-            ended = _ended_ms(last)
-            started = (ended - int(last.get("time_total_s", 0) * 1000)
-                       if ended is not None else None)
-            name = run_name(drv.space.trial_config(result.config), result.config,
-                            trial_id, step, str(result.path))
-            run_id, _ = drv.ref.open_trial(trial_id, name, kind, started)
-            tracking.set_tags(drv.uri, run_id, {tracking.PHASE_TAG: step})
-        tracking.log_params(drv.uri, run_id, result.config)  # logs only the missing ones
-        have = tracking.logged_steps(drv.uri, run_id, "compute_s")
-        for epoch, metrics in sorted(ray_adapter.reported_epochs(result).items()):
-            if epoch not in have:
-                print(f"  trial {trial_id}: epoch {epoch} logged from Tune's results",
-                      flush=True)
-                tracking.log_epoch(drv.uri, run_id, metrics, step=epoch)
-        _backfill_records(drv.uri, run_id, trial_id, result)
-
-
-def _backfill_records(uri: str, run_id: str, trial_id: str, result: Any) -> None:
-    last = result.metrics or {}
-    tags = tracking.run_tags(uri, run_id)
-    placement = {tracking.NODE_TAG: last.get("node_ip"), tracking.GPU_TAG: last.get(GPU_IDS_KEY)}
-    missing = {k: v for k, v in placement.items() if k not in tags and v is not None}
-    if missing:
-        tracking.set_tags(uri, run_id, missing)
-    figure = ray_adapter.checkpoint_file(result, FIGURE_FILE)
-    epoch = last.get("training_iteration")
-    if figure is not None and epoch and epoch not in tracking.figure_steps(uri, run_id):
-        print(f"  trial {trial_id}: figure of epoch {epoch} logged from its last checkpoint",
-              flush=True)
-        tracking.log_figure(uri, run_id, figure.read_bytes(), epoch)
-
-
-def _set_status(ref: tracking.SearchRef, trial_id: str, status: str,
-                reason: str | None = None, end_ms: int | None = None,
-                inert: bool | None = None) -> None:
-    for run in ref.children():
-        if run.data.tags.get(tracking.TRIAL_TAG) == trial_id:
-            _settle_run(ref.uri, run, status, reason, end_ms, inert)
-
-
-def _settle_run(uri: str, run: Any, status: str, reason: str | None, end_ms: int | None,
-                inert: bool | None = None) -> None:
-    if inert is not None and run.data.tags.get(tracking.KIND_TAG) == "trial":
-        tracking.set_tags(uri, run.info.run_id, {tracking.INERT_TAG: str(inert).lower()})
-    if run.data.tags.get(tracking.STATUS_TAG) == "failed" and status == "failed":
-        return  # the trial's own, more precise reason stays
-    tracking.set_trial_status(uri, run.info.run_id, status, reason, end_ms)
-
-
-def _log_gains(drv: _Driver, outcome: Outcome) -> None:
+def _log_gains(drv: Driver, outcome: Outcome, runs: dict[str, str]) -> None:
     """Each run's gain over the baseline on the same seed, per epoch, as its ``gain``
     metric (a baseline's is 0), and ``final_gain`` for the search's runs that trained the
     full budget only: sorting by it ranks at equal budget, trials ASHA stopped come last,
@@ -441,7 +352,6 @@ def _log_gains(drv: _Driver, outcome: Outcome) -> None:
                if r.is_baseline and r.phase == "search" and r.status == "completed"}
     if outcome.reference is not None:
         by_seed.setdefault(outcome.reference.seed, outcome.reference)
-    runs = _runs_by_trial(drv)
     for record in outcome.records:
         run_id = runs.get(record.trial_id)
         base = by_seed.get(record.seed)
@@ -479,7 +389,7 @@ def _share_view(uri: str, exp_id: str, parent: str, space: SearchSpace) -> str:
         tags=[tracking.STATUS_TAG, tracking.PHASE_TAG, tracking.INERT_TAG])
 
 
-def _parent_note(drv: _Driver, outcome: Outcome, plots: list[str]) -> str:
+def _parent_note(drv: Driver, outcome: Outcome, plots: list[str]) -> str:
     """The parent run's description: the summary (verdict first), then the plots."""
     images = [mlflow_views.artifact_image(drv.parent, name, name.removesuffix(".png"))
               for name in plots]
@@ -488,7 +398,7 @@ def _parent_note(drv: _Driver, outcome: Outcome, plots: list[str]) -> str:
     return report_markdown(outcome) + "\n".join(plots_md) + "\n"
 
 
-def _log_parent_results(drv: _Driver, space: SearchSpace, outcome: Outcome,
+def _log_parent_results(drv: Driver, space: SearchSpace, outcome: Outcome,
                         wall: float) -> None:
     uri, parent, m = drv.uri, drv.parent, outcome.metric
     text = report_markdown(outcome)
@@ -520,7 +430,7 @@ def _log_parent_results(drv: _Driver, space: SearchSpace, outcome: Outcome,
     tracking.set_trial_status(uri, parent, "completed")
 
 
-def _study_order(drv: _Driver) -> Callable[[str | None], int | None]:
+def _study_order(drv: Driver) -> Callable[[str | None], int | None]:
     """Optuna's trial number of a Tune trial: the order the search sampled them in."""
     path = drv.root / STUDY_FILE
     numbers = ({t["trial_id"]: t["number"] for t in json.loads(path.read_text())}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,9 @@ from dejavu_tune.search.paired import GAIN, WITHIN_NOISE, noise_floor
 from dejavu_tune.search.trial_records import TrialRecord
 from dejavu_tune.tracking.run_names import trial_number
 
-__all__ = ["Outcome", "NO_GAIN", "headline", "report_markdown", "result_payload",
+SUMMARY_FILE = "summary.md"  # in the parent run, and the parent's description
+
+__all__ = ["SUMMARY_FILE", "Outcome", "NO_GAIN", "headline", "report_markdown", "result_payload",
            "short_params"]
 
 NO_GAIN = "no gain found"
@@ -122,7 +125,7 @@ def _fmt(value: float | None, digits: int = 4, sign: bool = False) -> str:
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
 
-def _ranked(o: Outcome) -> list[str]:
+def _ranked(o: Outcome, top: int | None = None) -> list[str]:
     sign = 1 if o.mode == "max" else -1
     trials = [r for r in o.records if r.phase == "search" and not r.is_baseline]
     full = sorted((r for r in trials if r.final is not None), key=lambda r: -sign * r.final)
@@ -134,7 +137,8 @@ def _ranked(o: Outcome) -> list[str]:
     lines = [f"| rank | trial | status | epochs | {o.metric} | Δ vs baseline (same seed, same "
              "epoch) | CRM reliance | regeneration / task gradient | parameters |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for rank, r in enumerate(full + stopped + failed, start=1):
+    rows = full + stopped + failed
+    for rank, r in enumerate(rows[:top], start=1):
         value = r.curve[-1] if r.curve else None
         gain = (value - base.at(r.epochs) if base is not None and value is not None
                 and base.at(r.epochs) is not None else None)
@@ -144,6 +148,12 @@ def _ranked(o: Outcome) -> list[str]:
         lines.append(f"| {label} | {trial_number(r.trial_id, r.trial_dir) if r.trial_id else '?'} | {status} | {r.epochs} | {_fmt(value)} | "
                      f"{_fmt(gain, sign=True)} | {_fmt(reliance, 2)} | {_fmt(ratio, 3)} | "
                      f"{r.reason or short_params(r.config)} |")
+    if top is not None and len(rows) > top:
+        rest = rows[top:]
+        counts = Counter(r.status for r in rest)
+        lines += ["", f"… and {len(rest)} more trials (" + ", ".join(
+            f"{n} {status.replace('_', ' ')}" for status, n in sorted(counts.items()))
+            + f"): every trial is in the search's `{SUMMARY_FILE}`."]
     return lines
 
 
@@ -171,7 +181,8 @@ def _confirmation(o: Outcome) -> list[str]:
     return lines
 
 
-def report_markdown(o: Outcome) -> str:
+def report_markdown(o: Outcome, top: int | None = None) -> str:
+    """The summary; ``top`` rows of the ranked trials only (for the terminal)."""
     lines = [f"## {o.verdict.capitalize()}", ""] + [line.strip() for line in headline(o)]
     base = o.baselines()
     lines += ["", "## How sure", ""]
@@ -202,7 +213,7 @@ def report_markdown(o: Outcome) -> str:
               "Ranked at equal budget: full-budget trials by their final value; trials ASHA "
               "stopped by their value where they stopped (not comparable with the full "
               "budget, unranked); failed trials last.", ""]
-    lines += _ranked(o)
+    lines += _ranked(o, top)
     return "\n".join(lines) + "\n"
 
 

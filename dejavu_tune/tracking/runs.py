@@ -27,11 +27,12 @@ from dejavu_tune.tracking.run_names import readable
 
 __all__ = ["STATUS_TAG", "REASON_TAG", "TRIAL_TAG", "KIND_TAG", "NODE_TAG", "GPU_TAG",
            "RESUMED_TAG", "CHECKPOINT_SKIPPED_TAG", "PHASE_TAG", "CRM_TAG", "INERT_TAG",
-           "FIGURE_KEY", "MLFLOW_STATUS", "SearchRef", "client", "default_tracking_uri", "artifact_root", "redact", "open_parent_run",
-           "open_trial_run", "log_epoch", "log_series", "logged_steps", "run_tags",
+           "FIGURE_KEY", "MLFLOW_STATUS", "PAGE_SIZE", "SearchRef", "client",
+           "default_tracking_uri", "artifact_root", "redact", "open_parent_run",
+           "find_trial_run", "open_trial_run", "log_epoch", "log_series", "logged_steps", "run_tags",
            "log_params", "set_tags", "set_trial_status", "log_artifact_text",
            "log_artifact_file", "log_figure", "figure_steps", "log_json",
-           "child_runs"]
+           "all_runs", "child_runs"]
 
 # MLflow prints "View run ... at: <tracking URI>" whenever an HTTP run ends: noise for
 # every trial, and it would print a password embedded in the URI.
@@ -66,6 +67,9 @@ class SearchRef:
 
     def children(self) -> list[Any]:
         return child_runs(self.uri, self.experiment_id, self.parent_run_id)
+
+    def trial_run(self, trial_id: str) -> Any | None:
+        return find_trial_run(self.uri, self.experiment_id, self.parent_run_id, trial_id)
 
     def open_trial(self, trial_id: str, name: str, kind: str = "trial",
                    start_ms: int | None = None) -> tuple[str, bool]:
@@ -122,6 +126,17 @@ def open_parent_run(uri: str, experiment: str, search_name: str,
     return exp_id, run.info.run_id
 
 
+def find_trial_run(uri: str, experiment_id: str, parent_run_id: str,
+                   trial_id: str) -> Any | None:
+    """The run of one trial of a search, by its tags (one run, not a listing)."""
+    found = MlflowClient(uri).search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
+                      f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+        max_results=1)
+    return found[0] if found else None
+
+
 def open_trial_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: str,
                    trial_name: str, kind: str = "trial",
                    start_ms: int | None = None) -> tuple[str, bool]:
@@ -131,13 +146,8 @@ def open_trial_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: s
     ``start_ms``: when the trial started. A run opened late (the server was away, or
     the driver opens it after the trial) still spans the trial's real time."""
     client = MlflowClient(uri)
-    found = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
-                      f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
-        max_results=1)
-    if found:
-        run = found[0]
+    run = find_trial_run(uri, experiment_id, parent_run_id, trial_id)
+    if run is not None:
         if run.info.status != "RUNNING":  # a retried trial: its run is live again
             client.update_run(run.info.run_id, status="RUNNING")
         return run.info.run_id, True
@@ -146,11 +156,14 @@ def open_trial_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: s
     return run.info.run_id, False
 
 
-def log_params(uri: str, run_id: str, params: dict[str, Any]) -> None:
+def log_params(uri: str, run_id: str, params: dict[str, Any],
+               existing: dict[str, str] | None = None) -> None:
     """Params are write-once in MLflow; a resumed trial re-logs identical values, which is fine.
-    Floats are rounded for reading (``run_names.readable``)."""
+    Floats are rounded for reading (``run_names.readable``). ``existing``: the run's
+    params when the caller has them already (from a listing), saving a request."""
     client = MlflowClient(uri)
-    existing = client.get_run(run_id).data.params
+    if existing is None:
+        existing = client.get_run(run_id).data.params
     fresh = [Param(k, readable(v)) for k, v in params.items() if k not in existing]
     for i in range(0, len(fresh), 100):  # MLflow's batch limit is 100 params
         client.log_batch(run_id, params=fresh[i:i + 100])
@@ -192,13 +205,13 @@ def logged_steps(uri: str, run_id: str, key: str) -> set[int]:
 
 
 def set_trial_status(uri: str, run_id: str, status: str, reason: str | None = None,
-                     end_ms: int | None = None) -> None:
+                     end_ms: int | None = None, run: Any | None = None) -> None:
     """Tag the trial's outcome and end its run; a repeated identical call changes nothing.
 
     ``end_ms``: when the trial ended (default: now), so a status delivered late does not
-    stretch the run."""
+    stretch the run. ``run``: the run as the caller has just read it, saving a request."""
     client = MlflowClient(uri)
-    run = client.get_run(run_id)
+    run = client.get_run(run_id) if run is None else run
     if run.info.status != "RUNNING" and run.data.tags.get(STATUS_TAG) == status:
         return  # keeps the end time of the first call
     tags = [RunTag(STATUS_TAG, status)]
@@ -249,7 +262,24 @@ def log_json(uri: str, run_id: str, name: str, payload: Any) -> None:
     log_artifact_text(uri, run_id, name, json.dumps(payload, indent=2, sort_keys=True))
 
 
+# Runs per request when listing: MLflow caps one request (50,000 on a server), so every
+# listing pages through them all rather than silently ending at the cap.
+PAGE_SIZE = 1000
+
+
+def all_runs(uri: str, experiment_ids: list[str], filter_string: str = "",
+             order_by: list[str] | None = None) -> list[Any]:
+    """Every run the filter matches, page by page."""
+    client, runs, token = MlflowClient(uri), [], None
+    while True:
+        page = client.search_runs(experiment_ids, filter_string=filter_string,
+                                  order_by=order_by, max_results=PAGE_SIZE, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
 def child_runs(uri: str, experiment_id: str, parent_run_id: str) -> list[Any]:
-    return MlflowClient(uri).search_runs(
-        [experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
-        max_results=10000)
+    """Every run of a search, with its params, tags and latest metrics."""
+    return all_runs(uri, [experiment_id], f"tags.`{PARENT_TAG}` = '{parent_run_id}'")

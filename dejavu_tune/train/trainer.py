@@ -31,8 +31,17 @@ from dejavu_tune.models import build_model
 from dejavu_tune.tasks import Batch, TaskError, build_task
 from dejavu_tune.train.figures import CHANGE_COLUMN, change_map
 
-__all__ = ["Trainer", "train", "NonFiniteLossError", "NonFiniteGradientError", "frozen_norm_stats",
+__all__ = ["OPTIMIZERS", "Trainer", "train", "NonFiniteLossError", "NonFiniteGradientError", "frozen_norm_stats",
            "resolve_device"]
+
+
+# name -> optimiser builder (parameters, OptimConfig); the names are config.OPTIMIZERS
+OPTIMIZERS: dict[str, Callable[[Any, Any], torch.optim.Optimizer]] = {
+    "sgd": lambda params, opt: torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum,
+                                               weight_decay=opt.weight_decay),
+    "adamw": lambda params, opt: torch.optim.AdamW(params, lr=opt.lr,
+                                                   weight_decay=opt.weight_decay),
+}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -108,12 +117,7 @@ class Trainer:
             self.text_encoder = load_text_encoder(dv.loss.ts_encoder, self.device)
 
         opt = cfg.optim
-        if opt.name == "adamw":
-            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
-                params, lr=opt.lr, weight_decay=opt.weight_decay)
-        else:
-            self.optimizer = torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum,
-                                             weight_decay=opt.weight_decay)
+        self.optimizer: torch.optim.Optimizer = OPTIMIZERS[opt.name](params, opt)
         self.iters_per_epoch = max(len(self.train_set) // opt.batch_size, 1)
         total = opt.epochs * self.iters_per_epoch
         # Polynomial decay (seed C.1): lr * (1 - it / total) ** power, reaching 0 at the end.

@@ -1,0 +1,124 @@
+"""The checks a search space passes before Ray starts, beyond its file's format: paths
+exist (made absolute, since each trial runs in its own directory), plug-ins import, the
+dataset's layout and the task's targets are there, the device has GPUs, and 64 sampled
+combinations each build a ``TrainConfig``."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from dejavu_tune.config import ConfigError, TrainConfig
+from dejavu_tune.plugins import PluginError, is_plugin, load_object
+from dejavu_tune.search.space import TRAINING_METRICS, SearchSpace, set_dotted, space_error
+
+__all__ = ["resolve_paths", "check_components", "metric_directions", "check_device", "as_grid",
+           "check_combinations", "check_crm_stage"]
+
+
+def resolve_paths(path: str, fixed: dict[str, Any], base: TrainConfig) -> dict[str, Any]:
+    """Ray runs each trial in its own directory: relative paths are made absolute here."""
+    for key, value, kind in (("data.root", base.data.root, "dir"),
+                             ("model.pretrained", base.model.pretrained, "file")):
+        if not value:
+            continue
+        resolved = Path(value).expanduser().resolve()
+        exists = resolved.is_dir() if kind == "dir" else resolved.is_file()
+        if not exists:
+            raise space_error(path, f"fixed.{key}", f"{value!r} does not exist: expected a "
+                       + ("dataset directory" if kind == "dir" else "weights file"))
+        fixed = set_dotted(fixed, key, str(resolved))
+    return fixed
+
+
+def check_components(path: str, base: TrainConfig) -> None:
+    """Imports bring-your-own components and checks the dataset layout before Ray starts."""
+    from dejavu_tune.data import check_data
+    from dejavu_tune.data.files import DatasetError
+
+    for key, name in (("model.name", base.model.name), ("task.name", base.task.name)):
+        if is_plugin(name):
+            try:
+                load_object(name, key)
+            except PluginError as exc:
+                raise space_error(path, f"fixed.{key}", str(exc)) from None
+    try:
+        check_data(base.data)
+    except (DatasetError, PluginError) as exc:
+        raise space_error(path, "fixed.data", str(exc)) from None
+    _check_task_targets(path, base)
+
+
+def _check_task_targets(path: str, base: TrainConfig) -> None:
+    """A built-in task on a built-in dataset must find its targets there (depth on
+    Cityscapes has none), which is known without reading a sample."""
+    from dejavu_tune.data.registry import DATASETS
+    from dejavu_tune.tasks import TaskError, build_task
+
+    dataset = DATASETS.get(base.data.name)
+    if dataset is None or is_plugin(base.task.name):
+        return
+    try:
+        build_task(base.task, dataset, f"data.name={base.data.name!r}")
+    except TaskError as exc:
+        raise space_error(path, "fixed.task.name", str(exc)) from None
+
+
+def metric_directions(base: TrainConfig) -> dict[str, str] | None:
+    """metric -> "max"/"min" for the space's task; None when a plugin task decides."""
+    from dejavu_tune.tasks import TASK_CLASSES as per_task
+
+    if base.task.name not in per_task:
+        return None
+    out: dict[str, str] = {}
+    for task in per_task[base.task.name]:
+        out.update(task.metrics)
+    return {"__primary__": per_task[base.task.name][0].primary, **out, **TRAINING_METRICS}
+
+
+def check_device(path: str, base: TrainConfig, resources: dict[str, float]) -> None:
+    """A trial sees only the GPUs Ray gives it (CUDA_VISIBLE_DEVICES): none when gpu is 0."""
+    if base.device.startswith("cuda") and resources["gpu"] == 0:
+        raise space_error(path, "fixed.device", f"{base.device!r} needs a GPU per trial: set "
+                   "resources.gpu (e.g. 1, or 0.5 for two trials per GPU), or device auto")
+
+
+def as_grid(space: SearchSpace) -> SearchSpace:
+    for param in space.params:
+        if param.type != "categorical":
+            raise space_error(space.path, f"params.{param.name}.type", f"{param.type!r} is not "
+                       "allowed with search.algorithm: grid: expected categorical (list the "
+                       "grid's values as choices)")
+    points = space.grid_points()
+    return dataclasses.replace(space, search=dataclasses.replace(
+        space.search, num_samples=len(points)))
+
+
+def check_combinations(space: SearchSpace, samples: int = 64) -> None:
+    """Sample the whole space once before anything runs: parameters that are valid one
+    by one can still clash (e.g. bandstop with band_low >= band_high)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(samples):
+        trial = study.ask()
+        space.define_by_run(trial)
+        try:
+            space.trial_config(trial.params)
+        except ConfigError as exc:
+            raise space_error(space.path, "params", f"the sampled combination {trial.params} is "
+                       f"invalid: {exc}") from None
+        study.tell(trial, 0.0)
+
+
+def check_crm_stage(space: SearchSpace) -> None:
+    """The CRM pre-trainings the trials need are few enough to run before them."""
+    from dejavu_tune.search.crm_stage import plan_for, specs
+
+    try:
+        specs(space, plan_for(space, "."))
+    except ValueError as exc:
+        raise space_error(space.path, "params", str(exc)) from None
+

@@ -1,0 +1,122 @@
+"""Settling a search's MLflow runs, while its trials run and after them, at a cost per
+trial that does not grow with the search.
+
+While Tune runs, each ended trial's status goes to its run, found by its trial tag (one
+run, never a listing of the search's runs). After the trials, one paged listing gives
+every run with its params and tags; from it each trial's run gets what Tune has and
+the run lacks (``backfill``: the trial's own queue died with it, or gave up while the
+server was away), then its final status; a run still RUNNING whose trial never
+reported failed.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from dejavu_tune.raytune import ray_adapter
+from dejavu_tune.search.trial_records import from_result
+from dejavu_tune.tracking import runs as tracking
+from dejavu_tune.tracking.run_names import run_name
+from dejavu_tune.train.figures import FIGURE_FILE
+
+if TYPE_CHECKING:
+    from dejavu_tune.search.driver import Driver
+
+__all__ = ["ended_ms", "set_status", "settle"]
+
+ORPHAN_REASON = "the trial's process ended before it reported a result"
+
+
+def ended_ms(last: dict[str, Any]) -> int | None:
+    """When a trial reported its last result (Tune stamps each result, in seconds)."""
+    stamp = last.get("timestamp")
+    return int(stamp * 1000) if isinstance(stamp, (int, float)) else None
+
+
+def set_status(ref: tracking.SearchRef, trial_id: str, status: str,
+               reason: str | None = None, end_ms: int | None = None) -> None:
+    """A trial's status as Tune ended it (from Tune's callbacks, through the driver's
+    queue); a trial whose run is not open yet gets it when the runs are settled."""
+    run = ref.trial_run(trial_id)
+    if run is not None:
+        _settle_run(ref.uri, run, status, reason, end_ms)
+
+
+def settle(drv: Driver, wait_s: float) -> dict[str, str]:
+    """Every trial's run complete and ended; returns trial id → run id."""
+    if not drv.outbox.drain(wait_s):
+        print(f"warning: the tracking server took no status updates for {wait_s:.0f} s; "
+              "settling the trials' runs now", file=sys.stderr)
+    runs = {r.data.tags.get(tracking.TRIAL_TAG): r for r in drv.ref.children()}
+    for step, result in drv.results:
+        _backfill(drv, runs, step, result)
+    settled = set()
+    for record in drv.records():
+        run = runs.get(record.trial_id)
+        if run is not None:  # a trial that never reported has no run to settle
+            _settle_run(drv.uri, run, record.status, record.reason,
+                        ended_ms(record.last) if not record.errored else None,
+                        inert=record.inert)
+            settled.add(run.info.run_id)
+    for run in runs.values():
+        # Tune has ended every trial: a run still RUNNING lost its process before it
+        # reported anything (a killed worker or driver)
+        if run.info.status == "RUNNING" and run.info.run_id not in settled:
+            tracking.set_trial_status(drv.uri, run.info.run_id, "failed", ORPHAN_REASON,
+                                      run=run)
+    return {trial_id: run.info.run_id for trial_id, run in runs.items()}
+
+
+def _backfill(drv: Driver, runs: dict[str, Any], step: str, result: Any) -> None:
+    """Record what Tune has from a trial that its run lacks: params, epochs, placement
+    tags and the newest figure (Tune stops a trial inside its report, so a queue still
+    catching up after an outage loses what it holds). A trial that reported but whose
+    run was never opened gets its run here, starting when the trial started."""
+    last = result.metrics or {}
+    trial_id = last.get("trial_id")
+    if trial_id is None:  # never reported: nothing to log
+        return
+    run = runs.get(trial_id)
+    if run is None:
+        record = from_result(result, step, drv.metric, drv.epochs, drv.seed)
+        ended = ended_ms(last)
+        started = ended - int(last.get("time_total_s", 0) * 1000) if ended is not None else None
+        name = run_name(drv.space.trial_config(result.config), result.config, trial_id, step,
+                        str(result.path))
+        run_id, _ = drv.ref.open_trial(trial_id, name,
+                                       "baseline" if record.is_baseline else "trial", started)
+        tracking.set_tags(drv.uri, run_id, {tracking.PHASE_TAG: step})
+        run = runs[trial_id] = tracking.client(drv.uri).get_run(run_id)
+    run_id, tags = run.info.run_id, run.data.tags
+    tracking.log_params(drv.uri, run_id, result.config, existing=run.data.params)
+    have = tracking.logged_steps(drv.uri, run_id, "compute_s")
+    for epoch, metrics in sorted(ray_adapter.reported_epochs(result).items()):
+        if epoch not in have:
+            print(f"  trial {trial_id}: epoch {epoch} logged from Tune's results", flush=True)
+            tracking.log_epoch(drv.uri, run_id, metrics, step=epoch)
+    placement = {tracking.NODE_TAG: last.get("node_ip"),
+                 tracking.GPU_TAG: last.get(ray_adapter.GPU_IDS_KEY)}
+    missing = {k: v for k, v in placement.items() if k not in tags and v is not None}
+    if missing:
+        tracking.set_tags(drv.uri, run_id, missing)
+    figure = ray_adapter.checkpoint_file(result, FIGURE_FILE)
+    epoch = last.get("training_iteration")
+    if figure is not None and epoch and epoch not in tracking.figure_steps(drv.uri, run_id):
+        print(f"  trial {trial_id}: figure of epoch {epoch} logged from its last checkpoint",
+              flush=True)
+        tracking.log_figure(drv.uri, run_id, figure.read_bytes(), epoch)
+
+
+def _settle_run(uri: str, run: Any, status: str, reason: str | None, end_ms: int | None,
+                inert: bool | None = None) -> None:
+    tags = run.data.tags
+    if inert is not None and tags.get(tracking.KIND_TAG) == "trial":
+        value = str(inert).lower()
+        if tags.get(tracking.INERT_TAG) != value:
+            tracking.set_tags(uri, run.info.run_id, {tracking.INERT_TAG: value})
+    if tags.get(tracking.STATUS_TAG) == "failed" and status == "failed":
+        return  # the trial's own, more precise reason stays
+    if run.info.status != "RUNNING" and tags.get(tracking.STATUS_TAG) == status:
+        return  # settled already; keeps the end time of the first call
+    tracking.set_trial_status(uri, run.info.run_id, status, reason, end_ms, run=run)

@@ -1,0 +1,310 @@
+"""The search-space file: YAML -> a validated ``SearchSpace`` (``search.space``), checked
+before anything runs (``search.preflight``).
+
+A space file has these sections (documented in ``docs/search_spaces.md``)::
+
+    fixed:      TrainConfig keys every trial shares (nested, as in dejavu_tune/config.py)
+    params:     dotted TrainConfig keys -> {type, low, high, log, step, choices, when, shared}
+    search:     algorithm (tpe, random or grid), metric, mode, num_samples, max_concurrent, seed,
+                grace_period, reduction_factor, baseline, baseline_trials, baseline_seeds,
+                confirm_top
+    crm_pretrain: iterations, lr, batch_size, redactions, seed (the CRM stage's stored weights)
+    resources:  cpu, gpu per trial (gpu may be fractional)
+    report:     title, columns, metric, scale, digits (read by python -m dejavu_tune.report)
+
+``when`` makes the space conditional: ``{dejavu.crm.kind: crm_f}`` (or a list of
+values) means the parameter exists only when an *earlier* parameter took one of
+those values. ``shared: true`` marks a setting the baseline and DejaVu share (the
+learning rate): it is tuned for the baseline first, and DejaVu is searched and
+compared at the baseline's best value. Every problem is a :class:`SpaceError`
+naming the file, the key path and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dejavu_tune.config import ConfigError, TrainConfig
+from dejavu_tune.plugins import PluginError, is_plugin, load_object
+from dejavu_tune.search import preflight
+from dejavu_tune.search.space import (
+    Param,
+    SearchSettings,
+    SearchSpace,
+    SpaceError,
+    check_number,
+    set_dotted,
+    space_error,
+)
+from dejavu_tune.train.crm_store import PretrainSettings
+
+__all__ = ["load_space", "parse_space"]
+
+_TOP = ("fixed", "params", "search", "crm_pretrain", "resources", "report")
+_REPORT_KEYS = ("title", "columns", "metric", "scale", "digits")
+_PARAM_KEYS = {"type", "low", "high", "log", "step", "choices", "when", "shared"}
+_TYPES = ("float", "int", "categorical")
+
+
+def load_space(path: str | Path, overrides: dict[str, Any] | None = None) -> SearchSpace:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpaceError(f"{path}: cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SpaceError(f"{path}: is not a text file: expected UTF-8 YAML") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark else ""
+        raise SpaceError(f"{path}: {line}not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parse_space(raw, str(path), overrides)
+
+
+def parse_space(raw: Any, path: str = "<space>",
+                overrides: dict[str, Any] | None = None) -> SearchSpace:
+    """Validate a loaded YAML document; ``overrides`` are dotted ``--set`` keys."""
+    if not isinstance(raw, dict):
+        raise space_error(path, "top level", "expected a mapping with sections " + ", ".join(_TOP))
+    unknown = sorted(set(raw) - set(_TOP))
+    if unknown:
+        raise space_error(path, unknown[0], "is not a known section: expected one of " + ", ".join(_TOP))
+    for section in _TOP:
+        if raw.get(section) is not None and not isinstance(raw[section], dict):
+            raise space_error(path, section, f"{raw[section]!r} is not allowed: expected a mapping")
+    raw = {k: dict(raw.get(k) or {}) for k in _TOP}
+    for key, value in (overrides or {}).items():
+        section, _, rest = key.partition(".")
+        if section in ("search", "resources", "crm_pretrain") and rest:
+            raw[section][rest] = value
+        else:
+            raw["fixed"] = set_dotted(raw["fixed"], key, value)
+    try:
+        base = TrainConfig.from_dict(raw["fixed"])
+    except ConfigError as exc:
+        raise space_error(path, "fixed", str(exc)) from None
+    params: dict[str, Param] = {}
+    for name, spec in raw["params"].items():
+        params[name] = _parse_param(path, name, spec, params, base)
+    weights = base.dejavu.crm.weights
+    if weights:
+        # Ray runs each trial in its own directory: a relative path must be made absolute here.
+        resolved = Path(weights).expanduser().resolve()
+        if not resolved.is_file():
+            raise space_error(path, "fixed.dejavu.crm.weights", f"{weights!r} does not exist: expected "
+                       "a file written by python -m dejavu_tune.train.crm_pretrain")
+        raw["fixed"] = set_dotted(raw["fixed"], "dejavu.crm.weights", str(resolved))
+    raw["fixed"] = preflight.resolve_paths(path, raw["fixed"], base)
+    preflight.check_components(path, base)
+    search = _parse_settings(path, raw["search"], preflight.metric_directions(base))
+    resources = _parse_resources(path, raw["resources"])
+    preflight.check_device(path, base, resources)
+    space = SearchSpace(path, raw["fixed"], tuple(params.values()), search, resources,
+                        _parse_report(path, raw["report"], params),
+                        _parse_pretrain(path, raw["crm_pretrain"]))
+    if search.algorithm == "grid":
+        space = preflight.as_grid(space)
+    preflight.check_combinations(space)
+    preflight.check_crm_stage(space)
+    return space
+
+
+def _parse_param(path: str, name: str, raw: Any, earlier: dict[str, Param],
+                 base: TrainConfig) -> Param:
+    where = f"params.{name}"
+    if not isinstance(raw, dict):
+        raise space_error(path, where, f"{raw!r} is not allowed: expected a mapping with "
+                   "type, low/high or choices")
+    unknown = sorted(set(raw) - _PARAM_KEYS)
+    if unknown:
+        raise space_error(path, f"{where}.{unknown[0]}", "is not a known key: expected one of "
+                   + ", ".join(sorted(_PARAM_KEYS)))
+    shared = raw.get("shared", False)
+    if not isinstance(shared, bool):
+        raise space_error(path, f"{where}.shared", f"{shared!r} is not allowed: expected true or false")
+    if shared and (name.startswith("dejavu.") or name == "seed" or raw.get("when")):
+        raise space_error(path, f"{where}.shared", "is only for a setting the baseline has too, "
+                   "without conditions (e.g. optim.lr): not a dejavu.* key, the seed, or a "
+                   "parameter with when")
+    kind = raw.get("type")
+    if kind not in _TYPES:
+        raise space_error(path, f"{where}.type", f"{kind!r} is not allowed: expected one of "
+                   + ", ".join(_TYPES))
+    when = {}
+    if not isinstance(raw.get("when") or {}, dict):
+        raise space_error(path, f"{where}.when", f"{raw['when']!r} is not allowed: expected a mapping "
+                   "{earlier.param: value or [values]}")
+    for cond, allowed in (raw.get("when") or {}).items():
+        if cond not in earlier:
+            raise space_error(path, f"{where}.when.{cond}", "is not a parameter defined above: "
+                       "expected one of " + (", ".join(earlier) or "(none defined yet)"))
+        allowed = tuple(allowed) if isinstance(allowed, list) else (allowed,)
+        target = earlier[cond]
+        if target.type == "categorical":
+            bad = [v for v in allowed if v not in target.choices]
+            if bad:
+                raise space_error(path, f"{where}.when.{cond}", f"{bad[0]!r} is never sampled: "
+                           "expected one of " + ", ".join(map(str, target.choices)))
+        when[cond] = allowed
+    if kind == "categorical":
+        extra = sorted({"low", "high", "log", "step"} & set(raw))
+        if extra:
+            raise space_error(path, f"{where}.{extra[0]}", "is not allowed for a categorical: "
+                       "use choices")
+        choices = raw.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise space_error(path, f"{where}.choices", f"{choices!r} is not allowed: expected a "
+                       "non-empty list")
+        param = Param(name, kind, choices=tuple(choices), when=when, shared=shared)
+        values = list(choices)
+    else:
+        if "choices" in raw:
+            raise space_error(path, f"{where}.choices", f"is not allowed for type {kind}: use low/high")
+        for key in ("low", "high"):
+            if key not in raw:
+                raise space_error(path, f"{where}.{key}", f"is missing: type {kind} needs low and high")
+        low = check_number(path, f"{where}.low", raw["low"], kind == "int")
+        high = check_number(path, f"{where}.high", raw["high"], kind == "int")
+        if low > high:
+            raise space_error(path, f"{where}.low", f"{low} is above high={high}: expected low <= high")
+        log = raw.get("log", False)
+        if not isinstance(log, bool):
+            raise space_error(path, f"{where}.log", f"{log!r} is not allowed: expected true or false")
+        step = raw.get("step")
+        if step is not None:
+            step = check_number(path, f"{where}.step", step, kind == "int")
+            if step <= 0:
+                raise space_error(path, f"{where}.step", f"{step} is not allowed: expected > 0")
+            if log:
+                raise space_error(path, f"{where}.step", "cannot be combined with log: true")
+        if log and low <= 0:
+            raise space_error(path, f"{where}.low", f"{low} is not allowed with log: true: "
+                       "expected low > 0")
+        param = Param(name, kind, low=low, high=high, log=log, step=step, when=when,
+                      shared=shared)
+        # A float in between catches a float distribution on an integer key.
+        values = [low, high] if kind == "int" or low == high else [low, high, (low + high) / 2]
+    # Every value the sampler can return must make a valid training config.
+    for value in values:
+        try:
+            base.replace(**{name: value})
+        except ConfigError as exc:
+            raise space_error(path, where, str(exc)) from None
+    return param
+
+
+def _parse_pretrain(path: str, raw: dict[str, Any]) -> PretrainSettings:
+    from dejavu_tune.search.crm_stage import settings_from
+
+    try:
+        return settings_from(raw)
+    except (ConfigError, ValueError, TypeError) as exc:
+        raise space_error(path, "crm_pretrain", str(exc)) from None
+
+
+def _parse_report(path: str, raw: dict[str, Any], params: dict[str, Param]) -> dict[str, Any]:
+    for key, value in raw.items():
+        if key not in _REPORT_KEYS:
+            raise space_error(path, f"report.{key}", "is not a known key: expected one of "
+                       + ", ".join(_REPORT_KEYS))
+        if key == "columns" and value not in params:
+            raise space_error(path, "report.columns", f"{value!r} is not allowed: expected one of "
+                       "the params: " + ", ".join(params))
+        if key in ("scale", "digits"):
+            check_number(path, f"report.{key}", value, integer=key == "digits")
+    return raw
+
+
+def _parse_settings(path: str, raw: dict[str, Any],
+                    directions: dict[str, str] | None) -> SearchSettings:
+    names = list(SearchSettings.__dataclass_fields__)
+    for key in raw:
+        if key not in names:
+            raise space_error(path, f"search.{key}", "is not a known key: expected one of "
+                       + ", ".join(names))
+    settings = SearchSettings(**raw)
+    if settings.algorithm not in ("tpe", "random", "grid"):
+        raise space_error(path, "search.algorithm", f"{settings.algorithm!r} is not allowed: "
+                   "expected tpe, random or grid")
+    metric, mode = _metric_and_mode(path, "", settings.metric, settings.mode, directions,
+                                    None)
+    # ASHA compares the search metric unless the space names its own
+    stop_metric, stop_mode = _metric_and_mode(path, "stop_", settings.stop_metric,
+                                              settings.stop_mode, directions, (metric, mode))
+    settings = dataclasses.replace(settings, metric=metric, mode=mode, stop_metric=stop_metric,
+                                   stop_mode=stop_mode)
+    for key, low in (("num_samples", 1), ("max_concurrent", 1), ("seed", 0),
+                     ("grace_period", 1), ("reduction_factor", 2), ("baseline_trials", 0),
+                     ("baseline_seeds", 0), ("confirm_top", 0)):
+        value = getattr(settings, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise space_error(path, f"search.{key}", f"{value!r} is not allowed: expected an "
+                       f"integer of {low} or more")
+    if not isinstance(settings.baseline, bool):
+        raise space_error(path, "search.baseline", f"{settings.baseline!r} is not allowed: "
+                   "expected true or false")
+    if settings.trainer is not None:
+        if not is_plugin(settings.trainer):
+            raise space_error(path, "search.trainer", f"{settings.trainer!r} is not allowed: expected "
+                       "'package.module:function' or null")
+        try:
+            load_object(settings.trainer, "search.trainer")
+        except PluginError as exc:
+            raise space_error(path, "search.trainer", str(exc)) from None
+    return settings
+
+
+def _metric_and_mode(path: str, prefix: str, metric: Any, mode: Any,
+                     directions: dict[str, str] | None,
+                     default: tuple[str, str] | None) -> tuple[str, str]:
+    """``search.{prefix}metric`` and ``{prefix}mode`` resolved against the task's metrics:
+    unset, the task's main metric (or ``default``); the mode always the metric's own."""
+    where = f"search.{prefix}"
+    if metric is not None and (not isinstance(metric, str) or not metric):
+        raise space_error(path, f"{where}metric", f"{metric!r} is not allowed: "
+                   "expected a metric name such as val_miou")
+    if mode is not None and mode not in ("max", "min"):
+        raise space_error(path, f"{where}mode", f"{mode!r} is not allowed: expected max or min")
+    if metric is None and default is not None:
+        if mode is not None and mode != default[1]:
+            raise space_error(path, f"{where}mode", f"{mode!r} is not allowed without "
+                       f"{where}metric: expected {default[1]}")
+        return default
+    if directions is None:  # a plugin task: its metrics are known only once it runs
+        if metric is None or mode is None:
+            raise space_error(path, f"{where}metric", f"must be given with {where}mode when "
+                       "task.name is a plugin")
+        return metric, mode
+    metric = metric or directions["__primary__"]
+    allowed = [k for k in directions if k != "__primary__"]
+    if metric not in allowed:
+        raise space_error(path, f"{where}metric", f"{metric!r} is not allowed for this task: "
+                   "expected one of " + ", ".join(allowed))
+    if mode is not None and mode != directions[metric]:
+        raise space_error(path, f"{where}mode", f"{mode!r} is not allowed for {metric}: expected "
+                   f"{directions[metric]} ({'higher' if directions[metric] == 'max' else 'lower'}"
+                   " is better)")
+    return metric, directions[metric]
+
+
+def _parse_resources(path: str, raw: dict[str, Any]) -> dict[str, float]:
+    out = {"cpu": 1.0, "gpu": 0.0}
+    for key, value in raw.items():
+        if key not in out:
+            raise space_error(path, f"resources.{key}", "is not a known key: expected cpu or gpu")
+        check_number(path, f"resources.{key}", value, integer=False)
+        if value < 0 or (key == "cpu" and value == 0):
+            raise space_error(path, f"resources.{key}", f"{value!r} is not allowed: expected "
+                       + ("a number > 0" if key == "cpu" else "a number >= 0 (e.g. 0.5)"))
+        if key == "gpu" and value > 1 and value != int(value):
+            raise space_error(path, "resources.gpu", f"{value!r} is not allowed: Ray shares a GPU "
+                       "between trials only below 1 (e.g. 0.5); above 1 use a whole number")
+        out[key] = float(value)
+    return out
+

@@ -1,0 +1,32 @@
+"""What the driver hands every trial of one search step: the contract between the search
+service and a trainable (``trainables/``). The trainable imports it; the driver never
+imports the trainable, which the entry point names (``TRAINABLE``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dejavu_tune.tracking.runs import SearchRef
+from dejavu_tune.train.crm_store import CRMPlan
+
+__all__ = ["TrialContext", "TRAINABLE"]
+
+# The trainable a search runs, by name: resolved when the search starts, so the library
+# and the sibling ``trainables`` package do not import each other.
+TRAINABLE = "trainables.dejavu_trainable:dejavu_trainable"
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of one search step shares; shipped to workers through Ray, so a
+    worker on another node never reads the tracking URI from its own environment."""
+
+    fixed: dict[str, Any]
+    ref: SearchRef  # the search's tracking URI, experiment and parent run
+    cpus: float = 1.0
+    figure_images: int = 4
+    delivery_retry_s: float = 3600.0  # how long a trial keeps retrying one tracking call
+    crm_plan: CRMPlan | None = None  # the stored CRM weights DejaVu trials start from
+    trainer: str | None = None  # 'module:function' building the trainer; None: Trainer
+    phase: str = "search"  # which step of the search the trial belongs to (a run tag)
