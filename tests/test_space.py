@@ -5,7 +5,7 @@ import optuna
 import pytest
 import yaml
 
-from dejavu_tune.search.space import SpaceError
+from dejavu_tune.search.space import Resources, SpaceError
 from dejavu_tune.search.space_file import load_space, parse_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,7 +18,7 @@ def _raw():
 
 def test_default_space_loads_and_every_sample_is_a_valid_config():
     space = load_space(DEFAULT)
-    assert space.search.metric == "val_miou" and space.resources == {"cpu": 1.0, "gpu": 0.0}
+    assert space.search.metric == "val_miou" and space.resources == Resources(cpu=1.0, gpu=0.0)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     seen_kinds = set()
     for _ in range(60):
@@ -110,7 +110,7 @@ def test_overrides_reach_fixed_search_and_resources():
     space = load_space(DEFAULT, {"optim.epochs": 2, "search.num_samples": 3,
                                  "resources.gpu": 0.5})
     assert space.base_config().optim.epochs == 2
-    assert space.search.num_samples == 3 and space.resources["gpu"] == 0.5
+    assert space.search.num_samples == 3 and space.resources.gpu == 0.5
 
 
 def test_unreadable_and_invalid_yaml(tmp_path):

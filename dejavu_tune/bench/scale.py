@@ -31,10 +31,11 @@ from typing import Any
 __all__ = ["add_parser", "run", "measure_size"]
 
 LANDSCAPE = "dejavu_tune.train.landscape:trainer"
-# No baseline tuning, replicates or confirmation: every trial is one sampled configuration.
+# No baseline tuning, replicates or confirmation: every trial is one sampled configuration;
+# ASHA may stop a trial after its first epoch.
 _SETTINGS = {"search.trainer": LANDSCAPE, "search.baseline_trials": 0,
              "search.baseline_seeds": 0, "search.confirm_top": 0,
-             "dejavu.crm.init": "scratch", "device": "cpu"}
+             "search.grace_period": 1, "dejavu.crm.init": "scratch", "device": "cpu"}
 
 
 def add_parser(sub: Any) -> None:

@@ -108,25 +108,33 @@ def start_ray(address: str | None = None) -> None:
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
 
 
-def _snapshot_every_step() -> None:
-    """Save Tune's experiment state (trials and searcher) after every event, not every
-    10 s: a driver killed in between left trials that had started, and logged to MLflow,
-    out of the state it resumed from, and they ran again under new ids. The state is a
-    few kB per trial."""
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+# Up to this many trials in one Tune experiment its state (trials and searcher) is saved
+# after every event, not every 10 s: a driver killed in between left trials that had
+# started, and logged to MLflow, out of the state it resumed from, and they ran again
+# under new ids. The state is ~20 kB per trial and written whole each time, so above
+# this Tune's "auto" period applies (snapshots at most ~5 % of the driver's time): at
+# 1,000 trials every event meant 21 MB per event and twice the cost per trial
+# (docs/benchmarks.md). A trial lost with a killed driver then ends as a failed run.
+EVERY_EVENT_TRIALS = 250
+_USER_PERIOD = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S")  # a user's own choice wins
+
+
+def _snapshot_policy(trials: int) -> None:
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = _USER_PERIOD or (
+        "0" if trials <= EVERY_EVENT_TRIALS else "auto")
     # Epochs of small trials are seconds long; Tune's warning about frequent experiment
     # snapshots is then expected and not actionable.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
-def _trainable(fn: Callable[..., None], resources: dict[str, float], **constants: Any) -> Any:
+def _trainable(fn: Callable[..., None], resources: Any, **constants: Any) -> Any:
     from ray import tune
 
     return tune.with_resources(tune.with_parameters(fn, **constants),
-                               {"cpu": resources["cpu"], "gpu": resources["gpu"]})
+                               {"cpu": resources.cpu, "gpu": resources.gpu})
 
 
-def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: dict[str, float],
+def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: Any,
                *, storage_path: str, name: str, num_samples: int,
                metric: str, mode: str, max_epochs: int,
                define_by_run: Callable[[Any], None] | None = None, seed: int = 0,
@@ -137,7 +145,8 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: di
                stop_mode: str | None = None,
                baselines: list[dict[str, Any]] | None = None,
                study_storage: str | None = None) -> Any:
-    """A Tuner of ``num_samples`` trials plus ``baselines``.
+    """A Tuner of ``num_samples`` trials plus ``baselines``, each holding ``resources``
+    (``cpu`` and ``gpu``: a ``search.space.Resources``).
 
     ``sampler``: "tpe" (Optuna's seeded TPE over ``define_by_run``), "random" (Optuna's
     seeded random sampler), or "fixed" (exactly ``points``, in order). With tpe/random, ``points`` are
@@ -159,7 +168,6 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: di
     from dejavu_tune.raytune.tune_baseline import BaselineExemptASHA, BaselineFirst, FixedConfigs
     from dejavu_tune.raytune.tune_outcomes import TruthfulOutcomes
 
-    _snapshot_every_step()
     if sampler == "fixed":
         searcher: Any = FixedConfigs(points or [], metric=metric, mode=mode)
     else:
@@ -174,6 +182,7 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: di
     if baselines:
         searcher = BaselineFirst(searcher, baselines)
         num_samples += len(baselines)
+    _snapshot_policy(num_samples)
     search_alg = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
     scheduler = None
     if early_stopping:
@@ -195,13 +204,13 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: di
                       run_config=run_config)
 
 
-def run_parallel(fn: Callable[..., Any], calls: list[tuple], resources: dict[str, float]
+def run_parallel(fn: Callable[..., Any], calls: list[tuple], resources: Any
                  ) -> list[Any]:
     """``fn(*args)`` for every ``args`` in ``calls``, as Ray tasks with ``resources`` each
     (on a cluster they spread over the nodes); raises the first failure, named."""
     import ray
 
-    remote = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"],
+    remote = ray.remote(num_cpus=resources.cpu, num_gpus=resources.gpu,
                         max_retries=1)(fn)
     refs = [remote.remote(*args) for args in calls]
     results = []
@@ -216,12 +225,13 @@ def run_parallel(fn: Callable[..., Any], calls: list[tuple], resources: dict[str
 
 
 def restore_tuner(path: str, fn: Callable[..., None], constants: dict[str, Any],
-                  resources: dict[str, float]) -> Any:
-    """Continue an interrupted experiment: finished trials are kept, unfinished ones resume
-    from their checkpoints, errored ones stay errored, and the searcher keeps its history."""
+                  resources: Any, trials: int) -> Any:
+    """Continue an interrupted experiment of ``trials`` trials: finished trials are kept,
+    unfinished ones resume from their checkpoints, errored ones stay errored, and the
+    searcher keeps its history."""
     from ray import tune
 
-    _snapshot_every_step()
+    _snapshot_policy(trials)
     trainable = _trainable(fn, resources, **constants)
     # Unpickling the saved trials checks that their trainable is registered, before
     # Tuner.restore registers the one passed in: register it under its old name first.

@@ -116,7 +116,7 @@ def describe(space: SearchSpace, name: str | None = None) -> str:
         f"reduction factor {s.reduction_factor}",
         f"budget: at most {sum(r for _, r in steps[1:])} runs x {cfg.optim.epochs} epochs = "
         f"{sum(r for _, r in steps[1:]) * cfg.optim.epochs} trial-epochs; resources per "
-        f"trial: {space.resources['cpu']:g} CPU, {space.resources['gpu']:g} GPU",
+        f"trial: {space.resources.cpu:g} CPU, {space.resources.gpu:g} GPU",
     ]
     return "\n".join(lines)
 

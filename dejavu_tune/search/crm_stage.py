@@ -121,7 +121,7 @@ def _pretrain_task(spec: PretrainSpec, directory: str, threads: int) -> dict[str
 
 
 def prepare(plan: CRMPlan, todo: list[PretrainSpec], run_parallel: Callable[..., list[Any]],
-            record: Callable[[PretrainSpec, bool], None], resources: dict[str, float]) -> None:
+            record: Callable[[PretrainSpec, bool], None], resources: Any) -> None:
     """Train the specs the store lacks (``run_parallel``: Ray tasks with ``resources``
     each), then ``record(spec, trained_now)`` every spec."""
     missing = [s for s in todo if not plan.has(s)]
@@ -129,7 +129,7 @@ def prepare(plan: CRMPlan, todo: list[PretrainSpec], run_parallel: Callable[...,
         print(f"CRM stage: pre-training {len(missing)} CRM(s) "
               f"({plan.settings.iterations} iterations each; "
               f"{len(todo) - len(missing)} found in {plan.store})", flush=True)
-        calls = [(s, str(plan.directory(s)), int(resources["cpu"])) for s in missing]
+        calls = [(s, str(plan.directory(s)), int(resources.cpu)) for s in missing]
         run_parallel(_pretrain_task, calls, resources)
     elif todo:
         print(f"CRM stage: all {len(todo)} stored CRM(s) found in {plan.store}", flush=True)

@@ -106,7 +106,7 @@ class Driver:
                 for s, r in self.results if step is None or s == step]
 
     def context(self, space: SearchSpace, step: str) -> TrialContext:
-        return TrialContext(fixed=space.fixed, ref=self.ref, cpus=space.resources["cpu"],
+        return TrialContext(fixed=space.fixed, ref=self.ref, cpus=space.resources.cpu,
                             crm_plan=self.plan, phase=step, trainer=space.search.trainer)
 
     def callbacks(self) -> list[Any]:
@@ -136,8 +136,9 @@ class Driver:
         path = self.root / step
         constants = {"context": self.context(space, step)}
         if self.resume and ray_adapter.can_restore(str(path)):
+            trials = settings["num_samples"] + len(settings.get("baselines") or [])
             tuner = ray_adapter.restore_tuner(str(path), self.trainable, constants,
-                                              space.resources)
+                                              space.resources, trials)
         else:
             s = space.search
             tuner = ray_adapter.make_tuner(
@@ -373,7 +374,7 @@ def _log_parent_setup(uri: str, parent: str, space: SearchSpace, root: Path) -> 
         "grace_period": s.grace_period, "reduction_factor": s.reduction_factor,
         "baseline_trials": s.baseline_trials, "baseline_seeds": s.baseline_seeds,
         "confirm_top": s.confirm_top,
-        "cpus_per_trial": space.resources["cpu"], "gpus_per_trial": space.resources["gpu"],
+        "cpus_per_trial": space.resources.cpu, "gpus_per_trial": space.resources.gpu,
         "epochs": space.base_config().optim.epochs})
     tracking.log_artifact_file(uri, parent, root / "space.yaml")
 

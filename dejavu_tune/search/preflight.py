@@ -11,7 +11,13 @@ from typing import Any
 
 from dejavu_tune.config import ConfigError, TrainConfig
 from dejavu_tune.plugins import PluginError, is_plugin, load_object
-from dejavu_tune.search.space import TRAINING_METRICS, SearchSpace, set_dotted, space_error
+from dejavu_tune.search.space import (
+    TRAINING_METRICS,
+    Resources,
+    SearchSpace,
+    set_dotted,
+    space_error,
+)
 
 __all__ = ["resolve_paths", "check_components", "metric_directions", "check_device", "as_grid",
            "check_combinations", "check_crm_stage"]
@@ -77,9 +83,9 @@ def metric_directions(base: TrainConfig) -> dict[str, str] | None:
     return {"__primary__": per_task[base.task.name][0].primary, **out, **TRAINING_METRICS}
 
 
-def check_device(path: str, base: TrainConfig, resources: dict[str, float]) -> None:
+def check_device(path: str, base: TrainConfig, resources: Resources) -> None:
     """A trial sees only the GPUs Ray gives it (CUDA_VISIBLE_DEVICES): none when gpu is 0."""
-    if base.device.startswith("cuda") and resources["gpu"] == 0:
+    if base.device.startswith("cuda") and resources.gpu == 0:
         raise space_error(path, "fixed.device", f"{base.device!r} needs a GPU per trial: set "
                    "resources.gpu (e.g. 1, or 0.5 for two trials per GPU), or device auto")
 

@@ -14,7 +14,7 @@ from dejavu_tune.config import TrainConfig, trial_config
 from dejavu_tune.errors import DejavuError
 from dejavu_tune.train.crm_store import PretrainSettings
 
-__all__ = ["SpaceError", "Param", "SearchSettings", "SearchSpace", "TRAINING_METRICS",
+__all__ = ["SpaceError", "Resources", "Param", "SearchSettings", "SearchSpace", "TRAINING_METRICS",
            "space_error", "check_number", "set_dotted"]
 
 # Training metrics every trial reports each epoch (lower is better); each task adds its
@@ -24,6 +24,32 @@ TRAINING_METRICS = {"loss": "min", "task_loss": "min"}
 
 class SpaceError(DejavuError, ValueError):
     """A search-space file is malformed or contradictory."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one trial (and one CRM pre-training) holds on a Ray node."""
+
+    cpu: float = 1.0
+    gpu: float = 0.0  # below 1, trials share a GPU (0.5: two per GPU)
+
+    @classmethod
+    def parse(cls, path: str, raw: dict[str, Any]) -> Resources:
+        """The ``resources:`` section of the space file at ``path``, checked."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key, value in raw.items():
+            where = f"resources.{key}"
+            if key not in names:
+                raise space_error(path, where, "is not a known key: expected cpu or gpu")
+            check_number(path, where, value, integer=False)
+            if value < 0 or (key == "cpu" and value == 0):
+                raise space_error(path, where, f"{value!r} is not allowed: expected "
+                                  + ("a number > 0" if key == "cpu" else "a number >= 0 (e.g. 0.5)"))
+            if key == "gpu" and value > 1 and value != int(value):
+                raise space_error(path, where, f"{value!r} is not allowed: Ray shares a GPU "
+                                  "between trials only below 1 (e.g. 0.5); above 1 use a whole "
+                                  "number")
+        return cls(**{k: float(v) for k, v in raw.items()})
 
 
 @dataclass(frozen=True)
@@ -111,7 +137,7 @@ class SearchSpace:
     fixed: dict[str, Any]
     params: tuple[Param, ...]
     search: SearchSettings
-    resources: dict[str, float]
+    resources: Resources
     report: dict[str, Any] = field(default_factory=dict)
     crm_pretrain: PretrainSettings = field(default_factory=PretrainSettings)
 

@@ -33,6 +33,7 @@ from dejavu_tune.plugins import PluginError, is_plugin, load_object
 from dejavu_tune.search import preflight
 from dejavu_tune.search.space import (
     Param,
+    Resources,
     SearchSettings,
     SearchSpace,
     SpaceError,
@@ -103,7 +104,7 @@ def parse_space(raw: Any, path: str = "<space>",
     raw["fixed"] = preflight.resolve_paths(path, raw["fixed"], base)
     preflight.check_components(path, base)
     search = _parse_settings(path, raw["search"], preflight.metric_directions(base))
-    resources = _parse_resources(path, raw["resources"])
+    resources = Resources.parse(path, raw["resources"])
     preflight.check_device(path, base, resources)
     space = SearchSpace(path, raw["fixed"], tuple(params.values()), search, resources,
                         _parse_report(path, raw["report"], params),
@@ -292,19 +293,4 @@ def _metric_and_mode(path: str, prefix: str, metric: Any, mode: Any,
                    " is better)")
     return metric, directions[metric]
 
-
-def _parse_resources(path: str, raw: dict[str, Any]) -> dict[str, float]:
-    out = {"cpu": 1.0, "gpu": 0.0}
-    for key, value in raw.items():
-        if key not in out:
-            raise space_error(path, f"resources.{key}", "is not a known key: expected cpu or gpu")
-        check_number(path, f"resources.{key}", value, integer=False)
-        if value < 0 or (key == "cpu" and value == 0):
-            raise space_error(path, f"resources.{key}", f"{value!r} is not allowed: expected "
-                       + ("a number > 0" if key == "cpu" else "a number >= 0 (e.g. 0.5)"))
-        if key == "gpu" and value > 1 and value != int(value):
-            raise space_error(path, "resources.gpu", f"{value!r} is not allowed: Ray shares a GPU "
-                       "between trials only below 1 (e.g. 0.5); above 1 use a whole number")
-        out[key] = float(value)
-    return out
 
