@@ -75,6 +75,20 @@ def fail(path: str, value: Any, allowed: str) -> None:
     raise ConfigError(f"{path}={value!r} is not allowed: expected {allowed}")
 
 
+def _check_options(path: str, options: Any, name: str, what: str) -> None:
+    """A plug-in's own settings: a mapping, for a ``module:function`` name only."""
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        fail(path, options, "a mapping of names to values")
+    if options and ":" not in str(name):
+        fail(path, options, f"options only for a plug-in {what} "
+                            f"({path.rsplit('.', 1)[0]}.name: module:function)")
+
+
+def _json_hash(self: Any) -> int:
+    """A section with a dict field (options) hashes its JSON form."""
+    return hash(json.dumps(dataclasses.asdict(self), sort_keys=True, default=str))
+
+
 def check_int(path: str, value: Any, low: int, high: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (
         high is not None and value > high
@@ -248,8 +262,7 @@ class DataConfig:
     # with the run's configuration, searchable as ``data.options.<key>``
     options: dict[str, Any] = field(default_factory=dict)
 
-    def __hash__(self) -> int:  # options is a dict: hash its JSON form
-        return hash(json.dumps(dataclasses.asdict(self), sort_keys=True, default=str))
+    __hash__ = _json_hash
 
     def validate(self, prefix: str = "data") -> None:
         _check_name(f"{prefix}.name", self.name, DATASET_NAMES)
@@ -264,12 +277,7 @@ class DataConfig:
         # 255 is the ignore label (IGNORE_INDEX): 254 classes at most
         check_int(f"{prefix}.num_classes", self.num_classes, 2,
                    8 if self.name == "synthetic" else 254)
-        if not isinstance(self.options, dict) or not all(isinstance(k, str)
-                                                         for k in self.options):
-            fail(f"{prefix}.options", self.options, "a mapping of names to values")
-        if self.options and ":" not in str(self.name):
-            fail(f"{prefix}.options", self.options,
-                  "options only for a plug-in dataset (data.name: module:function)")
+        _check_options(f"{prefix}.options", self.options, self.name, "dataset")
         for name in ("num_train", "num_val"):
             if getattr(self, name) is not None:
                 check_int(f"{prefix}.{name}", getattr(self, name), 1)
@@ -292,9 +300,15 @@ class TaskConfig:
     seg_weight: float = 1.0  # multitask loss weights; equal, as in the MTPSL baselines
     depth_weight: float = 1.0
     normals_weight: float = 1.0
+    # a plug-in task's own settings (``function(cfg, dataset)`` reads ``cfg.options``);
+    # logged with the run's configuration, searchable as ``task.options.<key>``
+    options: dict[str, Any] = field(default_factory=dict)
+
+    __hash__ = _json_hash
 
     def validate(self, prefix: str = "task") -> None:
         _check_name(f"{prefix}.name", self.name, TASK_NAMES)
+        _check_options(f"{prefix}.options", self.options, self.name, "task")
         for name in ("seg_weight", "depth_weight", "normals_weight"):
             check_float(f"{prefix}.{name}", getattr(self, name), 0.0, 1000.0)
 
@@ -307,9 +321,15 @@ class ModelConfig:
     width: int = 16  # channels of the small network's first level (and SegNet's, / 4)
     pretrained: str | None = None  # enhanced strategy (seed C.1): local backbone weights file
     attention: int = 0  # DejaVu-SA embedding dim (32/64/128); 0 = no shared-attention block
+    # a plug-in network's own keyword arguments (``function(heads, width, pretrained,
+    # **options)``); logged with the run's configuration, searchable as ``model.options.<key>``
+    options: dict[str, Any] = field(default_factory=dict)
+
+    __hash__ = _json_hash
 
     def validate(self, prefix: str = "model") -> None:
         _check_name(f"{prefix}.name", self.name, MODEL_NAMES)
+        _check_options(f"{prefix}.options", self.options, self.name, "network")
         check_int(f"{prefix}.width", self.width, 4, 512)
         _check_path(f"{prefix}.pretrained", self.pretrained)
         _check_choice(f"{prefix}.attention", self.attention, ATTENTION_DIMS)

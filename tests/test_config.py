@@ -120,3 +120,18 @@ def test_every_name_config_allows_has_exactly_one_builder():
     assert set(OPTIMIZERS) == set(config.OPTIMIZERS)
     assert set(TASKS) == set(TASK_CLASSES) == set(config.TASK_NAMES)
     assert set(DATASETS) | {"synthetic"} == set(config.DATASET_NAMES)  # synthetic: built in
+
+
+@pytest.mark.parametrize("section,what", [("model", "network"), ("task", "task")])
+def test_a_plug_in_network_or_task_gets_its_own_options(section, what):
+    cfg = TrainConfig.from_dict({section: {"name": "my.pkg:build", "options": {"depth": 3}}})
+    assert getattr(cfg, section).options == {"depth": 3}
+    assert cfg.replace(**{f"{section}.options.depth": 5}).to_dict()[section]["options"] == {
+        "depth": 5}  # searchable, and logged with the configuration
+    with pytest.raises(ConfigError, match=rf"{section}.options=\{{'depth': 3\}} is not allowed: "
+                                          rf"expected options only for a plug-in {what} "
+                                          rf"\({section}.name: module:function\)"):
+        TrainConfig().replace(**{f"{section}.options": {"depth": 3}})
+    with pytest.raises(ConfigError, match=rf"{section}.options=3 is not allowed: expected a "
+                                          "mapping of names to values"):
+        TrainConfig.from_dict({section: {"name": "my.pkg:build", "options": 3}})

@@ -106,3 +106,19 @@ def test_plugin_network_returning_a_tensor_is_wrapped(monkeypatch):
     monkeypatch.setitem(sys.modules, "my_networks", module)
     model = build_model("my_networks:build", {"depth": 1})
     assert model(torch.zeros(2, 3, 8, 8))["depth"].shape == (2, 1, 8, 8)
+
+
+def test_a_plugin_network_receives_its_options(monkeypatch):
+    module = types.ModuleType("my_options_networks")
+    seen = {}
+
+    def build(heads, width, pretrained, depth=1):
+        seen.update(width=width, depth=depth)
+        return nn.Sequential(*[nn.Conv2d(3, 3, 1) for _ in range(depth - 1)],
+                             nn.Conv2d(3, sum(heads.values()), 1))
+
+    module.build = build
+    monkeypatch.setitem(sys.modules, "my_options_networks", module)
+    model = build_model("my_options_networks:build", {"seg": 4}, width=8, options={"depth": 3})
+    assert seen == {"width": 8, "depth": 3}
+    assert model(torch.zeros(1, 3, 8, 8))["seg"].shape == (1, 4, 8, 8)

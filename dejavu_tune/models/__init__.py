@@ -120,12 +120,14 @@ def _load_pretrained(module: nn.Module, path: str) -> None:
     module.load_state_dict(state)
 
 def build_model(name: str, heads: dict[str, int], *, width: int = 16,
-                pretrained: str | None = None, attention: int = 0) -> nn.Module:
+                pretrained: str | None = None, attention: int = 0,
+                options: dict[str, Any] | None = None) -> nn.Module:
     if attention not in ATTENTION_DIMS:
         raise ValueError(f"attention={attention!r} is not allowed: expected one of "
                          + ", ".join(map(str, ATTENTION_DIMS)))
     if is_plugin(name):
-        net = load_object(name, "model.name")(heads=heads, width=width, pretrained=pretrained)
+        net = load_object(name, "model.name")(heads=heads, width=width, pretrained=pretrained,
+                                              **(options or {}))
         return _SingleHead(net, next(iter(heads))) if len(heads) == 1 else net
     if name not in MODELS:
         raise ValueError(f"model {name!r} is not known: expected one of " + ", ".join(MODELS)

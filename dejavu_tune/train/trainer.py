@@ -93,7 +93,7 @@ class Trainer:
             torch.manual_seed(cfg.seed)
             self.model = build_model(model_cfg.name, self.task.heads(), width=model_cfg.width,
                                      pretrained=model_cfg.pretrained,
-                                     attention=model_cfg.attention)
+                                     attention=model_cfg.attention, options=model_cfg.options)
             self.crm = (build_crm(dv.crm, self.task.condition_channels, use=intended_use(cfg))
                         if dv.enabled else None)
         self.model.to(self.device)
