@@ -115,5 +115,4 @@ def _costs(root: Path, slots: int, wall: float) -> dict[str, float]:
     return {"wall_s": wall, "compute_s": sum(compute),
             "cost_per_trial_s": (wall * slots - sum(compute)) / len(runs),
             "in_trial_s": statistics.mean(d - c for d, c in zip(durations, compute, strict=True)),
-            "after_last_s": parent.info.end_time / 1000 - last_end,
-            "runs": float(len(runs))}
+            "after_last_s": parent.info.end_time / 1000 - last_end}

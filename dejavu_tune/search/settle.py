@@ -117,6 +117,4 @@ def _settle_run(uri: str, run: Any, status: str, reason: str | None, end_ms: int
             tracking.set_tags(uri, run.info.run_id, {tracking.INERT_TAG: value})
     if tags.get(tracking.STATUS_TAG) == "failed" and status == "failed":
         return  # the trial's own, more precise reason stays
-    if run.info.status != "RUNNING" and tags.get(tracking.STATUS_TAG) == status:
-        return  # settled already; keeps the end time of the first call
     tracking.set_trial_status(uri, run.info.run_id, status, reason, end_ms, run=run)
