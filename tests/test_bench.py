@@ -18,3 +18,31 @@ def test_bad_iteration_count_is_a_usage_error(capsys):
         bench.main(["overhead", "--iters", "0"])
     assert exit_info.value.code == 2
     assert "--iters must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, classes, size", [("cityscapes", 19, (32, 64)),
+                                                 ("ade20k", 150, (48, 48))])
+def test_b5_sample_data_is_read_by_the_datasets_own_reader(tmp_path, name, classes, size):
+    from dejavu_tune.bench.sample_data import write_sample
+    from dejavu_tune.config import DataConfig
+    from dejavu_tune.data import build_splits
+
+    write_sample(name, tmp_path, *size)
+    train, val = build_splits(DataConfig(name=name, root=str(tmp_path), image_size=size[0],
+                                         image_width=size[1]))
+    assert len(train) == len(val) == 1
+    assert train.num_classes == classes
+    sample = train[0]
+    assert tuple(sample["image"].shape) == (3, *size)
+    labels = sample["seg"].unique()
+    # random labels cover many of the classes, and nothing outside them but the ignore label
+    assert ((labels < classes) | (labels == 255)).all() and (labels < classes).sum() > classes // 2
+
+
+def test_b5_presets_measure_the_seeds_rows_only():
+    for preset in ("b5_hrnet18_ocr", "b5_poolformer_m48"):
+        assert bench.PRESETS[preset]["optim"]["batch_size"] == 1
+        assert set(bench.PRESET_VARIANTS[preset]) <= set(bench.VARIANTS) | set(bench.BREAKDOWN)
+        for name in bench.PRESET_VARIANTS[preset]:
+            crm = {**bench.VARIANTS, **bench.BREAKDOWN}[name].get("crm")
+            assert crm is None or (crm["kind"], crm["steps"]) == ("crm_r", 20)
