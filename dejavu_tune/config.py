@@ -23,6 +23,7 @@ __all__ = [
     "IGNORE_INDEX",
     "ENABLED_KEY",
     "is_baseline",
+    "MAE_EPOCHS_KEY",
     "trial_config",
     "fail",
     "check_int",
@@ -30,6 +31,7 @@ __all__ = [
     "CRMConfig",
     "DataConfig",
     "DejaVuConfig",
+    "MAEConfig",
     "LossConfig",
     "ModelConfig",
     "OptimConfig",
@@ -46,6 +48,7 @@ __all__ = [
     "CRM_KINDS",
     "CRM_INITS",
     "CONDITIONS",
+    "DEJAVU_MODES",
 ]
 
 REDACTION_KINDS = ("random_blocks", "checkerboard", "lowpass", "highpass", "bandstop")
@@ -55,13 +58,17 @@ CRM_INITS = ("pretrained", "scratch")
 # How the CRM sees a segmentation prediction: class probabilities (soft), probabilities at a
 # temperature below 1 (sharpened), or a straight-through one-hot (hard forward, soft grads).
 CONDITIONS = ("soft", "sharpened", "onehot")
+# regenerate: the method (redaction -> CRM -> regeneration loss). augment: seed Table B.2's
+# control, the redacted images only as extra training inputs with the same labels (no CRM)
+DEJAVU_MODES = ("regenerate", "augment")
 PRECISIONS = ("fp32", "bf16", "fp16")
 TASK_NAMES = ("segmentation", "depth", "normals", "multitask")
 DATASET_NAMES = ("synthetic", "cityscapes", "ade20k", "nyud", "kitti", "coco_panoptic")
 OPTIMIZERS = ("sgd", "adamw")
 # the built-in base networks (dejavu_tune.models.MODELS builds them)
-MODEL_NAMES = ("small", "segnet", "hrnet_w18", "hrnet_w48", "hrnet_w18_ocr",
-               "poolformer_m48_fpn", "vit_b_upernet", "swin_t_upernet", "resnet50_fpn")
+MODEL_NAMES = ("small", "segnet", "hrnet_w18", "hrnet_w19", "hrnet_w20", "hrnet_w48",
+               "hrnet_w18_ocr", "poolformer_m48_fpn", "vit_b_upernet", "swin_t_upernet",
+               "resnet50_fpn")
 ATTENTION_DIMS = (0, 32, 64, 128)  # seed C.1: DejaVu-SA embedding dims; 0 = no SA block
 _PLUGIN = "or 'package.module:function'"
 
@@ -158,11 +165,13 @@ class RedactionConfig:
 
 IGNORE_INDEX = 255  # the label of pixels no loss or metric counts (Cityscapes convention)
 ENABLED_KEY = "dejavu.enabled"  # False: the baseline, DejaVu off
+MAE_EPOCHS_KEY = "model.mae.epochs"  # > 0: MAE-style pre-training first (seed Table B.2)
 
 
 def is_baseline(sampled: dict[str, Any]) -> bool:
-    """Whether a trial's sampled (dotted) keys switch DejaVu off."""
-    return sampled.get(ENABLED_KEY) is False
+    """Whether a trial's sampled (dotted) keys switch DejaVu off and sample no MAE-style
+    pre-training: a Table B.2 row with MAE on is compared with the baseline, not one."""
+    return sampled.get(ENABLED_KEY) is False and not sampled.get(MAE_EPOCHS_KEY)
 
 
 def crm_essence(kind: str, stages: int | None, steps: int | None) -> str:
@@ -230,13 +239,28 @@ class LossConfig:
 @dataclass(frozen=True)
 class DejaVuConfig:
     enabled: bool = True
+    # augment: no CRM, no regeneration loss; the redacted batch is trained on with the same
+    # labels (docs/method.md, "Table B.2 settings")
+    mode: str = "regenerate"
     redaction: RedactionConfig = field(default_factory=RedactionConfig)
     crm: CRMConfig = field(default_factory=CRMConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
+    @property
+    def uses_crm(self) -> bool:
+        """Whether a run builds, pre-trains and loads a CRM (and LPIPS)."""
+        return self.enabled and self.mode == "regenerate"
+
     def validate(self, prefix: str = "dejavu") -> None:
         if not isinstance(self.enabled, bool):
             fail(f"{prefix}.enabled", self.enabled, "true or false")
+        _check_choice(f"{prefix}.mode", self.mode, DEJAVU_MODES)
+        if self.enabled and self.mode == "augment":
+            # both feed the regenerated image somewhere; augment makes none
+            for name in ("cl_weight", "ts_weight"):
+                if getattr(self.loss, name) > 0:
+                    fail(f"{prefix}.loss.{name}", getattr(self.loss, name),
+                         f"0 when {prefix}.mode=augment (no CRM, so no regenerated image)")
         self.redaction.validate(f"{prefix}.redaction")
         self.crm.validate(f"{prefix}.crm")
         self.loss.validate(f"{prefix}.loss")
@@ -314,6 +338,28 @@ class TaskConfig:
 
 
 @dataclass(frozen=True)
+class MAEConfig:
+    """MAE-style masked-image-modelling pre-training of the base network before its task
+    training (seed Table B.2; docs/method.md says what differs from He et al.'s MAE)."""
+
+    epochs: int = 0  # 0: off; passes over the training split before task training
+    mask_ratio: float = 0.75  # He et al.'s default: 75 % of the patches masked
+    patch: int = 16  # ViT-B/16's patch side, in pixels
+    # AdamW at MAE's base rate; 1e-3 left the small network 24 mIoU below the baseline after
+    # its task training (docs/benchmarks.md, "Table B.2 on the built-in data")
+    lr: float = 1.5e-4
+
+    def validate(self, prefix: str = "model.mae") -> None:
+        check_int(f"{prefix}.epochs", self.epochs, 0, 10000)
+        ratio = self.mask_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
+            fail(f"{prefix}.mask_ratio", ratio, "a number in (0, 1): some patches are masked, "
+                 "some stay visible")
+        check_int(f"{prefix}.patch", self.patch, 1, 1024)
+        check_float(f"{prefix}.lr", self.lr, 0.0, 10.0, low_open=True)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """The base network h: a name of ``MODEL_NAMES`` or ``module:function``."""
 
@@ -324,6 +370,7 @@ class ModelConfig:
     # a plug-in network's own keyword arguments (``function(heads, width, pretrained,
     # **options)``); logged with the run's configuration, searchable as ``model.options.<key>``
     options: dict[str, Any] = field(default_factory=dict)
+    mae: MAEConfig = field(default_factory=MAEConfig)
 
     __hash__ = _json_hash
 
@@ -333,6 +380,10 @@ class ModelConfig:
         check_int(f"{prefix}.width", self.width, 4, 512)
         _check_path(f"{prefix}.pretrained", self.pretrained)
         _check_choice(f"{prefix}.attention", self.attention, ATTENTION_DIMS)
+        self.mae.validate(f"{prefix}.mae")
+        if self.mae.epochs and ":" in str(self.name):
+            fail(f"{prefix}.mae.epochs", self.mae.epochs, "0 for a plug-in network (the "
+                 "pre-training decodes the built-in networks' trunk features)")
 
 
 @dataclass(frozen=True)
@@ -345,8 +396,23 @@ class OptimConfig:
     weight_decay: float = 5e-4
     poly_power: float = 2.0
     epochs: int = 10
+    # the seed's iteration budgets (ADE20K 40K/80K, COCO 160K): exactly this many steps, the
+    # poly schedule spanning them; null: every epoch in full. The search counts epochs, so
+    # ``epochs`` must be the epochs they take (total_iterations checks it)
+    iterations: int | None = None
     batch_size: int = 16
     grad_clip: float = 0.0  # 0 disables clipping
+
+    def total_iterations(self, iters_per_epoch: int) -> int:
+        """Optimiser steps of the run at ``iters_per_epoch`` (known once the data is)."""
+        if self.iterations is None:
+            return self.epochs * iters_per_epoch
+        needed = -(-self.iterations // iters_per_epoch)  # the last epoch stops short
+        if needed != self.epochs:
+            fail("optim.epochs", self.epochs, f"{needed} with optim.iterations="
+                 f"{self.iterations} at {iters_per_epoch} iterations per epoch "
+                 f"(ceil({self.iterations} / {iters_per_epoch}); a search budgets epochs)")
+        return self.iterations
 
     def validate(self, prefix: str = "optim") -> None:
         _check_choice(f"{prefix}.name", self.name, OPTIMIZERS)
@@ -355,6 +421,8 @@ class OptimConfig:
         check_float(f"{prefix}.weight_decay", self.weight_decay, 0.0, 1.0)
         check_float(f"{prefix}.poly_power", self.poly_power, 0.0, 10.0)
         check_int(f"{prefix}.epochs", self.epochs, 1)
+        if self.iterations is not None:
+            check_int(f"{prefix}.iterations", self.iterations, 1)
         check_int(f"{prefix}.batch_size", self.batch_size, 1)
         check_float(f"{prefix}.grad_clip", self.grad_clip, 0.0)
 
@@ -388,9 +456,17 @@ class TrainConfig:
         self.optim.validate("optim")
         self.dejavu.validate("dejavu")
         loss = self.dejavu.loss
-        if self.dejavu.enabled and loss.gamma > 0 and loss.gamma1 > 0 and self.data.image_size < 32:
+        if self.dejavu.uses_crm and loss.gamma > 0 and loss.gamma1 > 0 and self.data.image_size < 32:
             fail("data.image_size", self.data.image_size, "at least 32 when dejavu.loss.gamma1 "
                   "> 0 (LPIPS' AlexNet needs 31 px)")
+        mae = self.model.mae
+        if mae.epochs:
+            height, width = self.data.size
+            patches = -(-height // mae.patch) * -(-width // mae.patch)
+            if not 1 <= round(patches * mae.mask_ratio) < patches:
+                fail("model.mae.patch", mae.patch, f"a patch size that leaves at least one "
+                     f"masked and one visible patch of {height}x{width} images at "
+                     f"model.mae.mask_ratio={mae.mask_ratio} ({patches} patches now)")
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None = None) -> TrainConfig:

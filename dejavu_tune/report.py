@@ -24,8 +24,9 @@ from typing import Any
 import yaml
 
 from dejavu_tune import cli
-from dejavu_tune.config import ENABLED_KEY
+from dejavu_tune.config import ENABLED_KEY, MAE_EPOCHS_KEY
 from dejavu_tune.errors import DejavuError
+from dejavu_tune.search.front_table import front_table, parse_objectives
 from dejavu_tune.search.paired import Paired, compare
 from dejavu_tune.tracking import runs as tracking
 
@@ -33,6 +34,9 @@ __all__ = ["ReportError", "Trial", "Trials", "collect", "ablation_table", "build
            "main"]
 
 SEED = "seed"  # the replicate key: averaged over, never a row or a column
+# Keys of the training method itself (Table B.2's rows), never of the setting a row's
+# baseline must share with it (the input noise of Table B.1, say).
+_METHOD_KEYS = ("dejavu.", "model.mae.")
 _DASH = "—"
 
 
@@ -50,7 +54,10 @@ class Trial:
 
     @property
     def is_baseline(self) -> bool:
-        # A grid ablation has no baseline trial of its own: its DejaVu-off cells are one.
+        # A grid ablation has no baseline trial of its own: its DejaVu-off cells are one,
+        # unless they pre-train MAE-style first (Table B.2's MAE row, compared with it).
+        if self.params.get(MAE_EPOCHS_KEY, "0") != "0":
+            return False
         return self.kind == "baseline" or self.params.get(ENABLED_KEY) == "False"
 
 
@@ -58,8 +65,9 @@ class Trials(list[Trial]):
     """The completed trials of one search, plus what a table needs to say about the rest."""
 
     def __init__(self, items: list[Trial], *, search: str, excluded: dict[str, int],
-                 report: dict[str, Any]) -> None:
+                 report: dict[str, Any], objectives: str = "") -> None:
         super().__init__(items)
+        self.objectives = objectives  # the search's search.objectives, as its parent logged them
         self.search = search
         self.excluded = excluded  # status -> count of runs left out
         self.report = report  # the space's report: section, metric resolved
@@ -111,7 +119,8 @@ def collect(uri: str, experiment: str, search: str | None = None) -> Trials:
     search_metric = (space.get("search") or {}).get("metric") or parent.data.params.get("metric")
     report.setdefault("metric", search_metric if search_metric not in (None, "None")
                       else "val_miou")
-    return Trials(trials, search=parent.info.run_name, excluded=dict(excluded), report=report)
+    return Trials(trials, search=parent.info.run_name, excluded=dict(excluded), report=report,
+                  objectives=parent.data.params.get("objectives", ""))
 
 
 def _space(client: Any, run_id: str, name: str) -> dict[str, Any]:
@@ -195,7 +204,7 @@ def ablation_table(rows: list[Trial], metric: str, columns: str | None = None,
     varying = sorted(shown - set(common))
     short = _short_names(shown | ({columns} if columns else set()))
     # The baseline a row compares with shares its non-DejaVu setting (e.g. the noise level).
-    context = sorted({k for b in baselines for k, _ in b if not k.startswith("dejavu.")})
+    context = sorted({k for b in baselines for k, _ in b if not k.startswith(_METHOD_KEYS)})
 
     def match(setting: tuple) -> tuple | None:
         found = [b for b in baselines
@@ -212,7 +221,7 @@ def ablation_table(rows: list[Trial], metric: str, columns: str | None = None,
     table, counts = [header], set()
     for setting in order:
         params = dict(setting)
-        label = ["baseline" if setting in baselines else "DejaVu"]
+        label = ["baseline" if setting in baselines else _method(params)]
         label += [_cell(short[k], params[k]) for k in varying if k in params]
         line = [", ".join(label)]
         for value in values:
@@ -237,6 +246,16 @@ def ablation_table(rows: list[Trial], metric: str, columns: str | None = None,
         table.append(line)
     return "\n".join(_render(table, title, common, short, metric, scale, counts, excluded,
                              bool(baselines), any(SEED in t.params for t in rows)))
+
+
+def _method(params: dict[str, str]) -> str:
+    """What a row trains with (seed Table B.2): DejaVu, redaction as augmentation, MAE-style
+    pre-training, or DejaVu on an MAE-pre-trained network."""
+    parts = [] if params.get(ENABLED_KEY) == "False" else [
+        "redaction as augmentation" if params.get("dejavu.mode") == "augment" else "DejaVu"]
+    if params.get(MAE_EPOCHS_KEY, "0") != "0":
+        parts.append("MAE pre-training")
+    return " + ".join(parts) or "DejaVu"
 
 
 def _paired_cell(pairs: Paired, scale: float, digits: int) -> str:
@@ -294,6 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, help="multiply values by this (default 100)")
     p.add_argument("--digits", type=int, help="decimals (default 1)")
     p.add_argument("--title", help="heading above the table")
+    p.add_argument("--objectives", nargs="+", metavar="METRIC",
+                   help="also lay out the Pareto front of these metrics, quality first, then "
+                        "costs, e.g. val_miou step_time_ratio mem_ratio (METRIC:min or :max "
+                        "for another direction; default: the search's search.objectives, if "
+                        "it had several)")
     p.add_argument("--output", help="also write the table to this Markdown file")
     return p
 
@@ -310,6 +334,21 @@ def _settings(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
     return {k: merged.get(k) for k in ("metric", "columns", "scale", "digits", "title")}
 
 
+def _objectives(trials: Trials, given: list[str] | None) -> list[tuple[str, str]]:
+    """The objectives of the front: ``--objectives``, else the search's own."""
+    text = " ".join(given) if given else trials.objectives
+    if not text:
+        return []
+    try:
+        objectives = parse_objectives(text, {})
+    except ValueError as exc:
+        raise ReportError(f"--objectives: {exc}") from None
+    if len(objectives) < 2:
+        raise ReportError(f"--objectives {text!r}: expected a quality metric and at least one "
+                          "cost, e.g. val_miou step_time_ratio")
+    return objectives
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # MLflow draws a progress bar on stderr for every download, even of space.yaml.
@@ -318,6 +357,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         trials = collect(uri, args.experiment, args.search)
         text = ablation_table(trials, **_settings(trials.report, args)) + "\n"
+        objectives = _objectives(trials, args.objectives)
+        if objectives:
+            try:
+                text += "\n" + front_table(trials, objectives)
+            except ValueError as exc:
+                raise ReportError(str(exc)) from None
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,10 +1,6 @@
 """Landscapes with a known truth for the search's statistics (``search.trainer``)."""
 
-from dejavu_tune.train.landscape import LandscapeTrainer
+from dejavu_tune.train.landscape import PLANTED_EFFECT as EFFECT
+from dejavu_tune.train.landscape import planted as gamma_effect
 
-EFFECT = 0.05  # what a small regeneration weight adds to the metric, planted
-
-
-def gamma_effect(cfg):
-    """DejaVu with dejavu.loss.gamma below 0.3 gains EFFECT; above, it loses 0.03."""
-    return LandscapeTrainer(cfg, effect=lambda c: EFFECT if c.dejavu.loss.gamma < 0.3 else -0.03)
+__all__ = ["EFFECT", "gamma_effect"]

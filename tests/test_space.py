@@ -243,3 +243,48 @@ def test_sobol_points_spread_over_a_log_range_by_hand():
     quarters = sorted(int(4 * math.log(p["optim.lr"] / 0.01) / math.log(20)) for p in points)
     assert quarters == [0, 1, 2, 3]
     assert sobol_points([lr], 4, seed=0) == points  # seeded
+
+
+def test_objectives_take_names_or_mappings_and_the_first_is_the_metric():
+    from dejavu_tune.search.cli import DEFAULT_SPACE
+
+    space = load_space(DEFAULT_SPACE, {"search.objectives": [
+        "val_miou", {"metric": "mem_ratio", "mode": "min"}, "step_time_ratio"]})
+    s = space.search
+    assert s.objectives == (("val_miou", "max"), ("mem_ratio", "min"),
+                            ("step_time_ratio", "min"))
+    assert (s.metric, s.mode) == ("val_miou", "max")
+    assert s.costs == (("mem_ratio", "min"), ("step_time_ratio", "min"))
+    assert s.stop_metric == "task_loss"  # the default space names its own
+    plain = load_space(DEFAULT_SPACE, {"search.objectives": ["val_miou", "step_time_ratio"],
+                                       "search.stop_metric": None})
+    assert plain.search.stop_metric == "val_miou"  # else the first objective
+
+
+@pytest.mark.parametrize("objectives, message", [
+    (["val_miou"], "expected a list of 2 or 3 metric names"),
+    (["val_miou", "step_time_ratio", "mem_ratio", "loss"], "expected a list of 2 or 3"),
+    (["val_miou", "val_miou"], "'val_miou' is named twice"),
+    (["val_miou", {"metric": "step_time_ratio", "mode": "max"}],
+     "objectives[1].mode: 'max' is not allowed for step_time_ratio: expected min"),
+    (["val_miou", {"name": "x"}], "search.objectives[1]: {'name': 'x'} is not allowed"),
+    (["val_miou", "speed"], "objectives[1].metric: 'speed' is not allowed for this task"),
+])
+def test_bad_objectives_are_refused_naming_the_entry(objectives, message):
+    from dejavu_tune.search.cli import DEFAULT_SPACE
+
+    with pytest.raises(SpaceError) as info:
+        load_space(DEFAULT_SPACE, {"search.objectives": objectives})
+    assert message in str(info.value)
+
+
+def test_objectives_contradicting_the_metric_or_on_a_grid_are_refused():
+    from dejavu_tune.search.cli import DEFAULT_SPACE
+
+    with pytest.raises(SpaceError, match="search.metric: 'val_pixel_acc' is not allowed with "
+                                         "objectives"):
+        load_space(DEFAULT_SPACE, {"search.metric": "val_pixel_acc",
+                                   "search.objectives": ["val_miou", "mem_ratio"]})
+    with pytest.raises(SpaceError, match="not allowed with algorithm: grid"):
+        load_space("search_spaces/ablations/b4_redaction_crm.yaml",
+                   {"search.objectives": ["val_miou", "mem_ratio"]})

@@ -25,6 +25,7 @@ from dejavu_tune.search.trial_context import TrialContext
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.run_names import run_name
 from dejavu_tune.tracking.trial_recorder import TrialRecorder
+from dejavu_tune.train import cost_probe
 from dejavu_tune.train.crm_store import WEIGHTS_FILE
 from dejavu_tune.train.diagnostics import crm_usage
 from dejavu_tune.train.figures import FIGURE_FILE, regeneration_figure
@@ -50,6 +51,7 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
         trainer = (load_object(context.trainer, "search.trainer") if context.trainer
                    else Trainer)(cfg)
         probe = trainer.first_batch(cfg.optim.batch_size) if trainer.crm is not None else None
+        cost = _cost(trainer, cfg)
         state, skipped = ray_adapter.restore_state()
         if state is not None:
             trainer.load_state_dict(state)
@@ -58,7 +60,7 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
         for metrics in trainer.epochs():
             if probe is not None:
                 metrics.update(crm_usage(trainer, probe))
-            metrics["compute_s"] = time.perf_counter() - start
+            metrics.update(cost, compute_s=time.perf_counter() - start)
             figure = (_png(regeneration_figure(trainer.sample(context.figure_images),
                                                legend=trainer.legend()))
                       if context.figure_images > 0 else None)
@@ -76,10 +78,22 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
         record.close()
 
 
+def _cost(trainer: Any, cfg: TrainConfig) -> dict[str, float]:
+    """The step's cost next to the baseline's (``cost_probe.COST_METRICS``), once per
+    trial process. A trainer of one's own (``search.trainer``) may state its own with a
+    ``cost_ratios()`` method; without one its cost is not measured ({})."""
+    stated = getattr(trainer, "cost_ratios", None)
+    if stated is not None:
+        return stated()
+    if not isinstance(trainer, Trainer):
+        return {}
+    return cost_probe.measure(trainer, trainer.first_batch(cfg.optim.batch_size))
+
+
 def _crm_origin(cfg: TrainConfig) -> str:
     """Where the trial's CRM starts: stored weights (their store key), a file, scratch."""
     crm = cfg.dejavu.crm
-    if not cfg.dejavu.enabled:
+    if not cfg.dejavu.uses_crm:  # DejaVu off, or dejavu.mode: augment
         return "none"
     if crm.weights:
         path = Path(crm.weights)

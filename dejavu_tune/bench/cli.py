@@ -1,5 +1,5 @@
 """Benchmarks that print numbers: ``python -m dejavu_tune.bench overhead`` (and ``search``,
-``efficiency``, ``crm-usage``, ``scale``).
+``efficiency``, ``crm-usage``, ``scale``, ``warm-start``).
 
 ``overhead`` measures, side by side in one run, seconds per training iteration
 and peak memory of the baseline step and of DejaVu steps (CRM-F 2 stages,
@@ -258,10 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     from dejavu_tune.bench import crm_usage as bench_crm
     from dejavu_tune.bench import efficiency as bench_efficiency
     from dejavu_tune.bench import scale as bench_scale
+    from dejavu_tune.bench import warm_start as bench_warm
 
     bench_efficiency.add_parser(sub)
     bench_scale.add_parser(sub)
     bench_crm.add_parser(sub)
+    bench_warm.add_parser(sub)
     one = sub.add_parser("_measure", help=argparse.SUPPRESS)
     one.add_argument("config")
     one.add_argument("--iters", type=int, default=10)
@@ -275,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         return bench_crm.run(args)
     if args.command == "scale":
         return bench_scale.run(args)
+    if args.command == "warm-start":
+        return bench_warm.run(args)
     if args.command == "_measure":
         print(json.dumps(measure(json.loads(args.config), args.iters, args.warmup)))
         return 0

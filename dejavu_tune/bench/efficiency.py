@@ -29,7 +29,7 @@ from dejavu_tune.config import is_baseline
 from dejavu_tune.search.paired import spearman
 from dejavu_tune.search.record import SearchRecord
 
-__all__ = ["STRATEGIES", "add_parser", "run"]
+__all__ = ["STRATEGIES", "add_parser", "run", "run_search", "search_trials"]
 
 # name -> (search.algorithm, early stopping, trials per full-budget slot, what ASHA
 # compares: None for the space's stop_metric, else this metric)
@@ -54,23 +54,28 @@ def add_parser(sub: Any) -> None:
 
 def _search(args: argparse.Namespace, strategy: str, seed: int, epochs: int) -> Path:
     algorithm, stopping, factor, stop_on = STRATEGIES[strategy]
-    name = f"{strategy}-s{seed}"
-    root = Path(args.storage_path)
-    if SearchRecord.path(root / name).is_file() and SearchRecord.load(root / name).finished:
-        return root / name  # measured before: reused
-    cmd = [sys.executable, "-m", "dejavu_tune.search", "--storage-path", str(root),
-           "--name", name, "--crm-store", str(root / "crm_store"), "--seed", str(seed),
-           "--num-samples", str(args.full_trials * factor),
-           "--set", f"search.algorithm={algorithm}", "--set", f"optim.lr={args.lr}",
-           "--set", "search.baseline_trials=0", "--set", "search.baseline_seeds=0",
-           "--set", "search.confirm_top=0"]
+    flags = ["--crm-store", str(Path(args.storage_path) / "crm_store"), "--seed", str(seed),
+             "--num-samples", str(args.full_trials * factor),
+             "--set", f"search.algorithm={algorithm}", "--set", f"optim.lr={args.lr}",
+             "--set", "search.baseline_trials=0", "--set", "search.baseline_seeds=0",
+             "--set", "search.confirm_top=0"]
     if args.space:
-        cmd += ["--space", args.space]
+        flags += ["--space", args.space]
     if not stopping:
-        cmd += ["--grace-period", str(epochs)]
+        flags += ["--grace-period", str(epochs)]
     if stop_on == "metric":  # ASHA on the search metric itself
-        cmd += ["--set", "search.stop_metric=null"]
-    print(f"efficiency: {name}", flush=True)
+        flags += ["--set", "search.stop_metric=null"]
+    return run_search(Path(args.storage_path), f"{strategy}-s{seed}", flags, "efficiency")
+
+
+def run_search(root: Path, name: str, flags: list[str], bench: str) -> Path:
+    """A real search ``name`` in ``root`` with ``flags``, as its own process on a local Ray
+    and store; a search this benchmark finished before is reused."""
+    if SearchRecord.path(root / name).is_file() and SearchRecord.load(root / name).finished:
+        return root / name
+    cmd = [sys.executable, "-m", "dejavu_tune.search", "--storage-path", str(root),
+           "--name", name, *flags]
+    print(f"{bench}: {name}", flush=True)
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -78,7 +83,7 @@ def _search(args: argparse.Namespace, strategy: str, seed: int, epochs: int) -> 
     return root / name
 
 
-def _trials(search_dir: Path, metric: str, stop_metric: str) -> list[dict[str, Any]]:
+def search_trials(search_dir: Path, metric: str, stop_metric: str) -> list[dict[str, Any]]:
     """DejaVu trials of a finished search: their curves and when they ended."""
     out = []
     for trial_dir in (search_dir / "search").iterdir():
@@ -105,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     sign = 1 if space.search.mode == "max" else -1
     budget = args.full_trials * epochs
     stop_metric = space.search.stop_metric
-    runs = {(s, seed): _trials(_search(args, s, seed, epochs), metric, stop_metric)
+    runs = {(s, seed): search_trials(_search(args, s, seed, epochs), metric, stop_metric)
             for s in args.strategies for seed in args.seeds}
     finals = [t["curve"][-1] for trials in runs.values() for t in trials
               if len(t["curve"]) == epochs]

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from dejavu_tune.config import CRMConfig, TrainConfig
+from dejavu_tune.config import ConfigError, CRMConfig, TrainConfig
 from dejavu_tune.errors import DejavuError
 
 __all__ = ["CRMF", "CRMR", "CRMS", "build_crm", "save_crm", "load_crm_weights", "CRMWeightsError",
@@ -139,7 +139,12 @@ _DATA_KEYS = ("name", "root", "image_size", "image_width", "num_classes", "num_t
 
 def intended_use(cfg: TrainConfig) -> dict[str, Any]:
     """What a CRM is used for in ``cfg``: stored with pre-trained weights (with every
-    redaction kind they learnt) and checked when a run loads them."""
+    redaction kind they learnt) and checked when a run loads them. Only a configuration
+    that has a CRM (``cfg.dejavu.uses_crm``: not DejaVu off, not ``mode: augment``) has one."""
+    if not cfg.dejavu.uses_crm:
+        raise ConfigError(f"dejavu.enabled={cfg.dejavu.enabled}, dejavu.mode="
+                         f"{cfg.dejavu.mode!r} uses no CRM: expected dejavu.enabled=true "
+                         "with dejavu.mode=regenerate")
     return {"task": cfg.task.name,
             "data": {k: getattr(cfg.data, k) for k in _DATA_KEYS},
             "redaction_kind": cfg.dejavu.redaction.kind}

@@ -3,7 +3,8 @@
 One explicit name -> builder table (``MODELS``); an unknown name lists the valid
 ones; ``package.module:function`` plugs in a network of your own (docs/byo.md).
 Backbones come from timm (random init: the seed's vanilla strategy; ``pretrained``
-loads local weights: the enhanced strategy); heads are in ``heads.py``.
+loads local weights: the enhanced strategy); HRNet at widths timm has no name for
+(19, 20: the seed's DejaVu-SA baselines) is in ``hrnet.py``; heads are in ``heads.py``.
 """
 
 from __future__ import annotations
@@ -19,19 +20,19 @@ from torch import nn
 from dejavu_tune.config import ATTENTION_DIMS
 from dejavu_tune.models.attention import SharedAttention
 from dejavu_tune.models.heads import HEADS
+from dejavu_tune.models.hrnet import hrnet_features
 from dejavu_tune.models.small import SegNet, SmallNet
 from dejavu_tune.plugins import is_plugin, load_object
 
 __all__ = ["MODELS", "ATTENTION_DIMS", "DenseNetwork", "build_model", "count_parameters"]
 
-
+_HRNET_FEATURES = {"feature_location": "", "out_indices": (1, 2, 3, 4)}
 
 # name -> (timm model, extra timm arguments, head); strides 4, 8, 16, 32 for every trunk
 _TIMM: dict[str, tuple[str, dict[str, Any], str]] = {
-    "hrnet_w18": ("hrnet_w18", {"feature_location": "", "out_indices": (1, 2, 3, 4)}, "hrnetv2"),
-    "hrnet_w48": ("hrnet_w48", {"feature_location": "", "out_indices": (1, 2, 3, 4)}, "hrnetv2"),
-    "hrnet_w18_ocr": ("hrnet_w18", {"feature_location": "", "out_indices": (1, 2, 3, 4)},
-                      "ocr"),
+    "hrnet_w18": ("hrnet_w18", _HRNET_FEATURES, "hrnetv2"),
+    "hrnet_w48": ("hrnet_w48", _HRNET_FEATURES, "hrnetv2"),
+    "hrnet_w18_ocr": ("hrnet_w18", _HRNET_FEATURES, "ocr"),
     "poolformer_m48_fpn": ("poolformer_m48", {}, "fpn"),
     # ViT-B/16 has one stride; blocks 4, 6, 8, 12 are resampled to 4..32 (ViTDet's pyramid)
     "vit_b_upernet": ("vit_base_patch16_224", {"dynamic_img_size": True,
@@ -40,14 +41,16 @@ _TIMM: dict[str, tuple[str, dict[str, Any], str]] = {
     "resnet50_fpn": ("resnet50", {"out_indices": (1, 2, 3, 4)}, "fpn"),
 }
 
+# name -> HRNet width timm has no named model for (seed C.1, Figure 8: HRNet19, HRNet20)
+_HRNET_WIDTHS = {"hrnet_w19": 19, "hrnet_w20": 20}
+
+
 class _TimmTrunk(nn.Module):
-    """A timm backbone and a head: features at 1/4 resolution."""
+    """A timm feature backbone and a head: features at 1/4 resolution."""
 
-    def __init__(self, name: str, head: str, regions: int, **kwargs: Any) -> None:
+    def __init__(self, backbone: nn.Module, head: str, regions: int) -> None:
         super().__init__()
-        import timm  # deferred: importing timm costs ~1 s and the small network needs none
-
-        self.backbone = timm.create_model(name, pretrained=False, features_only=True, **kwargs)
+        self.backbone = backbone
         channels = list(self.backbone.feature_info.channels())
         self.vit = len(set(self.backbone.feature_info.reduction())) == 1
         extra = {"regions": regions} if head == "ocr" else {}
@@ -99,13 +102,15 @@ class _SingleHead(nn.Module):
         out = self.net(x)
         return out if isinstance(out, dict) else {self.key: out}
 
-def _load_pretrained(module: nn.Module, path: str) -> None:
+def _load_pretrained(module: nn.Module, path: str, name: str) -> None:
     file = Path(path)
     if not file.is_file():
         raise ValueError(f"model.pretrained={path!r} does not exist: expected a local weights "
                          "file (nothing is downloaded)")
     state = torch.load(file, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
+    # One file may hold several backbones keyed by model.name: a grid over model.name (the
+    # DejaVu-SA preset's HRNet18/19/20) has one model.pretrained for all of its rows.
+    for key in (name, "state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     own = module.state_dict()
@@ -116,7 +121,8 @@ def _load_pretrained(module: nn.Module, path: str) -> None:
         raise ValueError(f"model.pretrained={path!r} does not fit the backbone: {len(missing)} "
                          f"keys missing (e.g. {missing[:3]}), {len(unexpected)} unexpected "
                          f"(e.g. {unexpected[:3]}), {len(reshaped)} of another shape "
-                         f"(e.g. {reshaped[:3]})")
+                         f"(e.g. {reshaped[:3]}); a file for several networks maps each "
+                         f"model.name ({name!r} here) to its state dict")
     module.load_state_dict(state)
 
 def build_model(name: str, heads: dict[str, int], *, width: int = 16,
@@ -134,7 +140,7 @@ def build_model(name: str, heads: dict[str, int], *, width: int = 16,
                          + " or 'package.module:function'")
     trunk = MODELS[name](heads, width)
     if pretrained:
-        _load_pretrained(getattr(trunk, "backbone", trunk), pretrained)
+        _load_pretrained(getattr(trunk, "backbone", trunk), pretrained, name)
     return DenseNetwork(trunk, heads, attention)
 
 def count_parameters(module: nn.Module) -> int:
@@ -143,8 +149,20 @@ def count_parameters(module: nn.Module) -> int:
 
 def _timm(name: str) -> Callable[[dict[str, int], int], nn.Module]:
     timm_name, kwargs, head = _TIMM[name]
-    return lambda heads, width: _TimmTrunk(timm_name, head, regions=max(heads.values()),
-                                           **kwargs)
+
+    def build(heads: dict[str, int], width: int) -> nn.Module:
+        import timm  # deferred: importing timm costs ~1 s and the small network needs none
+
+        backbone = timm.create_model(timm_name, pretrained=False, features_only=True, **kwargs)
+        return _TimmTrunk(backbone, head, regions=max(heads.values()))
+
+    return build
+
+
+def _hrnet(name: str) -> Callable[[dict[str, int], int], nn.Module]:
+    # model.width is the small network's; an HRNet's width is its name, as in timm
+    return lambda heads, width: _TimmTrunk(hrnet_features(_HRNET_WIDTHS[name]), "hrnetv2",
+                                           regions=max(heads.values()))
 
 
 # name -> trunk builder (heads, width); the names are config.MODEL_NAMES (a test checks)
@@ -152,4 +170,5 @@ MODELS: dict[str, Callable[[dict[str, int], int], nn.Module]] = {
     "small": lambda heads, width: SmallNet(width),  # a U-Net for CPUs
     "segnet": lambda heads, width: SegNet(width),  # SegNet (MTPSL NYUD-v2)
     **{name: _timm(name) for name in _TIMM},
+    **{name: _hrnet(name) for name in _HRNET_WIDTHS},
 }

@@ -144,7 +144,9 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
                early_stopping: bool = True, stop_metric: str | None = None,
                stop_mode: str | None = None,
                baselines: list[dict[str, Any]] | None = None,
-               study_storage: str | None = None) -> Any:
+               study_storage: str | None = None,
+               objectives: tuple[tuple[str, str], ...] = (),
+               priors: list[Any] | None = None) -> Any:
     """A Tuner of ``num_samples`` trials plus ``baselines``, each holding ``resources``
     (``cpu`` and ``gpu``: a ``search.space.Resources``).
 
@@ -159,13 +161,22 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
     of the same run, on top of ``num_samples``: no slot waits for them, and ASHA and
     Optuna never see them. ``study_storage``: an Optuna RDB URL that keeps the study
     (study name ``STUDY_NAME``) where ``optuna-dashboard`` can read it while the search
-    runs."""
+    runs. ``objectives`` ((metric, mode), ...; the first is ``metric``): Optuna samples
+    for all of them (TPE handles several), and ASHA compares each trial only with trials
+    that cost no more on the others (``ParetoASHA``). ``priors``: Optuna trials finished
+    elsewhere (``optuna.trial.create_trial``: a warm start), added to the study before it
+    samples anything."""
     import optuna
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    from dejavu_tune.raytune.tune_baseline import BaselineExemptASHA, BaselineFirst, FixedConfigs
+    from dejavu_tune.raytune.tune_baseline import (
+        BaselineExemptASHA,
+        BaselineFirst,
+        FixedConfigs,
+        ParetoASHA,
+    )
     from dejavu_tune.raytune.tune_outcomes import TruthfulOutcomes
 
     if sampler == "fixed":
@@ -174,11 +185,15 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
         optuna_sampler = (optuna.samplers.RandomSampler(seed=seed) if sampler == "random"
                           else optuna.samplers.TPESampler(seed=seed))
         storage = optuna.storages.RDBStorage(study_storage) if study_storage else None
-        searcher = TruthfulOutcomes(OptunaSearch(space=define_by_run, metric=metric, mode=mode,
-                                                 sampler=optuna_sampler,
-                                                 points_to_evaluate=points,
-                                                 study_name=STUDY_NAME, storage=storage),
-                                    max_epochs)
+        several = len(objectives) > 1
+        optuna_search = OptunaSearch(
+            space=define_by_run, sampler=optuna_sampler, points_to_evaluate=points,
+            metric=[m for m, _ in objectives] if several else metric,
+            mode=[d for _, d in objectives] if several else mode,
+            study_name=STUDY_NAME, storage=storage)
+        if priors:  # OptunaSearch creates its study at once for a define-by-run space
+            optuna_search._ot_study.add_trials(priors)
+        searcher = TruthfulOutcomes(optuna_search, max_epochs)
     if baselines:
         searcher = BaselineFirst(searcher, baselines)
         num_samples += len(baselines)
@@ -186,10 +201,11 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
     search_alg = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
     scheduler = None
     if early_stopping:
-        scheduler = BaselineExemptASHA(time_attr="training_iteration", max_t=max_epochs,
-                                       grace_period=min(grace_period, max_epochs),
-                                       reduction_factor=reduction_factor,
-                                       metric=stop_metric or metric, mode=stop_mode or mode)
+        asha = dict(time_attr="training_iteration", max_t=max_epochs,
+                    grace_period=min(grace_period, max_epochs), reduction_factor=reduction_factor,
+                    metric=stop_metric or metric, mode=stop_mode or mode)
+        costs = tuple(o for o in objectives[1:] if o[0] != asha["metric"])
+        scheduler = ParetoASHA(costs, **asha) if costs else BaselineExemptASHA(**asha)
     # metric and mode live on the searcher and the scheduler, which may differ: Tune
     # refuses them in TuneConfig then.
     tune_config = tune.TuneConfig(
@@ -306,8 +322,10 @@ def optuna_trials(experiment_path: str) -> list[dict[str, Any]]:
     searcher = OptunaSearch()
     searcher.restore_from_dir(experiment_path)
     tune_ids = {trial.number: tid for tid, trial in searcher._ot_trials.items()}
+    # several objectives: "value" is the list of values, in the objectives' order
     return [{"number": t.number, "trial_id": tune_ids.get(t.number), "state": t.state.name,
-             "value": t.value, "params": t.params}
+             "value": t.values[0] if t.values and len(t.values) == 1 else t.values,
+             "params": t.params}
             for t in searcher._ot_study.get_trials(deepcopy=False)]
 
 

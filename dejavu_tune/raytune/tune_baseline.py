@@ -15,11 +15,12 @@ import json
 from typing import Any
 
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+from ray.tune.schedulers.async_hyperband import _Bracket
 from ray.tune.search import Searcher
 
 from dejavu_tune.config import is_baseline
 
-__all__ = ["BaselineFirst", "BaselineExemptASHA", "FixedConfigs"]
+__all__ = ["BaselineFirst", "BaselineExemptASHA", "ParetoASHA", "FixedConfigs"]
 
 class BaselineFirst(Searcher):
     """Suggests the ``baselines`` for the first trials, then whatever ``searcher`` suggests."""
@@ -79,6 +80,47 @@ class BaselineExemptASHA(ASHAScheduler):
             self._trial_info.pop(trial.trial_id, None)
             return
         super().on_trial_complete(tune_controller, trial, result)
+
+
+class ParetoASHA(BaselineExemptASHA):
+    """ASHA for a search with cost objectives: at a rung a trial is compared only with the
+    trials recorded there that cost no more on every cost metric (``costs``: (metric, mode);
+    measured once, so known from the first result). ASHA's cutoff over those: a
+    trial stopped has at least 1 - 1/reduction_factor of its no-dearer peers ahead of it,
+    so it was dominated at the rung; the cheapest trial is never stopped, and the cheap
+    end of the front survives for the search to report."""
+
+    def __init__(self, costs: tuple[tuple[str, str], ...], **asha: Any):
+        super().__init__(**asha)
+        self.costs = tuple(costs)  # (metric, mode)
+        self.trial_costs: dict[str, tuple[float, ...]] = {}
+        # Ray builds its brackets in __init__; re-classing keeps their rungs as built
+        for bracket in self._brackets:
+            bracket.__class__ = _ParetoBracket
+            bracket.owner = self
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if all(m in result for m, _ in self.costs):
+            self.trial_costs[trial.trial_id] = tuple(
+                float(result[m]) * (1 if mode == "min" else -1) for m, mode in self.costs)
+        return super().on_trial_result(tune_controller, trial, result)
+
+
+class _ParetoBracket(_Bracket):
+    owner: ParetoASHA
+    current: str | None = None
+
+    def on_result(self, trial: Any, cur_iter: int, cur_rew: float | None) -> str:
+        self.current = trial.trial_id
+        return super().on_result(trial, cur_iter, cur_rew)
+
+    def cutoff(self, recorded: dict[str, float]) -> float | None:
+        mine = self.owner.trial_costs.get(self.current)
+        if mine is not None:
+            costs = self.owner.trial_costs
+            recorded = {t: v for t, v in recorded.items()
+                        if t in costs and all(a <= b for a, b in zip(costs[t], mine, strict=True))}
+        return super().cutoff(recorded)
 
 
 class FixedConfigs(Searcher):

@@ -4,7 +4,7 @@ Ray's OptunaSearch tells Optuna COMPLETE with the last reported value whenever a
 trial ends with a result, and an exception as a warning when that value is NaN (the
 Optuna trial then stays RUNNING for ever). This wrapper tells the truth instead:
 
-- the trial raised, or its last value is NaN or infinite: FAIL;
+- the trial raised, or its last value (any objective's) is NaN or infinite: FAIL;
 - ASHA stopped it before the full budget: PRUNED (Optuna keeps its last
   intermediate value, and TPE ranks pruned trials below complete ones);
 - it ran the full budget: COMPLETE with its final value.
@@ -52,8 +52,10 @@ class TruthfulOutcomes(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
-        value = (result or {}).get(self.searcher.metric)
-        finite = isinstance(value, (int, float)) and math.isfinite(value)
+        metrics = self.searcher.metric  # a list with several objectives
+        values = [(result or {}).get(m) for m in
+                  (metrics if isinstance(metrics, list) else [metrics])]
+        finite = all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
         if error or (result and not finite):
             self.searcher.on_trial_complete(trial_id, result=None, error=True)
         elif not result or int(result.get("training_iteration", 0)) < self.max_epochs:

@@ -20,6 +20,7 @@ from typing import Any
 from dejavu_tune.config import ConfigError, parse_override
 from dejavu_tune.errors import one_line
 from dejavu_tune.raytune import ray_adapter
+from dejavu_tune.search import warm_start
 from dejavu_tune.search.record import RECORD_FILE, SearchRecord, latest
 from dejavu_tune.search.space import SearchSpace, SpaceError
 from dejavu_tune.search.space_file import load_space
@@ -77,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of the space file, e.g. optim.epochs=2 or "
                         "search.metric=val_pixel_acc (repeatable)")
+    p.add_argument("--warm-start", metavar="SEARCH",
+                   help="seed this search from an earlier one: its name in --storage-path, "
+                        "its directory, or its best_config.json / optuna_trials.json (its "
+                        "best configurations run first, its trials inform the sampler, its "
+                        "stored CRM weights are reused)")
     p.add_argument("--dry-run", action="store_true",
                    help="validate, print the resolved space and budget, start nothing")
     p.add_argument("--resume", action="store_true",
@@ -146,9 +152,10 @@ def main(argv: list[str] | None = None) -> int:
                               "(on a cluster, a shared file system such as NFS or EFS mounted "
                               "at the same path on every node); storage URIs are not supported")
         if args.resume:
-            if args.set or any(getattr(args, a) is not None for a in _FLAG_KEYS):
+            if (args.set or args.warm_start
+                    or any(getattr(args, a) is not None for a in _FLAG_KEYS)):
                 raise ConfigError("--resume continues a search as it was started: "
-                                  "drop --set and the search/resource flags")
+                                  "drop --set, --warm-start and the search/resource flags")
             root = storage / args.name if args.name else latest(storage)
             if root is None or not SearchRecord.path(root).is_file():
                 raise ConfigError(f"--resume: no search to continue in {storage} "
@@ -161,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"--resume: search {root.name!r} has already finished; its "
                                   f"results are in {root}")
             space = load_space(root / "space.yaml", record.overrides)
+            warm = (warm_start.load(record.warm_start, storage, space)
+                    if record.warm_start else None)
         else:
             overrides = _overrides(args)
             space = load_space(args.space, overrides)
@@ -169,15 +178,21 @@ def main(argv: list[str] | None = None) -> int:
             if SearchRecord.path(root).exists():
                 raise ConfigError(f"search {name!r} already exists in {storage}: "
                                   "use --resume to continue it, or another --name")
+            warm = (warm_start.load(args.warm_start, storage, space)
+                    if args.warm_start else None)
+            store = args.crm_store or (warm and warm.crm_store) or storage / "crm_store"
             record = SearchRecord(
                 name=name, space_file=str(Path(args.space).resolve()), overrides=overrides,
                 experiment=args.experiment, tracking_uri=args.tracking_uri,
-                crm_store=str(Path(args.crm_store or storage / "crm_store").resolve()))
+                crm_store=str(Path(store).resolve()),
+                warm_start=warm.source if warm else None)
     except (SpaceError, ConfigError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     if args.dry_run:
         print(describe(space, root.name))
+        if warm is not None:
+            print(warm.describe())
         return 0
     if args.address:
         ray_adapter.use_cluster_auth()
@@ -188,4 +203,4 @@ def main(argv: list[str] | None = None) -> int:
 
     return run_search(space, root, record, load_object(TRAINABLE, "the trainable"),
                       address=args.address, max_failures=args.max_failures,
-                      resume=args.resume, started=time.time())
+                      resume=args.resume, started=time.time(), warm=warm)

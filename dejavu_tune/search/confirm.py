@@ -1,7 +1,8 @@
 """Paired confirmation: no winner is named on one seed.
 
 After the search, its best few configurations (``search.confirm_top``, ranked by their
-metric after the full budget; inert ones never qualify) are trained again on the
+metric after the full budget; inert ones never qualify; with several objectives, the
+Pareto front's members) are trained again on the
 baseline's replicate seeds, which the search itself never used, so the selection's luck
 does not carry over. Each is then compared with the baseline seed by seed
 (``dejavu_tune.search.paired``). Confirming k configurations is k chances of a lucky
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dejavu_tune.search import pareto
 from dejavu_tune.search.paired import GAIN, Paired, compare
 from dejavu_tune.search.trial_records import TrialRecord
 
@@ -42,12 +44,17 @@ def _key(config: dict[str, Any]) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in config.items() if k != "seed"))
 
 
-def candidates(records: Sequence[TrialRecord], mode: str, top: int) -> list[TrialRecord]:
+def candidates(records: Sequence[TrialRecord], mode: str, top: int,
+               objectives: Sequence[tuple[str, str]] = ()) -> list[TrialRecord]:
     """The ``top`` DejaVu trials of the search by their full-budget metric; trials stopped
-    early (no value at the full budget) and inert ones are not candidates."""
+    early (no value at the full budget) and inert ones are not candidates. With several
+    ``objectives`` only the Pareto front's members are, best metric first."""
     sign = 1 if mode == "max" else -1
     full = [r for r in records if r.phase == "search" and not r.is_baseline
             and r.final is not None and not r.inert]
+    if len(objectives) > 1:
+        full = [p.record for p in pareto.front(pareto.points(full, objectives),
+                                               [m for _, m in objectives])]
     full.sort(key=lambda r: -sign * r.final)
     seen, out = set(), []
     for record in full:  # a configuration sampled twice is confirmed once

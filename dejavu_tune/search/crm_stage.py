@@ -24,7 +24,7 @@ __all__ = ["MAX_SPECS", "CRM_KIND", "plan_for", "specs", "prepare"]
 MAX_SPECS = 24  # pre-trainings one search may need; each costs ~0.1 s per iteration on a CPU
 CRM_KIND = "crm_pretrain"  # the MLflow kind tag of a pre-training's run
 # Trial keys that decide which pre-training a trial starts from.
-_DECIDING = {"dejavu.enabled", "dejavu.crm.kind", "dejavu.crm.stages", "dejavu.crm.steps",
+_DECIDING = {"dejavu.enabled", "dejavu.mode", "dejavu.crm.kind", "dejavu.crm.stages", "dejavu.crm.steps",
              "dejavu.crm.width", "dejavu.crm.downsample", "dejavu.crm.init",
              "dejavu.crm.weights", "data.name", "data.root", "data.image_size",
              "data.image_width", "data.num_classes", "data.num_train", "data.noise",

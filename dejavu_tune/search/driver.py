@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from typing import Any
 
 from dejavu_tune.config import ENABLED_KEY
 from dejavu_tune.raytune import ray_adapter
-from dejavu_tune.search import baseline_tuning, confirm, crm_stage, settle
+from dejavu_tune.search import baseline_tuning, confirm, crm_stage, pareto, settle
 from dejavu_tune.search.optuna_plots import HTML_FILE, log_optuna_plots
 from dejavu_tune.search.record import SearchRecord
 from dejavu_tune.search.space import SearchSpace
@@ -42,9 +43,11 @@ from dejavu_tune.search.summary import (
 )
 from dejavu_tune.search.trial_context import TrialContext
 from dejavu_tune.search.trial_records import TrialRecord, finished_status, from_result
+from dejavu_tune.search.warm_start import WarmStart
 from dejavu_tune.tracking import mlflow_views
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.delivery import DeliveryQueue
+from dejavu_tune.tracking.run_names import trial_number
 from dejavu_tune.train.crm_store import CRMPlan, PretrainSpec
 from dejavu_tune.train.figures import FIGURE_FILE
 
@@ -155,13 +158,13 @@ class Driver:
 def run_search(space: SearchSpace, root: Path, record: SearchRecord,
                trainable: Callable[..., None], *, address: str | None = None,
                max_failures: int = 0, resume: bool = False,
-               started: float | None = None) -> int:
+               started: float | None = None, warm: WarmStart | None = None) -> int:
     """Run the search with ``trainable`` as every trial's function; any failure of the
     driver ends its parent run as failed, with a one-line reason, and exits 1 (an
     interrupted search can be continued with --resume)."""
     try:
         return _run(space, root, record, trainable, address, max_failures, resume,
-                    time.time() if started is None else started)
+                    time.time() if started is None else started, warm)
     except KeyboardInterrupt:
         reason = "interrupted (continue with --resume)"
     except Exception as exc:  # noqa: BLE001 - reported in one line, recorded in MLflow
@@ -173,7 +176,8 @@ def run_search(space: SearchSpace, root: Path, record: SearchRecord,
 
 
 def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callable[..., None],
-         address: str | None, max_failures: int, resume: bool, started: float) -> int:
+         address: str | None, max_failures: int, resume: bool, started: float,
+         warm: WarmStart | None) -> int:
     root.mkdir(parents=True, exist_ok=True)
     if not resume:
         shutil.copyfile(space.path, root / "space.yaml")
@@ -183,7 +187,9 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
     record.tracking_uri, record.experiment_id, record.parent_run_id = uri, exp_id, parent
     record.save(root)
     if not resume:
-        _log_parent_setup(uri, parent, space, root)
+        _log_parent_setup(uri, parent, space, root, warm)
+    if warm is not None:
+        print(warm.describe(), flush=True)
     view = _share_view(uri, exp_id, parent, space)
     print(f"watch it in MLflow: {mlflow_views.runs_url(uri, exp_id, view)}\n"
           f"and its Optuna study: optuna-dashboard sqlite:///{(root / STUDY_DB).resolve()}",
@@ -212,8 +218,11 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
              sampler="random" if s.algorithm == "random" else "tpe",
              grace_period=s.grace_period, reduction_factor=s.reduction_factor,
              stop_metric=s.stop_metric, stop_mode=s.stop_mode,
-             points=dv_space.grid_points() if grid else None, early_stopping=not grid,
-             baselines=baselines, study_storage=f"sqlite:///{(root / STUDY_DB).resolve()}")
+             points=dv_space.grid_points() if grid else (warm.points if warm else None),
+             priors=warm.optuna_trials(dv_space.params) if warm else None,
+             early_stopping=not grid,
+             baselines=baselines, study_storage=f"sqlite:///{(root / STUDY_DB).resolve()}",
+             objectives=s.objectives)
     if reference is None:
         reference = next((r for r in drv.records("search") if r.is_baseline
                           and r.seed == drv.seed and r.status == "completed"), None)
@@ -223,7 +232,8 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
     outcome = Outcome(metric=s.metric, mode=s.mode, epochs=drv.epochs, records=drv.records(),
                       replicate_seeds=replicate_seeds, confirmed=confirmed, winner=winner,
                       tuning=tuning, crm=crm_lines, reference=reference,
-                      rung=0 if grid else min(s.grace_period, drv.epochs))
+                      rung=0 if grid else min(s.grace_period, drv.epochs),
+                      objectives=s.objectives, warm=warm.describe() if warm else None)
     _log_gains(drv, outcome, runs)
     _log_parent_results(drv, dv_space, outcome, wall=time.time() - started)
     print("\n" + report_markdown(outcome, top=TERMINAL_ROWS))
@@ -318,7 +328,7 @@ def _confirm(drv: Driver, space: SearchSpace,
     if len(baseline) < len(seeds):
         print(f"warning: the baseline finished on {len(baseline)} of its {len(seeds)} seeds; "
               "confirming against those", file=sys.stderr)
-    chosen = confirm.candidates(records, s.mode, s.confirm_top)
+    chosen = confirm.candidates(records, s.mode, s.confirm_top, s.objectives)
     if not chosen or not baseline:
         return [], None
     print(f"confirmation: the best {len(chosen)} configuration(s) on seeds "
@@ -366,7 +376,8 @@ def _log_gains(drv: Driver, outcome: Outcome, runs: dict[str, str]) -> None:
 
 
 # -- the parent run ---------------------------------------------------------------------
-def _log_parent_setup(uri: str, parent: str, space: SearchSpace, root: Path) -> None:
+def _log_parent_setup(uri: str, parent: str, space: SearchSpace, root: Path,
+                      warm: WarmStart | None) -> None:
     s = space.search
     tracking.log_params(uri, parent, {
         "space_file": Path(space.path).name, "num_samples": s.num_samples, "metric": s.metric,
@@ -374,8 +385,13 @@ def _log_parent_setup(uri: str, parent: str, space: SearchSpace, root: Path) -> 
         "grace_period": s.grace_period, "reduction_factor": s.reduction_factor,
         "baseline_trials": s.baseline_trials, "baseline_seeds": s.baseline_seeds,
         "confirm_top": s.confirm_top,
+        **({"objectives": ", ".join(f"{m} ({d})" for m, d in s.objectives)}
+           if s.objectives else {}),
         "cpus_per_trial": space.resources.cpu, "gpus_per_trial": space.resources.gpu,
-        "epochs": space.base_config().optim.epochs})
+        "epochs": space.base_config().optim.epochs,
+        **({"warm_start": warm.source} if warm else {})})
+    if warm is not None:
+        tracking.set_tags(uri, parent, {"dejavu.warm_start": warm.describe()[:5000]})
     tracking.log_artifact_file(uri, parent, root / "space.yaml")
 
 
@@ -383,7 +399,8 @@ def _share_view(uri: str, exp_id: str, parent: str, space: SearchSpace) -> str:
     """The runs-table view this search prints: its trials ranked at equal budget, the
     metrics that say how each did, the parameters the space samples."""
     s = space.search
-    metrics = [FINAL_GAIN, s.metric, "gain", "crm_reliance", "regen_grad_ratio"]
+    metrics = [FINAL_GAIN, s.metric, "gain", *(m for m, _ in s.costs), "crm_reliance",
+               "regen_grad_ratio"]
     return mlflow_views.share_runs_view(
         uri, exp_id, parent, FINAL_GAIN, ascending=s.mode == "min", metrics=metrics,
         params=[p.name for p in space.params],
@@ -392,11 +409,15 @@ def _share_view(uri: str, exp_id: str, parent: str, space: SearchSpace) -> str:
 
 def _parent_note(drv: Driver, outcome: Outcome, plots: list[str]) -> str:
     """The parent run's description: the summary (verdict first), then the plots."""
-    images = [mlflow_views.artifact_image(drv.parent, name, name.removesuffix(".png"))
-              for name in plots]
+    def image(name: str) -> str:
+        return mlflow_views.artifact_image(drv.parent, name, name.removesuffix(".png"))
+
+    front = (f"{image(pareto.PLOT_FILE)}\n\nInteractive, each trial's configuration on "
+             f"hover: the run's `{pareto.PLOT_HTML}`." if pareto.PLOT_FILE in plots else None)
+    images = [image(name) for name in plots if name != pareto.PLOT_FILE]
     plots_md = (["", "## Optuna analysis", "", *images, "",
                  f"Interactive: the run's `{HTML_FILE}`."] if images else [])
-    return report_markdown(outcome) + "\n".join(plots_md) + "\n"
+    return report_markdown(outcome, front_image=front) + "\n".join(plots_md) + "\n"
 
 
 def _log_parent_results(drv: Driver, space: SearchSpace, outcome: Outcome,
@@ -423,12 +444,35 @@ def _log_parent_results(drv: Driver, space: SearchSpace, outcome: Outcome,
                        confirmed_ci_high=p.ci[1])
     tracking.log_epoch(uri, parent, metrics, step=0)
     tracking.set_tags(uri, parent, {"dejavu.verdict": outcome.verdict})
-    plots = log_optuna_plots(uri, parent, space, outcome, _study_order(drv))
+    plots = _log_front(drv, outcome) + log_optuna_plots(uri, parent, space, outcome,
+                                                        _study_order(drv))
     mlflow_views.set_run_note(uri, parent, _parent_note(drv, outcome, plots))
     mlflow_views.describe_experiment(uri, drv.exp_id, (
         f"[{drv.record.name}]({mlflow_views.run_url(uri, drv.exp_id, parent)}): "
         f"{outcome.verdict}"))
     tracking.set_trial_status(uri, parent, "completed")
+
+
+def _log_front(drv: Driver, outcome: Outcome) -> list[str]:
+    """The Pareto plot of a search with several objectives (PNG and interactive HTML)."""
+    if len(outcome.objectives) < 2:
+        return []
+    import matplotlib.pyplot as plt
+
+    candidates = pareto.points(outcome.records, outcome.objectives)
+    members = outcome.front()
+    title = (f"Pareto front: {len(members)} of {len(candidates)} full-budget DejaVu trials\n"
+             f"({outcome.epochs} epochs, one seed each; the confirmation is in the summary)")
+    figure = pareto.plot_png(candidates, members, outcome.objectives, outcome.baseline_mean,
+                             title)
+    with tempfile.TemporaryDirectory() as tmp:
+        figure.savefig(Path(tmp) / pareto.PLOT_FILE, dpi=100)
+        plt.close(figure)
+        tracking.log_artifact_file(drv.uri, drv.parent, Path(tmp) / pareto.PLOT_FILE)
+    tracking.log_artifact_text(drv.uri, drv.parent, pareto.PLOT_HTML, pareto.plot_html(
+        candidates, members, outcome.objectives, outcome.baseline_mean, title,
+        lambda p: trial_number(p.record.trial_id, p.record.trial_dir)))
+    return [pareto.PLOT_FILE]
 
 
 def _study_order(drv: Driver) -> Callable[[str | None], int | None]:

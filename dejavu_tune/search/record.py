@@ -28,6 +28,7 @@ class SearchRecord:
     experiment_id: str | None = None  # set once the parent run is open
     parent_run_id: str | None = None
     finished: bool = False
+    warm_start: str | None = None  # the earlier search it was seeded from (--warm-start)
 
     @staticmethod
     def path(root: Path) -> Path:

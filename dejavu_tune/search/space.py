@@ -17,9 +17,11 @@ from dejavu_tune.train.crm_store import PretrainSettings
 __all__ = ["SpaceError", "Resources", "Param", "SearchSettings", "SearchSpace", "TRAINING_METRICS",
            "space_error", "check_number", "set_dotted"]
 
-# Training metrics every trial reports each epoch (lower is better); each task adds its
+# Training metrics every trial reports each epoch (lower is better): its losses, and what
+# its step costs next to the baseline's (dejavu_tune.train.cost_probe); each task adds its
 # validation metrics (dejavu_tune.tasks: Task.metrics).
-TRAINING_METRICS = {"loss": "min", "task_loss": "min"}
+TRAINING_METRICS = {"loss": "min", "task_loss": "min", "step_time_ratio": "min",
+                    "mem_ratio": "min", "sec_per_iter": "min"}
 
 
 class SpaceError(DejavuError, ValueError):
@@ -126,9 +128,19 @@ class SearchSettings:
     # 3 is the fewest that gives a confidence interval with a spread; 0: neither
     baseline_seeds: int = 3
     confirm_top: int = 3  # configurations re-run on the baseline's seeds before a winner
+    # Several objectives, ((metric, mode), ...), e.g. quality and cost: Optuna samples for
+    # all of them (multi-objective TPE), the search reports their Pareto front, the first
+    # is ``metric``. Empty: one objective, ``metric``.
+    objectives: tuple[tuple[str, str], ...] = ()
     # 'package.module:function' (TrainConfig) -> a trainer; null: dejavu_tune.train.trainer.Trainer.
     # dejavu_tune.train.landscape:trainer skips training (tests and benchmarks of the search)
     trainer: str | None = None
+
+
+    @property
+    def costs(self) -> tuple[tuple[str, str], ...]:
+        """The objectives after the first (the search metric): what a front trades it for."""
+        return self.objectives[1:]
 
 
 @dataclass(frozen=True)

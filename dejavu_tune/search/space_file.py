@@ -7,7 +7,7 @@ A space file has these sections (documented in ``docs/search_spaces.md``)::
     params:     dotted TrainConfig keys -> {type, low, high, log, step, choices, when, shared}
     search:     algorithm (tpe, random or grid), metric, mode, num_samples, max_concurrent, seed,
                 grace_period, reduction_factor, baseline, baseline_trials, baseline_seeds,
-                confirm_top
+                confirm_top, objectives (several: a Pareto front of quality and cost)
     crm_pretrain: iterations, lr, batch_size, redactions, seed (the CRM stage's stored weights)
     resources:  cpu, gpu per trial (gpu may be fractional)
     report:     title, columns, metric, scale, digits (read by python -m dejavu_tune.report)
@@ -229,7 +229,8 @@ def _parse_settings(path: str, raw: dict[str, Any],
         if key not in names:
             raise space_error(path, f"search.{key}", "is not a known key: expected one of "
                        + ", ".join(names))
-    settings = SearchSettings(**raw)
+    objectives = raw.get("objectives")
+    settings = SearchSettings(**{k: v for k, v in raw.items() if k != "objectives"})
     if settings.algorithm not in ("tpe", "random", "grid"):
         raise space_error(path, "search.algorithm", f"{settings.algorithm!r} is not allowed: "
                    "expected tpe, random or grid")
@@ -240,6 +241,8 @@ def _parse_settings(path: str, raw: dict[str, Any],
                                               settings.stop_mode, directions, (metric, mode))
     settings = dataclasses.replace(settings, metric=metric, mode=mode, stop_metric=stop_metric,
                                    stop_mode=stop_mode)
+    if objectives is not None:
+        settings = _objectives(path, objectives, settings, directions, raw)
     for key, low in (("num_samples", 1), ("max_concurrent", 1), ("seed", 0),
                      ("grace_period", 1), ("reduction_factor", 2), ("baseline_trials", 0),
                      ("baseline_seeds", 0), ("confirm_top", 0)):
@@ -259,6 +262,46 @@ def _parse_settings(path: str, raw: dict[str, Any],
         except PluginError as exc:
             raise space_error(path, "search.trainer", str(exc)) from None
     return settings
+
+
+_OBJECTIVES_FORM = ("a list of 2 or 3 metric names or {metric: NAME, mode: max|min} entries, "
+                    "the first the quality (e.g. val_miou), then costs such as "
+                    "step_time_ratio, mem_ratio")
+
+
+def _objectives(path: str, raw: Any, settings: SearchSettings,
+                directions: dict[str, str] | None, given: dict[str, Any]) -> SearchSettings:
+    """``search.objectives``: checked, each mode resolved; the first becomes the metric."""
+    if not isinstance(raw, list) or not 2 <= len(raw) <= 3:
+        raise space_error(path, "search.objectives", f"{raw!r} is not allowed: expected "
+                          + _OBJECTIVES_FORM)
+    pairs: list[tuple[str, str]] = []
+    for i, entry in enumerate(raw):
+        where = f"search.objectives[{i}]"
+        if isinstance(entry, str):  # a name alone: its mode is the metric's own
+            entry = {"metric": entry}
+        if not isinstance(entry, dict) or set(entry) - {"metric", "mode"} or "metric" not in entry:
+            raise space_error(path, where, f"{entry!r} is not allowed: expected "
+                              "{metric: NAME} or {metric: NAME, mode: max|min}")
+        pair = _metric_and_mode(path, f"objectives[{i}].", entry["metric"], entry.get("mode"),
+                                directions, None)
+        if pair[0] in (m for m, _ in pairs):
+            raise space_error(path, where, f"{pair[0]!r} is named twice: every objective "
+                              "is a different metric")
+        pairs.append(pair)
+    if given.get("metric") is not None and settings.metric != pairs[0][0]:
+        raise space_error(path, "search.metric", f"{settings.metric!r} is not allowed with "
+                          f"objectives: the first objective ({pairs[0][0]}) is the metric")
+    if settings.algorithm == "grid":
+        raise space_error(path, "search.objectives", "is not allowed with algorithm: grid "
+                          "(a grid samples nothing; `python -m dejavu_tune.report "
+                          "--objectives` shows any search's front): expected tpe or random")
+    # ASHA compares one metric (the first objective unless the space names its own), each
+    # trial only with trials that cost no more (raytune.tune_baseline.ParetoASHA)
+    stop = ((settings.stop_metric, settings.stop_mode) if given.get("stop_metric") is not None
+            else pairs[0])
+    return dataclasses.replace(settings, metric=pairs[0][0], mode=pairs[0][1],
+                               objectives=tuple(pairs), stop_metric=stop[0], stop_mode=stop[1])
 
 
 def _metric_and_mode(path: str, prefix: str, metric: Any, mode: Any,

@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from dejavu_tune.search import pareto
 from dejavu_tune.search.confirm import Confirmed
 from dejavu_tune.search.paired import GAIN, WITHIN_NOISE, noise_floor
 from dejavu_tune.search.trial_records import TrialRecord
@@ -44,6 +45,8 @@ class Outcome:
     # the baseline on the search trials' own seed: their per-epoch gains
     reference: TrialRecord | None = None
     rung: int = 0  # ASHA's first rung (its grace period); 0 without early stopping
+    objectives: tuple[tuple[str, str], ...] = ()  # several: the search reports their front
+    warm: str | None = None  # what a warm-started search started from
 
     # -- the baseline -----------------------------------------------------------
     def baselines(self) -> list[TrialRecord]:
@@ -71,6 +74,18 @@ class Outcome:
         if len(values) < 2:
             return None
         return self.rung, min(values), max(values), self.noise_at(self.rung)
+
+    # -- quality against cost ---------------------------------------------------
+    def front(self) -> list[pareto.Point]:
+        """The Pareto front of the search's DejaVu trials; [] with one objective."""
+        if len(self.objectives) < 2:
+            return []
+        return pareto.front(pareto.points(self.records, self.objectives),
+                            [m for _, m in self.objectives])
+
+    def front_rows(self) -> list[dict[str, Any]]:
+        confirmed = {c.search_trial: c.paired for c in self.confirmed}
+        return pareto.front_rows(self.front(), self.objectives, self.baseline_mean, confirmed)
 
     # -- the verdict ------------------------------------------------------------
     @property
@@ -181,8 +196,14 @@ def _confirmation(o: Outcome) -> list[str]:
     return lines
 
 
-def report_markdown(o: Outcome, top: int | None = None) -> str:
-    """The summary; ``top`` rows of the ranked trials only (for the terminal)."""
+def _trial_label(o: Outcome, trial_id: str | None) -> str:
+    record = next((r for r in o.records if r.trial_id == trial_id), None)
+    return trial_number(trial_id, record.trial_dir if record else None) if trial_id else "?"
+
+
+def report_markdown(o: Outcome, top: int | None = None, front_image: str | None = None) -> str:
+    """The summary; ``top`` rows of the ranked trials only (for the terminal);
+    ``front_image``: Markdown of the Pareto plot, shown under the front's table."""
     lines = [f"## {o.verdict.capitalize()}", ""] + [line.strip() for line in headline(o)]
     base = o.baselines()
     lines += ["", "## How sure", ""]
@@ -202,6 +223,9 @@ def report_markdown(o: Outcome, top: int | None = None) -> str:
                          if math.isfinite(ratio) else "."))
     if o.tuning:
         lines.append(f"- Baseline tuned as hard as DejaVu: {o.tuning['text']}")
+    if o.warm:
+        lines.append(f"- Warm start: {o.warm.removeprefix('warm start ')}. Its trials inform "
+                     "the sampler only: every value compared here was trained by this search.")
     if o.crm:
         lines.append(f"- Stored CRM weights ({len(o.crm)}): " + "; ".join(o.crm))
     inert = [r for r in o.records if r.inert and r.phase == "search"]
@@ -209,6 +233,13 @@ def report_markdown(o: Outcome, top: int | None = None) -> str:
         lines.append(f"- {len(inert)} trial(s) were inert (their CRM ignored the prediction, "
                      "or its gradient did not reach the network): never counted as a gain.")
     lines += _confirmation(o)
+    if len(o.objectives) > 1:
+        counted = len(pareto.points(o.records, o.objectives))
+        lines += [""] + pareto.front_markdown(
+            o.front_rows(), o.objectives, o.baseline_mean, counted,
+            lambda row: _trial_label(o, row["trial_id"]))
+        if front_image:
+            lines += [front_image, ""]
     lines += ["", f"## Search trials ({o.epochs}-epoch budget)", "",
               "Ranked at equal budget: full-budget trials by their final value; trials ASHA "
               "stopped by their value where they stopped (not comparable with the full "
@@ -238,4 +269,6 @@ def result_payload(o: Outcome, full_config: Any) -> dict[str, Any]:
                         "seeds": [r.seed for r in o.baselines()]},
         "baseline_tuning": o.tuning,
         "confirmation": [c.to_dict() for c in o.confirmed],
+        **({"objectives": [{"metric": m, "mode": d} for m, d in o.objectives],
+            "pareto_front": o.front_rows()} if len(o.objectives) > 1 else {}),
     }

@@ -3,7 +3,10 @@ parameter values at a precision a person reads (the exact values stay in
 ``best_config.json`` and in Tune's results).
 
 A name leads with the trial's number in its Tune experiment, then the DejaVu essence:
-``t07 crm_r K=2 · highpass b16 · γ1.68``; a baseline says so, with its seed.
+``t07 crm_r K=2 · highpass b16 · γ1.68``; a baseline says so, with its seed. Seed Table
+B.2's controls say what they are instead of naming a CRM they do not have:
+``t05 augment · random_blocks b8`` (``dejavu.mode: augment``) and
+``t02 MAE pre-train 4 ep seed 1`` (``model.mae``, DejaVu off).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dejavu_tune.config import ENABLED_KEY, crm_essence
+from dejavu_tune.config import ENABLED_KEY, MAE_EPOCHS_KEY, crm_essence
 
 if TYPE_CHECKING:
     from dejavu_tune.config import TrainConfig
@@ -38,13 +41,19 @@ def run_name(cfg: TrainConfig, sampled: dict[str, Any], trial_id: str, phase: st
     """The child run's name. A tuning baseline names the values it tries; a confirmation
     run its seed, so its pairs with the baseline read off the table."""
     prefix = f"{_STEP_PREFIX.get(phase, phase + ' ')}{trial_number(trial_id, trial_dir)}"
+    mae = f"MAE pre-train {cfg.model.mae.epochs} ep" if cfg.model.mae.epochs else ""
     if not cfg.dejavu.enabled:
         tried = [f"{key.rsplit('.', 1)[-1]} {readable(value)}" for key, value in
-                 sorted(sampled.items()) if key not in ("seed", ENABLED_KEY)]
-        return " · ".join([f"{prefix} baseline seed {cfg.seed}", *tried])
+                 sorted(sampled.items()) if key not in ("seed", ENABLED_KEY, MAE_EPOCHS_KEY)]
+        return " · ".join([f"{prefix} {mae or 'baseline'} seed {cfg.seed}", *tried])
     crm, red = cfg.dejavu.crm, cfg.dejavu.redaction
-    parts = [f"{prefix} {crm_essence(crm.kind, crm.stages, crm.steps)}",
-             f"{red.kind} b{red.block_size}", f"γ{readable(cfg.dejavu.loss.gamma)}"]
+    if cfg.dejavu.uses_crm:
+        parts = [f"{prefix} {crm_essence(crm.kind, crm.stages, crm.steps)}",
+                 f"{red.kind} b{red.block_size}", f"γ{readable(cfg.dejavu.loss.gamma)}"]
+    else:  # no CRM and no regeneration loss: its weights γ would be misleading
+        parts = [f"{prefix} augment", f"{red.kind} b{red.block_size}"]
+    if mae:
+        parts.append(mae)
     if phase == "confirm":
         parts.append(f"seed {cfg.seed}")
     return " · ".join(parts)

@@ -130,9 +130,10 @@ class CRMPlan:
 
     def spec(self, cfg: TrainConfig) -> PretrainSpec | None:
         """The pre-training ``cfg``'s CRM starts from; None when it needs none (DejaVu off,
-        ``init: scratch``, or weights given explicitly)."""
+        ``dejavu.mode: augment``, which has no CRM, ``init: scratch``, or weights given
+        explicitly)."""
         crm = cfg.dejavu.crm
-        if not cfg.dejavu.enabled or crm.init != "pretrained" or crm.weights:
+        if not cfg.dejavu.uses_crm or crm.init != "pretrained" or crm.weights:
             return None
         arch = {k: getattr(crm, k) for k in _ARCH_KEYS}
         arch["stages" if crm.kind == "crm_f" else "steps"] = (
@@ -174,10 +175,11 @@ class CRMPlan:
 
 def redaction_pool(samples: Iterable[TrainConfig], limit: int = 32,
                    seed: int = 0) -> tuple[dict[str, Any], ...]:
-    """Distinct redaction settings of sampled DejaVu trials, at most ``limit`` of them (a
-    seeded choice), in a canonical order: the ``mixture`` a CRM is pre-trained on."""
+    """Distinct redaction settings of sampled trials with a CRM, at most ``limit`` of them
+    (a seeded choice), in a canonical order: the ``mixture`` a CRM is pre-trained on. An
+    augment trial's redaction is never regenerated, so no CRM needs to learn it."""
     found = {_canonical(dataclasses.asdict(c.dejavu.redaction)): dataclasses.asdict(
-        c.dejavu.redaction) for c in samples if c.dejavu.enabled}
+        c.dejavu.redaction) for c in samples if c.dejavu.uses_crm}
     keys = sorted(found)
     if len(keys) > limit:
         keys = sorted(random.Random(seed).sample(keys, limit))

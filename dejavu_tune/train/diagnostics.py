@@ -7,7 +7,11 @@
   base network's weights over the norm of the task loss's gradient. Near 0, DejaVu adds
   nothing to what the network learns.
 
-Either near 0 makes the run ``inert`` (``INERT_RELIANCE``, ``INERT_GRAD_RATIO``): whatever
+Neither applies to a run without a CRM (DejaVu off, or ``dejavu.mode: augment``, which
+trains on redacted images without regenerating them): ``crm_usage`` measures nothing for
+it and ``is_inert`` never calls it inert.
+
+Either near 0 makes a run with a CRM ``inert`` (``INERT_RELIANCE``, ``INERT_GRAD_RATIO``): whatever
 its metric says, it is not a DejaVu effect. A CRM trained from scratch beside the network
 measured 0.00 and 9e-5 to 5e-3 here; one pre-trained on ground truth 0.6-0.8 and ~0.2
 (docs/benchmarks.md). The probe leaves no trace: the redaction generator is restored and
@@ -36,7 +40,7 @@ def _grad_norm(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> float:
 
 def crm_usage(trainer: Any, batch: dict[str, torch.Tensor]) -> dict[str, float]:
     """The two measurements for ``trainer`` (a ``dejavu_tune.train.trainer.Trainer`` with a CRM)
-    on ``batch``; {} for a run without DejaVu."""
+    on ``batch``; {} for a run without a CRM (DejaVu off, or ``dejavu.mode: augment``)."""
     from dejavu_tune.method.losses import regeneration_loss
     from dejavu_tune.train.trainer import frozen_norm_stats
 
@@ -75,7 +79,8 @@ def crm_usage(trainer: Any, batch: dict[str, torch.Tensor]) -> dict[str, float]:
 
 def is_inert(metrics: dict[str, float]) -> bool:
     """A DejaVu run whose CRM ignores the prediction or whose gradient does not reach
-    the network (at the epoch ``metrics`` are from)."""
+    the network (at the epoch ``metrics`` are from); False for metrics without the two
+    measurements (a run without a CRM cannot be inert in this sense)."""
     reliance = metrics.get("crm_reliance")
     ratio = metrics.get("regen_grad_ratio")
     if reliance is None or ratio is None:

@@ -4,8 +4,10 @@ confirmation) runs in seconds against a known truth. Tests plant an effect in it
 check that the search finds it, or that it says "within noise" when there is none;
 benchmarks measure the framework's own cost with it.
 
-Use it with ``search.trainer: dejavu_tune.train.landscape:trainer`` (no effect), or a
-function of your own that returns ``LandscapeTrainer(cfg, effect=...)``.
+Use it with ``search.trainer: dejavu_tune.train.landscape:trainer`` (no effect),
+``dejavu_tune.train.landscape:planted`` (a known best region, half the space),
+``dejavu_tune.train.landscape:narrow`` (a small best region), or a function of your own
+that returns ``LandscapeTrainer(cfg, effect=...)``.
 
 The metric after epoch e is ``ceiling * (1 - exp(-e / tau))`` (the training loss one
 minus it) with
@@ -26,9 +28,10 @@ from typing import Any
 import torch
 
 from dejavu_tune.config import TrainConfig
+from dejavu_tune.train.cost_probe import MEM_RATIO, STEP_TIME_RATIO
 from dejavu_tune.train.trainer import Trainer
 
-__all__ = ["LandscapeTrainer", "trainer"]
+__all__ = ["LandscapeTrainer", "trainer", "planted", "narrow", "PLANTED_EFFECT"]
 
 
 def _z(*parts: Any) -> float:
@@ -51,6 +54,17 @@ class LandscapeTrainer:
         sampled = {k: v for k, v in cfg.to_dict().items() if k != "seed"}
         self.ceiling = (base + gain + seed_noise * _z("seed", cfg.seed)
                         + run_noise * _z("run", sampled, cfg.seed))
+
+    def cost_ratios(self) -> dict[str, float]:
+        """A cost that grows with the CRM's size and LPIPS, as the real step's does
+        (docs/benchmarks.md), so a search on cost and quality has a front to find."""
+        dv = self.cfg.dejavu
+        if not dv.enabled:
+            return {STEP_TIME_RATIO: 1.0, MEM_RATIO: 1.0}
+        crm = 0.05 * dv.crm.steps if dv.crm.kind == "crm_r" else 0.15 * dv.crm.stages
+        lpips = 0.2 if dv.loss.gamma1 > 0 else 0.0
+        return {STEP_TIME_RATIO: round(1.0 + crm + lpips, 4),
+                MEM_RATIO: round(1.0 + 0.6 * crm + 0.05 * (lpips > 0), 4)}
 
     def _value(self) -> float:
         return self.ceiling * (1 - math.exp(-self.epoch / self.tau))
@@ -83,3 +97,26 @@ class LandscapeTrainer:
 def trainer(cfg: TrainConfig) -> LandscapeTrainer:
     """The landscape with no effect: DejaVu and the baseline differ only by noise."""
     return LandscapeTrainer(cfg)
+
+
+PLANTED_EFFECT = 0.05  # what a small regeneration weight adds to the metric in ``planted``
+
+
+def planted(cfg: TrainConfig) -> LandscapeTrainer:
+    """A landscape with a known best region: DejaVu with ``dejavu.loss.gamma`` below 0.3
+    gains ``PLANTED_EFFECT``; above, it loses 0.03 (tests of the verdict, and the
+    warm-start benchmark: a region a search must find)."""
+    return LandscapeTrainer(cfg, effect=lambda c: PLANTED_EFFECT if c.dejavu.loss.gamma < 0.3
+                            else -0.03)
+
+
+def narrow(cfg: TrainConfig) -> LandscapeTrainer:
+    """A landscape whose best region is small: up to 0.06 for ``dejavu.loss.gamma`` near
+    0.08 and ``dejavu.loss.gamma2`` near 0.2 (a bump in log space on each), nothing far
+    from them; what a search must find rather than stumble on (the warm-start benchmark)."""
+    def effect(c: TrainConfig) -> float:
+        loss = c.dejavu.loss
+        return 0.06 * math.exp(-(math.log(loss.gamma / 0.08) / 0.5) ** 2
+                               - (math.log(loss.gamma2 / 0.2) / 0.8) ** 2)
+
+    return LandscapeTrainer(cfg, effect=effect)

@@ -3,7 +3,9 @@
 ``Trainer`` owns one run's state (networks, optimiser, schedule, RNG) and exposes
 ``train_epoch``/``evaluate``/``state_dict``/``load_state_dict``; ``train`` is the
 pure function a unit test, a local debug run and a Ray Tune trainable all call.
-The baseline is the very same step with ``dejavu.enabled = false``.
+The baseline is the very same step with ``dejavu.enabled = false``; seed Table B.2's
+controls are ``dejavu.mode = augment`` (the redacted images as extra inputs, no CRM) and
+``model.mae`` (MAE-style pre-training before the first epoch, ``mim_pretrain``).
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ class Trainer:
                                      pretrained=model_cfg.pretrained,
                                      attention=model_cfg.attention, options=model_cfg.options)
             self.crm = (build_crm(dv.crm, self.task.condition_channels, use=intended_use(cfg))
-                        if dv.enabled else None)
+                        if dv.uses_crm else None)
         self.model.to(self.device)
         params = list(self.model.parameters())
         if self.crm is not None:
@@ -103,14 +105,14 @@ class Trainer:
             params += list(self.crm.parameters())
         self.redact = build_redaction(dv.redaction) if dv.enabled else None
         self.lpips = None
-        if dv.enabled and dv.loss.gamma1 > 0:
+        if dv.uses_crm and dv.loss.gamma1 > 0:
             if lpips_net is None:
                 from dejavu_tune.method.lpips import shared_lpips
 
                 lpips_net = shared_lpips(self.device)
             self.lpips = lpips_net.to(self.device)
         self.text_encoder = None
-        if dv.enabled and dv.loss.ts_weight > 0:
+        if dv.uses_crm and dv.loss.ts_weight > 0:
             if "seg" not in self.task.targets:
                 raise TaskError("dejavu.loss.ts_weight > 0 describes scenes by their "
                                 "segmentation classes: expected a task with seg targets")
@@ -119,7 +121,8 @@ class Trainer:
         opt = cfg.optim
         self.optimizer: torch.optim.Optimizer = OPTIMIZERS[opt.name](params, opt)
         self.iters_per_epoch = max(len(self.train_set) // opt.batch_size, 1)
-        total = opt.epochs * self.iters_per_epoch
+        # optim.iterations (the seed's iteration budgets) ends the last epoch early
+        self.total_iterations = total = opt.total_iterations(self.iters_per_epoch)
         # Polynomial decay (seed C.1): lr * (1 - it / total) ** power, reaching 0 at the end.
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda it: max(1.0 - it / total, 0.0) ** opt.poly_power)
@@ -127,6 +130,9 @@ class Trainer:
         self.redact_rng = torch.Generator(self.device).manual_seed(cfg.seed + 1)
         self.epoch = 0
         self.iteration = 0
+        # model.mae: whether the MAE-style pre-training has run (the checkpoint keeps it, so
+        # a resumed trial never runs it twice), and what it measured
+        self.mae_state: dict[str, Any] = {"done": cfg.model.mae.epochs == 0}
         autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
         self._autocast_dtype = autocast_dtype
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
@@ -140,6 +146,8 @@ class Trainer:
     def forward_losses(self, batch: Batch) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Loss parts of one batch, plus the predictions and images for figures."""
         dv, task, images = self.cfg.dejavu, self.task, batch["image"]
+        if dv.enabled and not dv.uses_crm:
+            return self._augment_losses(batch)
         with self._autocast():
             preds = self.model(images)
             task_parts = task.loss(preds, batch)
@@ -158,6 +166,38 @@ class Trainer:
                 extras.update(redacted=redacted, regenerated=regenerated)
         parts = dejavu_objective(task_parts.pop("task_loss"), regen_parts, dv.loss, cl, ts)
         return {**task_parts, **parts}, extras
+
+    def _augment_losses(self, batch: Batch) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """``dejavu.mode: augment``: the clean and the redacted images in one batch of 2B
+        with the same labels; ``loss`` is the mean of their task losses, which is the task
+        loss of that doubled batch (equal label counts in both halves), so the gradient's
+        scale and the learning rate stay the baseline's."""
+        images, size = batch["image"], batch["image"].shape[0]
+        with torch.autocast(self.device.type, enabled=False):
+            redacted = self.redact(images, self.redact_rng)
+        with self._autocast():
+            both = self.model(torch.cat([images, redacted]))
+            preds = {k: v[:size] for k, v in both.items()}
+            clean = self.task.loss(preds, batch)
+            augmented = self.task.loss({k: v[size:] for k, v in both.items()}, batch)
+        task_loss, augment_loss = clean.pop("task_loss"), augmented["task_loss"]
+        parts = {**clean, "task_loss": task_loss, "augment_loss": augment_loss,
+                 "loss": (task_loss + augment_loss) / 2}
+        return parts, {"preds": preds, "redacted": redacted}
+
+    def pretrain(self) -> dict[str, float]:
+        """The MAE-style pre-training (``model.mae``), once per run: its metrics the first
+        time, {} after it ran or when it is off."""
+        if self.mae_state["done"]:
+            return {}
+        from dejavu_tune.train.mim_pretrain import mim_pretrain
+
+        try:
+            metrics = mim_pretrain(self.model, self.train_set, self.cfg, self.device)
+        except FloatingPointError as exc:
+            raise NonFiniteLossError(str(exc)) from None
+        self.mae_state = {"done": True, **metrics}
+        return metrics
 
     def condition(self, preds: Batch) -> torch.Tensor:
         """The CRM's conditioning from the network's raw outputs (dejavu.crm.condition)."""
@@ -237,7 +277,8 @@ class Trainer:
 
     def _batches(self) -> Iterator[Batch]:
         loader = self._loader(self.train_set, shuffle=True)
-        for _, batch in zip(range(self.iters_per_epoch), loader, strict=False):
+        steps = min(self.iters_per_epoch, self.total_iterations - self.iteration)
+        for _, batch in zip(range(steps), loader, strict=False):
             yield self._to_device(batch)
 
     def epochs(self) -> Iterator[dict[str, float]]:
@@ -249,19 +290,23 @@ class Trainer:
             yield metrics
 
     def train_epoch(self) -> dict[str, float]:
-        """One pass over the training split; returns mean losses and seconds per iteration."""
+        """One pass over the training split; returns mean losses and seconds per iteration
+        (the first also runs and reports the MAE-style pre-training, timed apart)."""
+        pretrained = self.pretrain()
         sums: dict[str, float] = {}
+        steps = 0  # below iters_per_epoch in an iteration budget's last epoch
         start = time.perf_counter()
         for batch in self._batches():
+            steps += 1
             for key, value in self.train_step(batch).items():
                 sums[key] = sums.get(key, 0.0) + value
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         elapsed = time.perf_counter() - start
         self.epoch += 1
-        metrics = {k: v / self.iters_per_epoch for k, v in sums.items()}
-        metrics.update(epoch=float(self.epoch), sec_per_iter=elapsed / self.iters_per_epoch,
-                       lr=self.optimizer.param_groups[0]["lr"])
+        metrics = {k: v / steps for k, v in sums.items()}
+        metrics.update(epoch=float(self.epoch), sec_per_iter=elapsed / steps,
+                       lr=self.optimizer.param_groups[0]["lr"], **pretrained)
         return metrics
 
     # -- evaluation ---------------------------------------------------------------
@@ -332,6 +377,7 @@ class Trainer:
             "iteration": self.iteration,
             "data_rng": self.data_rng.get_state(),
             "redact_rng": self.redact_rng.get_state().cpu(),
+            "mae": dict(self.mae_state),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -345,6 +391,9 @@ class Trainer:
         self.iteration = int(state["iteration"])
         self.data_rng.set_state(state["data_rng"])
         self.redact_rng.set_state(state["redact_rng"])
+        # a checkpoint from before model.mae existed: any trained epoch means it is done
+        self.mae_state = dict(state.get("mae") or {"done": self.mae_state["done"]
+                                                   or self.epoch > 0})
 
 
 def train(cfg: TrainConfig | dict[str, Any],
