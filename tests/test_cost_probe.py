@@ -1,5 +1,6 @@
 """Each trial's cost next to the baseline's, measured in the trial, leaving no trace."""
 
+import pytest
 import torch
 
 from dejavu_tune.config import TrainConfig
@@ -50,3 +51,22 @@ def test_the_landscape_states_a_cost_that_grows_with_the_crm():
     assert cost(crm={"kind": "crm_r", "steps": 8})["step_time_ratio"] == 1.6
     assert cost(crm={"kind": "crm_f", "stages": 2}, loss={"gamma1": 0.0}) == {
         "step_time_ratio": 1.3, "mem_ratio": 1.18}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_memory_is_the_allocators_peak_and_the_probe_changes_nothing():
+    def trainer(steps):
+        raw = {**TINY, "device": "cuda",
+               "dejavu": {"crm": {"init": "scratch", "kind": "crm_r", "steps": steps}}}
+        return Trainer(TrainConfig.from_dict(raw))
+
+    small, large = trainer(1), trainer(12)
+    weights = {k: v.clone() for k, v in large.model.state_dict().items()}
+    rng = large.redact_rng.get_state()
+    cost_small = cost_probe.measure(small, small.first_batch(4))
+    cost_large = cost_probe.measure(large, large.first_batch(4))
+    assert 1.0 < cost_small["mem_ratio"] < cost_large["mem_ratio"]
+    assert cost_large["step_time_ratio"] > 1.0
+    assert all(torch.equal(weights[k], v) for k, v in large.model.state_dict().items())
+    assert torch.equal(large.redact_rng.get_state(), rng)
+    assert all(p.grad is None for p in large.model.parameters())
