@@ -340,7 +340,7 @@ def _objectives(trials: Trials, given: list[str] | None) -> list[tuple[str, str]
     if not text:
         return []
     try:
-        objectives = parse_objectives(text, {})
+        objectives = parse_objectives(text)
     except ValueError as exc:
         raise ReportError(f"--objectives: {exc}") from None
     if len(objectives) < 2:

@@ -116,9 +116,9 @@ def test_the_reports_front_table_pairs_each_setting_with_the_baseline_by_seed():
               trial(1, 0.71, 1.1, **{"dejavu.crm.steps": "2"}),
               trial(0, 0.70, 1.6, **{"dejavu.crm.steps": "40"}),
               trial(1, 0.70, 1.6, **{"dejavu.crm.steps": "40"})]
-    objectives = parse_objectives("val_miou (max), step_time_ratio (min)", {})
+    objectives = parse_objectives("val_miou (max), step_time_ratio (min)")
     assert objectives == [("val_miou", "max"), ("step_time_ratio", "min")]
-    assert parse_objectives("val_miou mem_ratio", {"val_miou": "max"}) == [
+    assert parse_objectives("val_miou mem_ratio") == [
         ("val_miou", "max"), ("mem_ratio", "min")]
     text = front_table(trials, objectives)
     rows = {line.split(" | ")[0]: line for line in text.splitlines()

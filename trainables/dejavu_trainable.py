@@ -51,7 +51,7 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
         trainer = (load_object(context.trainer, "search.trainer") if context.trainer
                    else Trainer)(cfg)
         probe = trainer.first_batch(cfg.optim.batch_size) if trainer.crm is not None else None
-        cost = _cost(trainer, cfg)
+        cost = _cost(trainer, cfg, probe)
         state, skipped = ray_adapter.restore_state()
         if state is not None:
             trainer.load_state_dict(state)
@@ -78,7 +78,7 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
         record.close()
 
 
-def _cost(trainer: Any, cfg: TrainConfig) -> dict[str, float]:
+def _cost(trainer: Any, cfg: TrainConfig, batch: dict[str, Any] | None) -> dict[str, float]:
     """The step's cost next to the baseline's (``cost_probe.COST_METRICS``), once per
     trial process. A trainer of one's own (``search.trainer``) may state its own with a
     ``cost_ratios()`` method; without one its cost is not measured ({})."""
@@ -87,7 +87,9 @@ def _cost(trainer: Any, cfg: TrainConfig) -> dict[str, float]:
         return stated()
     if not isinstance(trainer, Trainer):
         return {}
-    return cost_probe.measure(trainer, trainer.first_batch(cfg.optim.batch_size))
+    if batch is None:  # the CRM diagnostics' batch serves both when there is one
+        batch = trainer.first_batch(cfg.optim.batch_size)
+    return cost_probe.measure(trainer, batch)
 
 
 def _crm_origin(cfg: TrainConfig) -> str:

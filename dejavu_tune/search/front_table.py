@@ -30,17 +30,17 @@ class _Setting:
     by_seed: dict[int, float]  # the quality per seed, for the paired Δ
 
 
-def parse_objectives(text: str, directions: dict[str, str]) -> list[tuple[str, str]]:
+def parse_objectives(text: str) -> list[tuple[str, str]]:
     """``"val_miou (max), step_time_ratio (min)"`` (the parent run's param),
-    ``"val_abs_rel:min step_time_ratio"``, or ``"val_miou step_time_ratio"`` (each mode then
-    the metric's own in ``directions``, else max for the first and min for the costs)."""
+    ``"val_abs_rel:min step_time_ratio"``, or ``"val_miou step_time_ratio"`` (a mode not
+    given: max for the first, the quality, and min for the costs)."""
     out = []
-    for i, part in enumerate(p for p in text.replace(",", " ").split() if p):
+    for part in text.replace(",", " ").split():
         if part.startswith("("):
             out[-1] = (out[-1][0], part.strip("()"))
             continue
         name, _, mode = part.partition(":")
-        mode = mode or directions.get(name, "max" if i == 0 else "min")
+        mode = mode or ("max" if not out else "min")
         if mode not in ("max", "min"):
             raise ValueError(f"objective {part!r}: expected METRIC, METRIC:max or METRIC:min")
         out.append((name, mode))

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dejavu_tune.search.trial_records import TrialRecord
+from dejavu_tune.search.trial_records import TrialRecord, short_params
 
 __all__ = ["Point", "points", "dominates", "front", "front_rows", "front_markdown",
            "plot_png", "plot_html", "PLOT_FILE", "PLOT_HTML"]
@@ -101,14 +101,9 @@ def front_markdown(rows: Sequence[dict[str, Any]], objectives: Sequence[tuple[st
                    "not confirmed (beyond search.confirm_top)")
         if row["dominated_by_baseline"]:
             verdict += "; the baseline dominates it (better seed mean, lower cost)"
-        lines.append(f"| {describe(row)} | {_config_text(row['config'])} | "
+        lines.append(f"| {describe(row)} | {short_params(row['config'])} | "
                      + " | ".join(f"{row[n]:.4f}" for n in names) + f" | {verdict} |")
     return lines + [""]
-
-
-def _config_text(config: dict[str, Any]) -> str:
-    return ", ".join(f"{k.removeprefix('dejavu.')}={v:.3g}" if isinstance(v, float) else
-                     f"{k.removeprefix('dejavu.')}={v}" for k, v in sorted(config.items()))
 
 
 def _series(all_points: Sequence[Point], members: Sequence[Point]
@@ -190,7 +185,7 @@ def plot_html(all_points: Sequence[Point], members: Sequence[Point],
             x=[p.values[1] for p in pts], y=[p.values[0] for p in pts], name=name,
             mode="markers+lines" if name == "Pareto front" else "markers",
             line={"shape": "hv"}, marker={"size": size},
-            text=[label(p) + "<br>" + _config_text(p.record.sampled()) + "".join(
+            text=[label(p) + "<br>" + short_params(p.record.sampled()) + "".join(
                 f"<br>{n} {v:.4f}" for n, v in zip(names, p.values, strict=True)) for p in pts],
             hoverinfo="text"))
     if math.isfinite(baseline_quality):

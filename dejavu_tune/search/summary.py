@@ -20,7 +20,7 @@ from typing import Any
 from dejavu_tune.search import pareto
 from dejavu_tune.search.confirm import Confirmed
 from dejavu_tune.search.paired import GAIN, WITHIN_NOISE, noise_floor
-from dejavu_tune.search.trial_records import TrialRecord
+from dejavu_tune.search.trial_records import TrialRecord, short_params
 from dejavu_tune.tracking.run_names import trial_number
 
 SUMMARY_FILE = "summary.md"  # in the parent run, and the parent's description
@@ -99,12 +99,6 @@ class Outcome:
         full = [r for r in self.records if r.phase == "search" and not r.is_baseline
                 and r.final is not None]
         return max(full, key=lambda r: sign * r.final) if full else None
-
-
-def short_params(config: dict[str, Any]) -> str:
-    return ", ".join(f"{k.removeprefix('dejavu.')}={v:.3g}" if isinstance(v, float) else
-                     f"{k.removeprefix('dejavu.')}={v}" for k, v in sorted(config.items())
-                     if k != "seed")
 
 
 def headline(o: Outcome) -> list[str]:

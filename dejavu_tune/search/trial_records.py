@@ -15,7 +15,7 @@ from typing import Any
 from dejavu_tune.config import is_baseline
 from dejavu_tune.train.diagnostics import is_inert
 
-__all__ = ["TrialRecord", "from_result", "finished_status"]
+__all__ = ["TrialRecord", "from_result", "finished_status", "short_params"]
 
 
 def finished_status(last: dict[str, Any], epochs: int, metric: str) -> tuple[str, str | None]:
@@ -64,6 +64,13 @@ class TrialRecord:
     def sampled(self) -> dict[str, Any]:
         """The configuration without its seed: what a configuration is, across seeds."""
         return {k: v for k, v in self.config.items() if k != "seed"}
+
+
+def short_params(config: dict[str, Any]) -> str:
+    """A sampled configuration in one line, without its seed: ``crm.kind=crm_f, loss.gamma=0.1``."""
+    return ", ".join(f"{k.removeprefix('dejavu.')}={v:.3g}" if isinstance(v, float) else
+                     f"{k.removeprefix('dejavu.')}={v}" for k, v in sorted(config.items())
+                     if k != "seed")
 
 
 def _curve(result: Any, metric: str) -> tuple[float, ...]:
