@@ -51,7 +51,9 @@ def test_a_planted_gain_is_found_confirmed_and_called_significant(tmp_path):
     assert_accounted_once(tmp_path, "planted", trials=4 + 3 + 8 + len(result["confirmation"]) * 3)
     phases = sorted(r.data.tags["dejavu.phase"] for r in runs)
     assert phases.count("tuning") == 4
-    assert phases.count("confirm") == 3 * len(result["confirmation"]) >= 6
+    # how many trials reach the full budget depends on the order results arrive in (ASHA
+    # is asynchronous): one at least, the winner
+    assert phases.count("confirm") == 3 * len(result["confirmation"]) >= 3
 
 
 @pytest.mark.integration

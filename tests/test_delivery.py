@@ -212,3 +212,41 @@ def test_a_new_experiment_keeps_its_artifacts_beside_the_sqlite_store(tmp_path, 
     assert location == (tmp_path / "runs" / "artifacts").as_uri()
     assert list((tmp_path / "runs" / "artifacts").rglob("summary.md"))
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_an_epoch_backfilled_while_the_trials_own_record_is_on_its_way_is_kept_once(tmp_path):
+    # After an outage the driver backfills from Tune's results what a run lacks, while the
+    # trial's queue (or a request the server finishes late) may still deliver the same
+    # epoch. The trial stamps each epoch's record and reports the stamp to Tune, so both
+    # write the identical point.
+    import json
+    from types import SimpleNamespace
+
+    import pandas as pd
+    from ray.tune import Result
+
+    from dejavu_tune.raytune.ray_adapter import RECORDED_MS_KEY
+    from dejavu_tune.search.settle import _backfill
+    from dejavu_tune.tracking.trial_recorder import TrialRecorder
+
+    uri = tracking.default_tracking_uri(tmp_path)
+    ref = tracking.SearchRef(uri, *tracking.open_parent_run(uri, "exp", "search"))
+    record = TrialRecorder(ref, "t1", "t01", "trial", retry_for_s=5)
+    epochs = [({"val_miou": 0.1 + 0.2, "compute_s": 1 / 3}, 1, 1_000),
+              ({"val_miou": 0.7, "compute_s": 2 / 3}, 2, 2_000)]
+    record.epoch(*epochs[0][:2], None, epochs[0][2])
+    assert record.queue.drain(timeout_s=30)
+    # what Tune wrote for both epochs (its result.json, read back as the driver reads it)
+    rows = [json.loads(json.dumps({**m, RECORDED_MS_KEY: ms, "training_iteration": step,
+                                   "trial_id": "t1", "time_total_s": 1.0 * step}))
+            for m, step, ms in epochs]
+    result = Result(metrics={**rows[-1], "config": {}}, checkpoint=None, error=None,
+                    path=str(tmp_path), metrics_dataframe=pd.json_normalize(rows, sep="/"))
+    client = MlflowClient(uri)
+    _backfill(SimpleNamespace(uri=uri), {"t1": client.get_run(record.run_id)}, "search", result)
+    record.epoch(*epochs[1][:2], None, epochs[1][2])  # the trial's own record, late
+    record.close()
+    for key in ("val_miou", "compute_s"):
+        history = client.get_metric_history(record.run_id, key)
+        assert sorted((m.step, m.value, m.timestamp) for m in history) == [
+            (1, epochs[0][0][key], 1_000), (2, epochs[1][0][key], 2_000)], key

@@ -24,7 +24,7 @@ from dejavu_tune.raytune import ray_adapter
 from dejavu_tune.search.trial_context import TrialContext
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.run_names import run_name
-from dejavu_tune.tracking.trial_recorder import TrialRecorder
+from dejavu_tune.tracking.trial_recorder import TrialRecorder, now_ms
 from dejavu_tune.train import cost_probe
 from dejavu_tune.train.crm_store import WEIGHTS_FILE
 from dejavu_tune.train.diagnostics import crm_usage
@@ -64,10 +64,12 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
             figure = (_png(regeneration_figure(trainer.sample(context.figure_images),
                                                legend=trainer.legend()))
                       if context.figure_images > 0 else None)
-            record.epoch(metrics, trainer.epoch, figure)
-            # The figure and the placement go to Tune with the epoch too: the driver
-            # delivers them from there if this trial's queue dies with it.
-            ray_adapter.report({**metrics, ray_adapter.GPU_IDS_KEY: gpu_ids}, trainer.state_dict(),
+            stamp = now_ms()
+            record.epoch(metrics, trainer.epoch, figure, stamp)
+            # The figure, the placement and the record's time go to Tune with the epoch
+            # too: the driver delivers them from there if this trial's queue dies with it.
+            ray_adapter.report({**metrics, ray_adapter.GPU_IDS_KEY: gpu_ids,
+                                ray_adapter.RECORDED_MS_KEY: stamp}, trainer.state_dict(),
                                {FIGURE_FILE: figure} if figure else {})
             start = time.perf_counter()
         record.finished("completed")

@@ -17,7 +17,7 @@ from typing import Any
 
 STUDY_NAME = "search"  # the Optuna study of a search's DejaVu trials, in its study storage
 
-__all__ = ["STUDY_NAME", "GPU_IDS_KEY", "trial_id", "trial_dir", "placement", "report", "restore_state",
+__all__ = ["STUDY_NAME", "GPU_IDS_KEY", "RECORDED_MS_KEY", "trial_id", "trial_dir", "placement", "report", "restore_state",
            "use_cluster_auth", "start_ray", "make_tuner", "run_parallel", "restore_tuner",
            "can_restore", "make_status_callback", "trial_error", "reported_epochs",
            "checkpoint_file", "optuna_trials", "wait_for_nodes"]
@@ -38,6 +38,11 @@ def trial_dir() -> str | None:
 # The GPUs of a trial, in every result it reports (Tune adds the node's IP itself), so the
 # driver can tag its run from Tune's results when the trial's own records were lost.
 GPU_IDS_KEY = "gpu_ids"
+# When the trial queued an epoch's MLflow record (ms), in that epoch's result: the
+# driver's backfill writes the identical point, which MLflow keeps once, so a record
+# still on its way from the trial (a queue catching up after an outage, a request the
+# server finishes late) and the backfill never make two points of one epoch.
+RECORDED_MS_KEY = "recorded_ms"
 
 
 def placement() -> tuple[str, str]:
@@ -289,20 +294,28 @@ def make_status_callback(on_complete: Callable[[str, dict[str, Any]], None],
     return _Status()
 
 
-def reported_epochs(result: Any) -> dict[int, dict[str, float]]:
+def reported_epochs(result: Any) -> dict[int, tuple[dict[str, float], int | None]]:
     """What the trainable reported, per epoch (``training_iteration``), without the keys
-    Tune adds itself; Tune keeps these rows on disk whatever happened to the worker."""
+    Tune adds itself, with the time the trial stamped the epoch's record
+    (``RECORDED_MS_KEY``; None for results without it). Tune keeps these rows on disk
+    whatever happened to the worker, exactly as reported (its result.json)."""
     from ray.tune.result import AUTO_RESULT_KEYS
 
     frame = result.metrics_dataframe
     if frame is None or "training_iteration" not in frame:
         return {}
     tune_keys = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag",
-                                         "should_checkpoint", "iterations_since_restore"}
+                                         "should_checkpoint", "iterations_since_restore",
+                                         RECORDED_MS_KEY}
     keys = [k for k in frame.columns
             if k not in tune_keys and "/" not in k and frame[k].dtype.kind in "fiu"]
-    return {int(row["training_iteration"]): {k: float(row[k]) for k in keys}
-            for _, row in frame.iterrows()}
+    epochs = {}
+    for row in frame.to_dict("records"):
+        stamp = row.get(RECORDED_MS_KEY)
+        epochs[int(row["training_iteration"])] = (
+            {k: float(row[k]) for k in keys},
+            int(stamp) if isinstance(stamp, (int, float)) and stamp == stamp else None)
+    return epochs
 
 
 def checkpoint_file(result: Any, name: str) -> Path | None:

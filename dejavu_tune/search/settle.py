@@ -91,10 +91,10 @@ def _backfill(drv: Driver, runs: dict[str, Any], step: str, result: Any) -> None
     run_id, tags = run.info.run_id, run.data.tags
     tracking.log_params(drv.uri, run_id, result.config, existing=run.data.params)
     have = tracking.logged_steps(drv.uri, run_id, "compute_s")
-    for epoch, metrics in sorted(ray_adapter.reported_epochs(result).items()):
+    for epoch, (metrics, stamp) in sorted(ray_adapter.reported_epochs(result).items()):
         if epoch not in have:
             print(f"  trial {trial_id}: epoch {epoch} logged from Tune's results", flush=True)
-            tracking.log_epoch(drv.uri, run_id, metrics, step=epoch)
+            tracking.log_epoch(drv.uri, run_id, metrics, step=epoch, timestamp_ms=stamp)
     placement = {tracking.NODE_TAG: last.get("node_ip"),
                  tracking.GPU_TAG: last.get(ray_adapter.GPU_IDS_KEY)}
     missing = {k: v for k, v in placement.items() if k not in tags and v is not None}

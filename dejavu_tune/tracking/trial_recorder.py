@@ -66,12 +66,16 @@ class TrialRecorder:
             tags[tracking.CHECKPOINT_SKIPPED_TAG] = "; ".join(skipped)
         self.tags(tags)
 
-    def epoch(self, metrics: dict[str, float], step: int, figure: bytes | None) -> None:
+    def epoch(self, metrics: dict[str, float], step: int, figure: bytes | None,
+              timestamp_ms: int | None = None) -> None:
         """One epoch's metrics (a copy: Tune adds its own keys to the dict it is given)
         and figure; waits while the server answers until they are delivered, so Tune may
-        stop the trial in its next report without losing them."""
+        stop the trial in its next report without losing them. ``timestamp_ms`` (default
+        now) is the points' time; the trial reports it to Tune with the epoch
+        (``ray_adapter.RECORDED_MS_KEY``) so that a backfill repeats the same points."""
         rerun = step == self.rerun_epoch
-        self._put(self._log_epoch, rerun, dict(metrics), step, now_ms())
+        stamp = now_ms() if timestamp_ms is None else timestamp_ms
+        self._put(self._log_epoch, rerun, dict(metrics), step, stamp)
         if figure is not None:
             self._put(self._log_figure, rerun, figure, step)
         self.queue.drain(DRAIN_S, unless_failing=True)
