@@ -1,20 +1,70 @@
-"""How often Tune's experiment state is saved, by the size of the experiment."""
+"""What Tune keeps of an experiment for a resume, by the size of the experiment."""
 
 import os
+from pathlib import Path
 
-from dejavu_tune.raytune import ray_adapter
+import pytest
+
+from dejavu_tune.raytune import snapshots
 
 
 def test_small_experiments_snapshot_every_event_large_ones_on_tunes_own_period(monkeypatch):
-    monkeypatch.setattr(ray_adapter, "_USER_PERIOD", None)
+    monkeypatch.setattr(snapshots, "_USER_PERIOD", None)
     monkeypatch.delenv("TUNE_GLOBAL_CHECKPOINT_S", raising=False)
-    ray_adapter._snapshot_policy(ray_adapter.EVERY_EVENT_TRIALS)
+    assert snapshots.apply(snapshots.EVERY_EVENT_TRIALS) == snapshots.KEEP
     assert os.environ["TUNE_GLOBAL_CHECKPOINT_S"] == "0"  # exact resume after a kill
-    ray_adapter._snapshot_policy(ray_adapter.EVERY_EVENT_TRIALS + 1)
-    assert os.environ["TUNE_GLOBAL_CHECKPOINT_S"] == "auto"  # a state written whole stays cheap
+    # a state written whole stays cheap; nothing deleted while a trial runs forces one
+    assert snapshots.apply(snapshots.EVERY_EVENT_TRIALS + 1) is None
+    assert os.environ["TUNE_GLOBAL_CHECKPOINT_S"] == "auto"
     # the next, smaller step of the same driver is exact again; a user's setting wins
-    ray_adapter._snapshot_policy(10)
+    snapshots.apply(10)
     assert os.environ["TUNE_GLOBAL_CHECKPOINT_S"] == "0"
-    monkeypatch.setattr(ray_adapter, "_USER_PERIOD", "30")
-    ray_adapter._snapshot_policy(10)
+    monkeypatch.setattr(snapshots, "_USER_PERIOD", "30")
+    snapshots.apply(10)
     assert os.environ["TUNE_GLOBAL_CHECKPOINT_S"] == "30"
+
+
+def _epochs(config):
+    """Four epochs with a checkpoint each; what its trial directory holds at each one."""
+    import tempfile
+
+    from ray import tune
+
+    from dejavu_tune.raytune import ray_adapter
+
+    trial_dir = Path(config["storage"]) / Path(ray_adapter.trial_dir()).name
+    for epoch in range(1, 5):
+        held = len(list(trial_dir.glob("checkpoint_*")))
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "state").write_text(str(epoch))
+            tune.report({"epoch": epoch, "held": held},
+                        checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_large_search_keeps_a_running_trials_checkpoints_and_an_ended_ones_newest(tmp_path):
+    import ray
+    from ray import tune
+
+    # the workers import this module for the trainable
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}})
+    try:
+        tuner = tune.Tuner(
+            _epochs, param_space={"storage": str(tmp_path / "exp"), "x": tune.grid_search([1, 2])},
+            tune_config=tune.TuneConfig(metric="epoch", mode="max"),
+            run_config=tune.RunConfig(
+                name="exp", storage_path=str(tmp_path), verbose=0,
+                callbacks=[snapshots.NewestCheckpointOnly()],
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=None)))
+        results = tuner.fit()
+    finally:
+        ray.shutdown()
+    assert len(results) == 2 and not results.errors
+    for result in results:
+        # while it ran, every checkpoint it had written was still there
+        assert list(result.metrics_dataframe["held"]) == [0, 1, 2, 3]
+        left = sorted(p.name for p in Path(result.path).glob("checkpoint_*"))
+        assert left == [Path(result.checkpoint.path).name] == ["checkpoint_000003"]
+        assert (Path(result.checkpoint.path) / "state").read_text() == "4"

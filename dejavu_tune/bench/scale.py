@@ -44,6 +44,9 @@ def add_parser(sub: Any) -> None:
                    help="search sizes (sampled trials; one baseline run is added to each)")
     p.add_argument("--concurrent", type=int, default=2, help="trials at once")
     p.add_argument("--epochs", type=int, default=2, help="epochs per trial (ASHA's rungs)")
+    p.add_argument("--algorithm", choices=("tpe", "random"), default="tpe",
+                   help="the search's sampler (search.algorithm): random separates the "
+                        "bookkeeping's cost from TPE's, which weighs every earlier trial")
     p.add_argument("--tracking-uri", default=None,
                    help="an MLflow server to log to (default: the local SQLite store)")
     p.add_argument("--storage-path", default=None,
@@ -56,10 +59,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="dejavu-scale-") as tmp:
         storage = Path(args.storage_path or tmp)
-        rows = [measure_size(n, args.concurrent, args.epochs, storage, args.tracking_uri)
-                for n in args.trials]
+        rows = [measure_size(n, args.concurrent, args.epochs, storage, args.tracking_uri,
+                             args.algorithm) for n in args.trials]
     store = args.tracking_uri or "local SQLite store"
-    print(f"\nscale: {args.concurrent} trials at once, {args.epochs} epoch(s) each, {store}")
+    print(f"\nscale: {args.concurrent} trials at once, {args.epochs} epoch(s) each, "
+          f"{args.algorithm} sampler, {store}")
     print(f"{'trials':>7}{'wall s':>9}{'compute s':>11}{'cost/trial s':>14}"
           f"{'in-trial s':>12}{'after last s':>14}{'per trial s':>13}{'driver MB':>11}")
     for r in rows:
@@ -67,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
               f"{r['cost_per_trial_s']:>14.3f}{r['in_trial_s']:>12.3f}"
               f"{r['after_last_s']:>14.1f}{r['after_last_s'] / r['trials']:>13.4f}"
               f"{r['driver_mb']:>11.0f}")
+    for r in rows:
+        print(f"{r['trials']} trials, wall per trial in each tenth of the search (ms): "
+              + " ".join(f"{ms:.0f}" for ms in r["tenths_ms"]))
     if len(rows) > 1:
         first, last = rows[0], rows[-1]
         print(f"cost per trial at {last['trials']} / at {first['trials']}: "
@@ -77,10 +84,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def measure_size(trials: int, concurrent: int, epochs: int, storage: Path,
-                 tracking_uri: str | None) -> dict[str, float]:
+                 tracking_uri: str | None, algorithm: str = "tpe") -> dict[str, float]:
     """Run one search of ``trials`` sampled trials and read its costs back."""
-    name = f"scale-{trials}-{int(time.time())}"
-    settings = {**_SETTINGS, "optim.epochs": epochs}
+    name = f"scale-{algorithm}-{trials}-{int(time.time())}"
+    settings = {**_SETTINGS, "optim.epochs": epochs, "search.algorithm": algorithm}
     cmd = [sys.executable, "-m", "dejavu_tune.search", "--num-samples", str(trials),
            "--max-concurrent", str(concurrent), "--storage-path", str(storage),
            "--name", name, *(f"--set={k}={v}" for k, v in settings.items())]
@@ -98,6 +105,14 @@ def measure_size(trials: int, concurrent: int, epochs: int, storage: Path,
             **_costs(storage / name, concurrent, wall)}
 
 
+def _tenths(runs: list[Any]) -> list[float]:
+    """Wall time per trial (ms) in each tenth of the search, from the runs' start times:
+    flat when the cost of a trial does not depend on how many ran before it."""
+    starts = sorted(r.info.start_time for r in runs)
+    cut = [round(i * (len(starts) - 1) / 10) for i in range(11)]
+    return [(starts[b] - starts[a]) / max(1, b - a) for a, b in zip(cut[:-1], cut[1:], strict=True)]
+
+
 def _costs(root: Path, slots: int, wall: float) -> dict[str, float]:
     from dejavu_tune.search.record import SearchRecord
     from dejavu_tune.tracking import runs as tracking
@@ -112,7 +127,7 @@ def _costs(root: Path, slots: int, wall: float) -> dict[str, float]:
                for r in runs]
     durations = [(r.info.end_time - r.info.start_time) / 1000 for r in runs]
     last_end = max(r.info.end_time for r in runs) / 1000
-    return {"wall_s": wall, "compute_s": sum(compute),
+    return {"wall_s": wall, "compute_s": sum(compute), "tenths_ms": _tenths(runs),
             "cost_per_trial_s": (wall * slots - sum(compute)) / len(runs),
             "in_trial_s": statistics.mean(d - c for d, c in zip(durations, compute, strict=True)),
             "after_last_s": parent.info.end_time / 1000 - last_end}

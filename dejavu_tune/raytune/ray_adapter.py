@@ -113,25 +113,6 @@ def start_ray(address: str | None = None) -> None:
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
 
 
-# Up to this many trials in one Tune experiment its state (trials and searcher) is saved
-# after every event, not every 10 s: a driver killed in between left trials that had
-# started, and logged to MLflow, out of the state it resumed from, and they ran again
-# under new ids. The state is ~20 kB per trial and written whole each time, so above
-# this Tune's "auto" period applies (snapshots at most ~5 % of the driver's time): at
-# 1,000 trials every event meant 21 MB per event and twice the cost per trial
-# (docs/benchmarks.md). A trial lost with a killed driver then ends as a failed run.
-EVERY_EVENT_TRIALS = 250
-_USER_PERIOD = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S")  # a user's own choice wins
-
-
-def _snapshot_policy(trials: int) -> None:
-    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = _USER_PERIOD or (
-        "0" if trials <= EVERY_EVENT_TRIALS else "auto")
-    # Epochs of small trials are seconds long; Tune's warning about frequent experiment
-    # snapshots is then expected and not actionable.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-
-
 def _trainable(fn: Callable[..., None], resources: Any, **constants: Any) -> Any:
     from ray import tune
 
@@ -176,6 +157,7 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
+    from dejavu_tune.raytune import snapshots
     from dejavu_tune.raytune.tune_baseline import (
         BaselineExemptASHA,
         BaselineFirst,
@@ -202,7 +184,9 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
     if baselines:
         searcher = BaselineFirst(searcher, baselines)
         num_samples += len(baselines)
-    _snapshot_policy(num_samples)
+    keep = snapshots.apply(num_samples)
+    if keep is None:
+        callbacks = [*(callbacks or []), snapshots.NewestCheckpointOnly()]
     search_alg = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
     scheduler = None
     if early_stopping:
@@ -220,7 +204,7 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
     run_config = tune.RunConfig(
         name=name, storage_path=storage_path, callbacks=callbacks or [], verbose=0,
         failure_config=tune.FailureConfig(max_failures=max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=keep))
     return tune.Tuner(_trainable(fn, resources, **constants), tune_config=tune_config,
                       run_config=run_config)
 
@@ -252,7 +236,9 @@ def restore_tuner(path: str, fn: Callable[..., None], constants: dict[str, Any],
     searcher keeps its history."""
     from ray import tune
 
-    _snapshot_policy(trials)
+    from dejavu_tune.raytune import snapshots
+
+    snapshots.apply(trials)  # the period; what to keep is in the restored run config
     trainable = _trainable(fn, resources, **constants)
     # Unpickling the saved trials checks that their trainable is registered, before
     # Tuner.restore registers the one passed in: register it under its old name first.

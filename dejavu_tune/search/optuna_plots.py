@@ -58,11 +58,32 @@ def analysis_study(space: Any, outcome: Any,
     return study, epoch
 
 
-def _most_important(study: Any, count: int = 6) -> list[str] | None:
+def _importances_once() -> Any:
+    """Optuna's default importance evaluator, computed once per study: the ranking that
+    picks the panels and the importances plot (static and interactive) are one result,
+    not three computations over every trial."""
+    import optuna
+
+    class Once(optuna.importance.BaseImportanceEvaluator):
+        def __init__(self) -> None:
+            self.inner = optuna.importance.PedAnovaImportanceEvaluator()
+            self.memo: dict[Any, dict[str, float]] = {}
+
+        def evaluate(self, study: Any, params: list[str] | None = None, *,
+                     target: Any = None) -> dict[str, float]:
+            key = (id(study), tuple(params or ()), target)
+            if key not in self.memo:
+                self.memo[key] = self.inner.evaluate(study, params, target=target)
+            return self.memo[key]
+
+    return Once()
+
+
+def _most_important(study: Any, evaluator: Any, count: int = 6) -> list[str] | None:
     import optuna
 
     try:
-        return list(optuna.importance.get_param_importances(study))[:count]
+        return list(optuna.importance.get_param_importances(study, evaluator=evaluator))[:count]
     except (ValueError, RuntimeError, ZeroDivisionError):
         return None
 
@@ -86,8 +107,10 @@ def log_optuna_plots(uri: str, parent: str, space: Any, outcome: Any,
     if n >= 2:
         # One panel per parameter does not fit on a page: the slices and the parallel
         # coordinates show the most important ones (all of them when importances fail).
-        top = _most_important(study)
-        plots.update(param_importances=(ovm.plot_param_importances, ov.plot_param_importances),
+        once = _importances_once()
+        top = _most_important(study, once)
+        plots.update(param_importances=(partial(ovm.plot_param_importances, evaluator=once),
+                                        partial(ov.plot_param_importances, evaluator=once)),
                      parallel_coordinate=(partial(ovm.plot_parallel_coordinate, params=top),
                                           partial(ov.plot_parallel_coordinate, params=top)),
                      slice=(partial(ovm.plot_slice, params=top and top[:SLICES]),

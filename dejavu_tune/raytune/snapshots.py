@@ -1,0 +1,72 @@
+"""What a search's Tune experiment keeps for a resume, by the size of the search.
+
+Up to ``EVERY_EVENT_TRIALS`` trials the experiment state (trials and searcher) is saved
+after every event, not every 10 s: a driver killed in between left trials that had
+started, and logged to MLflow, out of the state it resumed from, and they ran again
+under new ids. Tune keeps each trial's newest ``KEEP`` checkpoints.
+
+The state is ~20 kB per trial and written whole each time, so above that size Tune's
+"auto" period applies (snapshots at most ~5 % of the driver's time). Tune also forces a
+snapshot whenever a trial has written ``num_to_keep`` checkpoints since the last one (so
+that the state never names a checkpoint it has deleted): with epochs shorter than the
+period that is one whole snapshot per trial, and the cost per trial grew with every
+trial already run (docs/benchmarks.md). A large search therefore asks Tune to delete
+nothing: a running trial keeps every checkpoint it writes, so whatever the last state
+names still exists, and ``NewestCheckpointOnly`` deletes an ended trial's older ones.
+A trial lost with a killed driver then ends as a failed run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import PurePosixPath
+from typing import Any
+
+import pyarrow.fs
+from ray import tune
+
+__all__ = ["EVERY_EVENT_TRIALS", "KEEP", "apply", "NewestCheckpointOnly"]
+
+EVERY_EVENT_TRIALS = 250
+KEEP = 2  # a trial's newest checkpoints kept in a small search: one may be half-written
+_USER_PERIOD = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S")  # a user's own choice wins
+
+
+def apply(trials: int) -> int | None:
+    """Set Tune's snapshot period for an experiment of ``trials`` trials; returns the
+    ``CheckpointConfig.num_to_keep`` that goes with it (None: see the module's note)."""
+    small = trials <= EVERY_EVENT_TRIALS
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = _USER_PERIOD or ("0" if small else "auto")
+    # Epochs of small trials are seconds long; Tune's warning about frequent experiment
+    # snapshots is then expected and not actionable.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    return KEEP if small else None
+
+
+class NewestCheckpointOnly(tune.Callback):
+    """Once a trial has ended, delete its checkpoints but the newest, in its storage
+    (local or remote). The newest on disk is kept as well as the one Tune has
+    registered: Tune may register a trial's last checkpoint after the trial ends."""
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        prune(trial)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        prune(trial)
+
+
+def prune(trial: Any) -> list[str]:
+    """Delete the ended ``trial``'s older checkpoint directories; returns their paths."""
+    storage = trial.storage
+    fs = storage.storage_filesystem
+    found = fs.get_file_info(pyarrow.fs.FileSelector(storage.trial_fs_path,
+                                                     allow_not_found=True))
+    dirs = sorted(i.path for i in found if i.type == pyarrow.fs.FileType.Directory
+                  and PurePosixPath(i.path).name.startswith("checkpoint_"))
+    keep = set(dirs[-1:])
+    if trial.checkpoint is not None:
+        keep.add(trial.checkpoint.path)
+    gone = [d for d in dirs if d not in keep]
+    for path in gone:
+        fs.delete_dir(path)
+    return gone
