@@ -35,7 +35,7 @@ def test_the_scale_benchmark_runs_a_real_search_and_prints_its_costs(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
-    assert "random sampler, local SQLite store" in lines[-3]
+    assert "random sampler, local SQLite store" in lines[-4] and lines[-3].split()[0] == "trials"
     trials, wall, compute, cost, *_ = lines[-2].split()
     # 3 sampled trials and the baseline run; the landscape's compute is near zero
     assert trials == "3" and float(wall) > float(cost) > 0 and float(compute) < 1

@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -68,3 +69,17 @@ def test_a_large_search_keeps_a_running_trials_checkpoints_and_an_ended_ones_new
         left = sorted(p.name for p in Path(result.path).glob("checkpoint_*"))
         assert left == [Path(result.checkpoint.path).name] == ["checkpoint_000003"]
         assert (Path(result.checkpoint.path) / "state").read_text() == "4"
+
+
+def test_storage_that_refuses_the_pruning_costs_disk_never_the_search(tmp_path, caplog):
+    import pyarrow.fs
+
+    not_a_dir = tmp_path / "trial"
+    not_a_dir.write_text("")
+    storage = SimpleNamespace(storage_filesystem=pyarrow.fs.LocalFileSystem(),
+                              trial_fs_path=str(not_a_dir))
+    trial = SimpleNamespace(trial_id="t1", storage=storage, checkpoint=None)
+    with pytest.raises(OSError):
+        snapshots.prune(trial)
+    snapshots.NewestCheckpointOnly().on_trial_complete(0, [], trial)  # no exception
+    assert "trial t1: its older checkpoints were not deleted" in caplog.text

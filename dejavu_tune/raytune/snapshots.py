@@ -18,6 +18,7 @@ A trial lost with a killed driver then ends as a failed run.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import PurePosixPath
 from typing import Any
@@ -25,7 +26,9 @@ from typing import Any
 import pyarrow.fs
 from ray import tune
 
-__all__ = ["EVERY_EVENT_TRIALS", "KEEP", "apply", "NewestCheckpointOnly"]
+__all__ = ["EVERY_EVENT_TRIALS", "KEEP", "apply", "NewestCheckpointOnly", "prune"]
+
+log = logging.getLogger(__name__)
 
 EVERY_EVENT_TRIALS = 250
 KEEP = 2  # a trial's newest checkpoints kept in a small search: one may be half-written
@@ -49,10 +52,20 @@ class NewestCheckpointOnly(tune.Callback):
     registered: Tune may register a trial's last checkpoint after the trial ends."""
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        prune(trial)
+        self._prune(trial)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        prune(trial)
+        self._prune(trial)
+
+    @staticmethod
+    def _prune(trial: Any) -> None:
+        # An error raised in a Tune callback ends the whole experiment: storage that
+        # refuses a deletion costs disk, never the search.
+        try:
+            prune(trial)
+        except OSError as exc:
+            log.warning("trial %s: its older checkpoints were not deleted: %s",
+                        trial.trial_id, exc)
 
 
 def prune(trial: Any) -> list[str]:
