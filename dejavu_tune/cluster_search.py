@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dejavu_tune.cli import run
+from dejavu_tune.cli import OneLineParser, run
 from dejavu_tune.raytune import ray_adapter
-from dejavu_tune.search.cli import OneLineParser
 from dejavu_tune.search.cli import main as search_main
 
 __all__ = ["main"]

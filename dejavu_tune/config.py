@@ -19,6 +19,7 @@ from dejavu_tune.errors import DejavuError
 __all__ = [
     "ConfigError",
     "parse_override",
+    "load_yaml",
     "crm_essence",
     "IGNORE_INDEX",
     "ENABLED_KEY",
@@ -498,18 +499,46 @@ def trial_config(fixed: dict[str, Any], sampled: dict[str, Any]) -> TrainConfig:
     return TrainConfig.from_dict(fixed).replace(**sampled)
 
 
+def load_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load`` (no tags, nothing constructed but plain values) that refuses a key
+    given twice in one mapping: PyYAML keeps the last silently, which once dropped a whole
+    ``optim:`` block. ``where`` names the text in errors."""
+    import yaml  # deferred: only files and command lines need it
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key, line = loader.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+            try:
+                twice = key in seen
+            except TypeError:  # an unhashable key (a list): the constructor refuses it
+                continue
+            if twice:
+                raise ConfigError(f"{where}: line {line}: key {key!r} is given twice in one "
+                                  f"mapping (first on line {seen[key]}): expected each key once")
+            seen[key] = line
+        return loader.construct_mapping(node, deep=True)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise ConfigError(f"{where}: {line}not valid YAML ({problem})") from None
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``"dejavu.crm.steps=5"`` -> ``("dejavu.crm.steps", 5)``; the value is read as YAML."""
-    import yaml  # deferred: only command lines need it
-
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"override {text!r} is not allowed: expected KEY=VALUE, "
                           "e.g. dejavu.crm.steps=5")
-    try:
-        return key.strip(), yaml.safe_load(value)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: the value is not valid YAML ({exc})") from None
+    return key.strip(), load_yaml(value, f"override {text!r}: the value")
 
 
 def _build(cls: type, raw: Any, prefix: str) -> Any:

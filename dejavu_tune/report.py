@@ -299,8 +299,8 @@ def _render(table: list[list[str]], title: str | None, common: dict[str, str],
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m dejavu_tune.report", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.OneLineParser(prog="python -m dejavu_tune.report", description=__doc__,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--experiment", default="dejavu-tune", help="MLflow experiment name")
     p.add_argument("--search", help="name of the search (default: the latest)")
     p.add_argument("--storage-path", default="runs",
@@ -349,37 +349,50 @@ def _objectives(trials: Trials, given: list[str] | None) -> list[tuple[str, str]
     return objectives
 
 
+def _collect(uri: str, experiment: str, search: str | None) -> Trials:
+    try:
+        return collect(uri, experiment, search)
+    except ReportError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the store itself: MLflow, SQLAlchemy and HTTP
+        # clients each raise their own kinds for a bad URI or a locked or foreign database
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ReportError(f"cannot read MLflow store {uri}: {type(exc).__name__}: "
+                          f"{first}") from exc
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text)
+    except OSError as exc:
+        raise ReportError(f"cannot write --output {path}: {exc.strerror}: expected a file "
+                          "path in a writable directory") from exc
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command; a user error is one line and exit 2 (``--debug``: its traceback)."""
+    return cli.run(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     # MLflow draws a progress bar on stderr for every download, even of space.yaml.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    tracking.bound_http_waits(retries=1)  # a report has nothing to wait for
     uri = args.tracking_uri or tracking.default_tracking_uri(args.storage_path)
-    try:
-        trials = collect(uri, args.experiment, args.search)
-        text = ablation_table(trials, **_settings(trials.report, args)) + "\n"
-        objectives = _objectives(trials, args.objectives)
-        if objectives:
-            try:
-                text += "\n" + front_table(trials, objectives)
-            except ValueError as exc:
-                raise ReportError(str(exc)) from None
-    except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # the store itself: a bad URI, a locked or foreign database
-        first = (str(exc).strip().splitlines() or [""])[0]
-        print(f"error: cannot read MLflow store {uri}: {type(exc).__name__}: {first}",
-              file=sys.stderr)
-        return 2
+    trials = _collect(uri, args.experiment, args.search)
+    text = ablation_table(trials, **_settings(trials.report, args)) + "\n"
+    objectives = _objectives(trials, args.objectives)
+    if objectives:
+        try:
+            text += "\n" + front_table(trials, objectives)
+        except ValueError as exc:
+            raise ReportError(str(exc)) from None
     sys.stdout.write(text)
     if args.output:
-        try:
-            Path(args.output).write_text(text)
-        except OSError as exc:
-            print(f"error: cannot write --output {args.output}: {exc.strerror}", file=sys.stderr)
-            return 2
+        _write(args.output, text)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(cli.run(main))
+    raise SystemExit(main())

@@ -4,6 +4,7 @@ status 2 and a one-line message naming the problem, never a traceback, never Ray
 from __future__ import annotations
 
 import copy
+import typing
 from pathlib import Path
 
 import pytest
@@ -150,14 +151,55 @@ def test_a_bad_flag_value_is_refused_in_one_line(tmp_path, capsys, no_ray, flag,
         flag.lstrip("-").replace("-per-trial", "").rstrip("s") in err, err
 
 
+def _config_paths() -> set[str]:
+    """Every dotted key ``--set`` may name: the training configuration's leaves and the
+    search's, resources' and CRM stage's settings."""
+    import dataclasses
+
+    from dejavu_tune.config import TrainConfig
+    from dejavu_tune.search.space import Resources, SearchSettings
+    from dejavu_tune.train.crm_store import PretrainSettings
+
+    def leaves(cls, prefix):
+        for f in dataclasses.fields(cls):
+            sub = typing.get_type_hints(cls)[f.name]
+            if dataclasses.is_dataclass(sub):
+                yield from leaves(sub, f"{prefix}{f.name}.")
+            else:
+                yield prefix + f.name
+
+    return ({*leaves(TrainConfig, "")} | {f"search.{k}" for k in leaves(SearchSettings, "")}
+            | {f"resources.{k}" for k in leaves(Resources, "")}
+            | {f"crm_pretrain.{k}" for k in leaves(PretrainSettings, "")})
+
+
+CONFIG_PATHS = _config_paths()
+# keys near the real ones as well as random ones: a real key with a made-up tail, a real
+# section with a made-up key, a leaf of one section under another
+near_keys = st.one_of(
+    st.from_regex(r"[a-z]{2,6}(\.[a-z]{2,6}){0,2}", fullmatch=True),
+    st.builds(lambda k, tail: f"{k}.{tail}", st.sampled_from(sorted(CONFIG_PATHS)),
+              st.from_regex(r"[a-z]{1,5}", fullmatch=True)),
+    st.builds(lambda k, tail: f"{k.rsplit('.', 1)[0]}.{tail}_x",
+              st.sampled_from(sorted(p for p in CONFIG_PATHS if "." in p)),
+              st.from_regex(r"[a-z]{1,5}", fullmatch=True)))
+
+
+def test_the_config_paths_are_the_known_ones():
+    assert {"optim.epochs", "dejavu.crm.kind", "search.num_samples", "resources.gpu",
+            "crm_pretrain.iterations", "seed"} <= CONFIG_PATHS
+    assert "optim" not in CONFIG_PATHS and "optim.epochs.x" not in CONFIG_PATHS
+
+
 @SETTINGS
-@given(key=st.from_regex(r"[a-z]{2,6}(\.[a-z]{2,6}){0,2}", fullmatch=True),
-       value=st.text(max_size=8))
-def test_a_set_override_is_accepted_or_refused_in_one_line(tmp_path, capsys, no_ray, key,
-                                                           value):
+@given(key=near_keys, value=st.text(max_size=8))
+def test_a_set_override_of_no_configuration_key_is_refused_in_one_line(tmp_path, capsys,
+                                                                       no_ray, key, value):
     code, err = _run(capsys, ["--set", f"{key}={value}", "--storage-path", str(tmp_path),
                               "--dry-run"])
-    if code != 0:
+    if key not in CONFIG_PATHS:
+        _assert_one_line_error(code, err, (key, value))
+    elif code != 0:
         _assert_one_line_error(code, err, (key, value))
 
 

@@ -1,3 +1,6 @@
+import sys
+import types
+
 import pytest
 
 from dejavu_tune.config import ConfigError, TrainConfig
@@ -89,19 +92,29 @@ def test_a_plug_in_dataset_says_its_class_count_and_gets_its_own_options():
         TrainConfig().replace(**{"data.options": {"fold": 2}})
 
 
+class _Split(list):
+    """The least a plug-in's split must be: indexable, sized, with its targets."""
+
+    targets = ("seg",)
+
+
 def test_a_plug_in_dataset_is_built_once_per_process_and_configuration(monkeypatch):
     from dejavu_tune.data import factory
 
     calls = []
-    monkeypatch.setattr(factory, "load_object",
-                        lambda name, where: lambda split, cfg: calls.append(split) or split)
+
+    def splits(split, cfg):
+        calls.append(split)
+        return _Split([split])
+
+    monkeypatch.setitem(sys.modules, "my_data", types.SimpleNamespace(splits=splits))
     factory._plugin.cache_clear()
-    cfg = TrainConfig.from_dict({"data": {"name": "my.data:splits", "root": "/d",
+    cfg = TrainConfig.from_dict({"data": {"name": "my_data:splits", "root": "/d",
                                           "options": {"fold": 1}}}).data
-    assert factory.build_splits(cfg) == ("train", "val")
-    assert factory.build_splits(cfg) == ("train", "val")
+    assert factory.build_splits(cfg) == (["train"], ["val"])
+    assert factory.build_splits(cfg) == (["train"], ["val"])
     assert calls == ["train", "val"]
-    factory.build_splits(TrainConfig.from_dict({"data": {"name": "my.data:splits", "root": "/d",
+    factory.build_splits(TrainConfig.from_dict({"data": {"name": "my_data:splits", "root": "/d",
                                                          "options": {"fold": 2}}}).data)
     assert calls == ["train", "val", "train", "val"]  # other options: built again
     factory._plugin.cache_clear()

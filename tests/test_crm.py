@@ -76,11 +76,34 @@ def test_crm_checkpoint_round_trip_and_mismatch(tmp_path):
         assert torch.equal(loaded.state_dict()[key], value)
     with pytest.raises(CRMWeightsError, match="were stored for .*'stages': 2.*'stages': 3"):
         build_crm(CRMConfig(init="scratch", kind="crm_f", stages=3, width=8, weights=str(path)), 4)
-    with pytest.raises(CRMWeightsError, match="do not exist"):
+    with pytest.raises(CRMWeightsError, match="missing.pt' does not exist"):
         load_crm_weights(crm, tmp_path / "missing.pt", cfg, 4)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CRMWeightsError, match="cannot be read"):
+    with pytest.raises(CRMWeightsError, match="junk.pt' is not a PyTorch state dict of tensors"):
         load_crm_weights(crm, tmp_path / "junk.pt", cfg, 4)
+
+
+class _Opaque:
+    """Not a tensor: a weights-only unpickler refuses to build it."""
+
+
+def test_crm_weights_of_objects_or_other_checkpoints_are_one_clear_error(tmp_path):
+    cfg = CRMConfig(init="scratch", kind="crm_f", stages=2, width=8)
+    crm = build_crm(cfg, 4)
+    torch.save({"format": "dejavu-crm/1", "architecture": _Opaque()}, tmp_path / "obj.pt")
+    with pytest.raises(CRMWeightsError, match=r"not a PyTorch state dict of tensors \(it "
+                                              r"holds a [\w.]*_Opaque\)") as info:
+        load_crm_weights(crm, tmp_path / "obj.pt", cfg, 4)
+    assert "weights_only" not in str(info.value)
+    torch.save({"format": "dejavu-crm/1"}, tmp_path / "bare.pt")
+    with pytest.raises(CRMWeightsError, match="not a dejavu-crm/1 checkpoint"):
+        load_crm_weights(crm, tmp_path / "bare.pt", cfg, 4)
+    save_crm(crm, tmp_path / "crm.pt", cfg, cond_channels=4)
+    payload = torch.load(tmp_path / "crm.pt", weights_only=True)
+    payload["state_dict"].popitem()
+    torch.save(payload, tmp_path / "cut.pt")
+    with pytest.raises(CRMWeightsError, match="the stored tensors do not fit"):
+        load_crm_weights(crm, tmp_path / "cut.pt", cfg, 4)
 
 
 def test_unknown_crm_kind_lists_valid_ones():

@@ -8,6 +8,8 @@ from torch import nn
 from dejavu_tune.models import MODELS, build_model, count_parameters
 from dejavu_tune.models.attention import SharedAttention
 from dejavu_tune.models.hrnet import hrnet_config, hrnet_features
+from dejavu_tune.models.weights import WeightsError
+from dejavu_tune.plugins import PluginError
 
 # heads={"seg": 19}; the trunks' sizes are those of the published networks
 # (HRNet-W18 ~9.6M, HRNet-W48 ~65.9M, PoolFormer-M48 ~73M, ViT-B ~86M, Swin-T ~28M,
@@ -90,6 +92,19 @@ def test_pretrained_round_trip_and_mismatch(tmp_path):
         build_model("resnet50_fpn", {"seg": 2}, pretrained=str(tmp_path / "wrong.pt"))
     with pytest.raises(ValueError, match="does not exist: expected a local weights file"):
         build_model("small", {"seg": 2}, pretrained=str(tmp_path / "none.pt"))
+    torch.save([torch.zeros(1)], tmp_path / "list.pt")
+    with pytest.raises(WeightsError, match=r"list.pt' is not a PyTorch state dict of tensors "
+                                           r"\(it holds a list\)"):
+        build_model("small", {"seg": 2}, pretrained=str(tmp_path / "list.pt"))
+
+
+def test_a_plugin_that_is_no_network_function_is_named_with_its_contract():
+    with pytest.raises(PluginError, match=r"model.name='os:getcwd' does not take the "
+                                          r"arguments .*: expected a function\(heads, width"):
+        build_model("os:getcwd", {"seg": 2})
+    with pytest.raises(PluginError, match=r"model.name='builtins:dict' returned a dict: "
+                                          "expected a function"):
+        build_model("builtins:dict", {"seg": 2})
 
 
 def test_unknown_name_lists_the_valid_ones():

@@ -10,6 +10,7 @@ from dejavu_tune.method.text_supervision import (
     load_text_encoder,
     text_supervision_loss,
 )
+from dejavu_tune.plugins import PluginError
 
 
 class ColourEncoder:
@@ -53,7 +54,7 @@ def test_ts_needs_an_encoder_and_the_encoder_needs_both_methods(monkeypatch):
     module.colours, module.broken = ColourEncoder, lambda: object()
     monkeypatch.setitem(sys.modules, "my_encoders", module)
     assert isinstance(load_text_encoder("my_encoders:colours", torch.device("cpu")), ColourEncoder)
-    with pytest.raises(TypeError, match="without encode_images"):
+    with pytest.raises(PluginError, match="without encode_images"):
         load_text_encoder("my_encoders:broken", torch.device("cpu"))
 
 

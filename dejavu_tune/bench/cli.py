@@ -1,5 +1,5 @@
 """Benchmarks that print numbers: ``python -m dejavu_tune.bench overhead`` (and ``search``,
-``efficiency``, ``crm-usage``, ``scale``, ``warm-start``).
+``efficiency``, ``crm-usage``, ``scale``, ``warm-start``, ``bounds``).
 
 ``overhead`` measures, side by side in one run, seconds per training iteration
 and peak memory of the baseline step and of DejaVu steps (CRM-F 2 stages,
@@ -22,6 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from dejavu_tune.bench.inputs import BenchError, finished_search, store_client
+from dejavu_tune.cli import OneLineParser, check_output_file, run
 
 __all__ = ["PRESETS", "PRESET_VARIANTS", "VARIANTS", "main", "measure"]
 
@@ -156,7 +159,20 @@ def _time_interleaved(raws: dict[str, dict[str, Any]], iters: int,
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def _check_variants(raws: dict[str, dict[str, Any]], device: str) -> None:
+    """The settings every variant's process will build, built here first: a bad
+    ``--device`` is one line, not a failed child process."""
+    from dejavu_tune.config import TrainConfig
+    from dejavu_tune.models.device import resolve_device
+
+    for raw in raws.values():
+        TrainConfig.from_dict(raw)
+    resolve_device(device, "--device")
+
+
 def overhead(args: argparse.Namespace) -> int:
+    if args.json:
+        check_output_file(args.json, "--json")
     preset = PRESETS[args.preset]
     if preset["data"].get("name", "synthetic") != "synthetic":
         from dejavu_tune.bench.sample_data import write_sample
@@ -174,6 +190,7 @@ def overhead(args: argparse.Namespace) -> int:
     # Time and memory do not depend on where the CRM's weights start.
     raws = {name: _merge(base, {"dejavu": _merge({"crm": {"init": "scratch"}}, extra)})
             for name, extra in variants.items()}
+    _check_variants(raws, args.device)
     # Memory first, one fresh process per variant (its peak is its own), then time.
     rows = {name: _run_variant(raw, 1, 1, memory=True) for name, raw in raws.items()}
     for name, seconds in _time_interleaved(raws, args.iters, args.warmup).items():
@@ -193,6 +210,32 @@ def overhead(args: argparse.Namespace) -> int:
     return 0
 
 
+def _search_runs(record: Any) -> tuple[Any, list[tuple[Any, float]]]:
+    """The parent run and every trial run with its compute seconds, from the search's
+    store; a store that cannot be read, or lacks the runs, is a ``BenchError``."""
+    from dejavu_tune.tracking import runs as tracking
+
+    try:
+        client = store_client(record.tracking_uri)
+        parent = client.get_run(record.parent_run_id)
+        runs = [(trial, sum(m.value for m in client.get_metric_history(trial.info.run_id,
+                                                                       "compute_s")))
+                for trial in tracking.child_runs(record.tracking_uri, record.experiment_id,
+                                                 record.parent_run_id)]
+    except BenchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - MLflow, SQLAlchemy and HTTP clients each
+        # raise their own kinds for a store that moved, is locked or is not MLflow's
+        raise BenchError(f"cannot read the runs of search {record.name!r} from "
+                         f"{record.tracking_uri}: {type(exc).__name__}: "
+                         f"{(str(exc).strip().splitlines() or [''])[0]}") from exc
+    ended = [(trial, compute) for trial, compute in runs if trial.info.end_time]
+    if "wall_time_s" not in parent.data.metrics or not ended:
+        raise BenchError(f"search {record.name!r} recorded no finished trial runs in "
+                         f"{record.tracking_uri}: expected a search that ran its trials")
+    return parent, ended
+
+
 def search_costs(args: argparse.Namespace) -> int:
     """Wall time, slot utilisation and per-trial overhead of a finished search.
 
@@ -201,23 +244,19 @@ def search_costs(args: argparse.Namespace) -> int:
     ways: over the trials' span (first trial start to last trial end: how well the slots
     were kept busy) and over the driver's whole wall time (adds Ray start-up, the MLflow
     parent run, the final summary and plots)."""
-    from dejavu_tune.search.record import SearchRecord
     from dejavu_tune.tracking import runs as tracking
 
-    record = SearchRecord.load(Path(args.search_dir))
-    client = tracking.client(record.tracking_uri)
-    parent = client.get_run(record.parent_run_id)
+    record = finished_search(Path(args.search_dir))
+    parent, runs = _search_runs(record)
     wall = parent.data.metrics["wall_time_s"]
     slots = int(parent.data.params["max_concurrent"])
     rows, starts, ends = [], [], []
-    for run in tracking.child_runs(record.tracking_uri, record.experiment_id,
-                                   record.parent_run_id):
-        compute = sum(m.value for m in client.get_metric_history(run.info.run_id, "compute_s"))
-        duration = (run.info.end_time - run.info.start_time) / 1000
-        starts.append(run.info.start_time / 1000)
-        ends.append(run.info.end_time / 1000)
-        rows.append((run.info.run_name, run.data.tags.get(tracking.STATUS_TAG),
-                     run.data.tags.get(tracking.NODE_TAG, ""), compute, duration))
+    for trial, compute in runs:
+        duration = (trial.info.end_time - trial.info.start_time) / 1000
+        starts.append(trial.info.start_time / 1000)
+        ends.append(trial.info.end_time / 1000)
+        rows.append((trial.info.run_name, trial.data.tags.get(tracking.STATUS_TAG),
+                     trial.data.tags.get(tracking.NODE_TAG, ""), compute, duration))
     busy = sum(r[4] for r in rows)
     total_compute = sum(r[3] for r in rows)
     span = max(ends) - min(starts)
@@ -239,9 +278,25 @@ def search_costs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _measure_config(text: str) -> dict[str, Any]:
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise BenchError(f"_measure: the configuration is not JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise BenchError("_measure: expected a JSON object of training settings")
+    return raw
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dejavu_tune.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    """The command; a user error is one line and exit 2 (``--debug``: its traceback)."""
+    return run(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    # subcommands inherit the one-line usage errors (argparse builds them with this class)
+    parser = OneLineParser(prog="python -m dejavu_tune.bench", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     ov = sub.add_parser("overhead", help="baseline vs DejaVu step: time and memory ratios")
     ov.add_argument("--preset", choices=sorted(PRESETS), default="small")
@@ -255,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     costs = sub.add_parser("search", help="costs of a finished search (wall, compute, "
                                           "overhead per trial)")
     costs.add_argument("search_dir", help="runs/<name> of a finished search")
+    from dejavu_tune.bench import bounds as bench_bounds
     from dejavu_tune.bench import crm_usage as bench_crm
     from dejavu_tune.bench import efficiency as bench_efficiency
     from dejavu_tune.bench import scale as bench_scale
@@ -264,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_scale.add_parser(sub)
     bench_crm.add_parser(sub)
     bench_warm.add_parser(sub)
+    bench_bounds.add_parser(sub)
     one = sub.add_parser("_measure", help=argparse.SUPPRESS)
     one.add_argument("config")
     one.add_argument("--iters", type=int, default=10)
@@ -279,9 +336,11 @@ def main(argv: list[str] | None = None) -> int:
         return bench_scale.run(args)
     if args.command == "warm-start":
         return bench_warm.run(args)
+    if args.command == "bounds":
+        return bench_bounds.run(args)
     if args.command == "_measure":
-        print(json.dumps(measure(json.loads(args.config), args.iters, args.warmup)))
+        print(json.dumps(measure(_measure_config(args.config), args.iters, args.warmup)))
         return 0
     if args.iters < 1 or args.warmup < 0:
-        parser.error("--iters must be at least 1 and --warmup at least 0")
+        ov.error("--iters must be at least 1 and --warmup at least 0")
     return overhead(args)

@@ -19,6 +19,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dejavu_tune.bench.inputs import at_least, positive
+from dejavu_tune.cli import check_output_dir, check_output_file
+
 __all__ = ["add_parser", "run"]
 
 _CONFIG = {"dejavu.crm.kind": "crm_f", "dejavu.crm.stages": 2,
@@ -52,6 +55,12 @@ def run(args: argparse.Namespace) -> int:
     from dejavu_tune.train.diagnostics import crm_usage
     from dejavu_tune.train.trainer import Trainer, _with_stored_crm
 
+    at_least(1, epochs=args.epochs)
+    at_least(0, seed=args.seed)
+    positive(lr=args.lr)
+    check_output_dir(args.crm_store, "--crm-store")
+    if args.json:
+        check_output_file(args.json, "--json")
     torch.set_num_threads(1)
     space = load_space(DEFAULT_SPACE)
     fixed = space.fixed

@@ -25,6 +25,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dejavu_tune.bench.inputs import at_least, positive
+from dejavu_tune.cli import check_output_dir, check_output_file
 from dejavu_tune.config import is_baseline
 from dejavu_tune.search.paired import spearman
 from dejavu_tune.search.record import SearchRecord
@@ -101,10 +103,21 @@ def search_trials(search_dir: Path, metric: str, stop_metric: str) -> list[dict[
     return out
 
 
+def check(args: argparse.Namespace) -> None:
+    """The flags, before the first of many searches starts."""
+    at_least(0, seeds=args.seeds, noise=args.noise)
+    at_least(1, full_trials=args.full_trials)
+    positive(lr=args.lr)
+    check_output_dir(args.storage_path, "--storage-path")
+    if args.json:
+        check_output_file(args.json, "--json")
+
+
 def run(args: argparse.Namespace) -> int:
     from dejavu_tune.search.cli import DEFAULT_SPACE
     from dejavu_tune.search.space_file import load_space
 
+    check(args)
     space = load_space(args.space or DEFAULT_SPACE)
     epochs, metric = space.base_config().optim.epochs, space.search.metric
     sign = 1 if space.search.mode == "max" else -1

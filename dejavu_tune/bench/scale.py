@@ -28,6 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dejavu_tune.bench.inputs import at_least
+from dejavu_tune.cli import check_output_dir
+
 __all__ = ["add_parser", "run", "measure_size"]
 
 LANDSCAPE = "dejavu_tune.train.landscape:trainer"
@@ -54,9 +57,11 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if min(args.trials) < 1 or args.concurrent < 1 or args.epochs < 1:
-        print("error: --trials, --concurrent and --epochs must be at least 1", file=sys.stderr)
-        return 2
+    at_least(1, trials=args.trials, concurrent=args.concurrent, epochs=args.epochs)
+    if args.storage_path:
+        # made when missing, as the search itself makes its --storage-path
+        check_output_dir(args.storage_path, "--storage-path")
+        Path(args.storage_path).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dejavu-scale-") as tmp:
         storage = Path(args.storage_path or tmp)
         rows = [measure_size(n, args.concurrent, args.epochs, storage, args.tracking_uri,

@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from dejavu_tune.bench.efficiency import run_search, search_trials
+from dejavu_tune.bench.inputs import at_least, finished_search
+from dejavu_tune.cli import check_output_dir, check_output_file
+from dejavu_tune.search.warm_start import BEST_FILE
 
 __all__ = ["add_parser", "run", "epochs_to"]
 
@@ -59,13 +62,19 @@ def epochs_to(trials: list[dict[str, Any]], target: float, epochs: int) -> int |
 
 
 def run(args: argparse.Namespace) -> int:
+    at_least(0, seeds=args.seeds, tolerance=args.tolerance)
+    at_least(1, num_samples=args.num_samples)
+    check_output_dir(args.storage_path, "--storage-path")
+    if args.json:
+        check_output_file(args.json, "--json")
     epochs, metric = 4, "val_miou"
     rows = []
     for seed in args.seeds:
         source = _search(args, f"source-s{seed}", seed, None)
+        finished_search(source)  # its best is the target: a source without one has none
         cold = _search(args, f"cold-s{seed}", seed + 100, None)
         warm = _search(args, f"warm-s{seed}", seed + 100, source.name)
-        best = json.loads((source / "best_config.json").read_text())
+        best = json.loads((source / BEST_FILE).read_text())
         target = best[metric] - args.tolerance
         row = {"seed": seed, "source_best": best[metric], "source_verdict": best["verdict"],
                "target": target}

@@ -15,11 +15,14 @@ from typing import Any
 from dejavu_tune.config import DataConfig
 from dejavu_tune.data.registry import check_dataset, open_dataset
 from dejavu_tune.data.synthetic import synthetic_splits
-from dejavu_tune.plugins import is_plugin, load_object
+from dejavu_tune.plugins import call_plugin, check_call, is_plugin, wrong_return
 
 __all__ = ["build_splits", "check_data", "SYNTHETIC_TRAIN", "SYNTHETIC_VAL"]
 
 SYNTHETIC_TRAIN, SYNTHETIC_VAL = 384, 96  # split sizes when data.num_train/num_val are null
+# what a plug-in dataset's function is (docs/byo.md)
+_PLUGIN_CONTRACT = ("function(split, data_config) returning a map-style Dataset with the "
+                    "attributes targets, num_classes, class_names and max_depth")
 
 
 @functools.lru_cache(maxsize=2)
@@ -34,8 +37,15 @@ def _synthetic(num_train: int, num_val: int, image_size: int, num_classes: int, 
 def _plugin(cfg: DataConfig) -> tuple[Any, Any]:
     """A plug-in's splits, built once per process and configuration like the built-in
     data: trials that share a worker share them."""
-    factory = load_object(cfg.name, "data.name")
-    return factory("train", cfg), factory("val", cfg)
+    return _plugin_split(cfg, "train"), _plugin_split(cfg, "val")
+
+
+def _plugin_split(cfg: DataConfig, split: str) -> Any:
+    dataset = call_plugin(cfg.name, "data.name", _PLUGIN_CONTRACT, split, cfg)
+    # map-style: the loaders index it; the task reads its targets
+    if not all(hasattr(dataset, a) for a in ("__getitem__", "__len__", "targets")):
+        raise wrong_return(cfg.name, "data.name", dataset, _PLUGIN_CONTRACT)
+    return dataset
 
 
 def build_splits(cfg: DataConfig) -> tuple[Any, Any]:
@@ -49,11 +59,12 @@ def build_splits(cfg: DataConfig) -> tuple[Any, Any]:
 
 
 def check_data(cfg: DataConfig) -> None:
-    """Cheap checks a search runs before Ray starts: the layout is there, the plugin imports."""
+    """Cheap checks a search runs before Ray starts: the layout is there, the plugin imports
+    and takes a dataset function's arguments."""
     if cfg.name == "synthetic":
         return
     if is_plugin(cfg.name):
-        load_object(cfg.name, "data.name")
+        check_call(cfg.name, "data.name", _PLUGIN_CONTRACT, "train", cfg)
         return
     for split in ("train", "val"):
         check_dataset(cfg.name, cfg.root, split)

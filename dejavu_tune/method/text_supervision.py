@@ -17,9 +17,12 @@ import torch
 import torch.nn.functional as F
 
 from dejavu_tune.config import IGNORE_INDEX
-from dejavu_tune.plugins import load_object
+from dejavu_tune.plugins import PluginError, call_plugin, check_call
 
-__all__ = ["describe_scene", "load_text_encoder", "text_supervision_loss"]
+__all__ = ["describe_scene", "check_text_encoder", "load_text_encoder", "text_supervision_loss"]
+
+# what the encoder's function is (the module docstring says what the encoder does)
+_CONTRACT = "function() returning an image/text encoder"
 
 
 def describe_scene(labels: torch.Tensor, class_names: Sequence[str]) -> list[str]:
@@ -37,12 +40,18 @@ def describe_scene(labels: torch.Tensor, class_names: Sequence[str]) -> list[str
     return texts
 
 
+def check_text_encoder(spec: str) -> None:
+    """What fails at once: a name that does not import, or takes arguments."""
+    check_call(spec, "dejavu.loss.ts_encoder", _CONTRACT)
+
+
 def load_text_encoder(spec: str, device: torch.device) -> Any:
-    encoder = load_object(spec, "dejavu.loss.ts_encoder")()
+    encoder = call_plugin(spec, "dejavu.loss.ts_encoder", _CONTRACT)
     for method in ("encode_images", "encode_texts"):
         if not callable(getattr(encoder, method, None)):
-            raise TypeError(f"dejavu.loss.ts_encoder={spec!r} returned {type(encoder).__name__} "
-                            f"without {method}(): expected encode_images and encode_texts")
+            raise PluginError(f"dejavu.loss.ts_encoder={spec!r} returned "
+                              f"{type(encoder).__name__} without {method}(): expected "
+                              "encode_images and encode_texts")
     if isinstance(encoder, torch.nn.Module):
         encoder = encoder.to(device).eval().requires_grad_(False)  # a fixed judge, not trained
     return encoder

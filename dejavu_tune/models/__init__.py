@@ -10,21 +10,22 @@ loads local weights: the enhanced strategy); HRNet at widths timm has no name fo
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dejavu_tune.config import ATTENTION_DIMS
+from dejavu_tune.config import ATTENTION_DIMS, ModelConfig
 from dejavu_tune.models.attention import SharedAttention
 from dejavu_tune.models.heads import HEADS
 from dejavu_tune.models.hrnet import hrnet_features
 from dejavu_tune.models.small import SegNet, SmallNet
-from dejavu_tune.plugins import is_plugin, load_object
+from dejavu_tune.models.weights import WeightsError, read_weights
+from dejavu_tune.plugins import call_plugin, check_call, is_plugin, wrong_return
 
-__all__ = ["MODELS", "ATTENTION_DIMS", "DenseNetwork", "build_model", "count_parameters"]
+__all__ = ["MODELS", "ATTENTION_DIMS", "DenseNetwork", "build_model", "check_network",
+           "count_parameters"]
 
 _HRNET_FEATURES = {"feature_location": "", "out_indices": (1, 2, 3, 4)}
 
@@ -40,6 +41,9 @@ _TIMM: dict[str, tuple[str, dict[str, Any], str]] = {
     "swin_t_upernet": ("swin_tiny_patch4_window7_224", {"strict_img_size": False}, "upernet"),
     "resnet50_fpn": ("resnet50", {"out_indices": (1, 2, 3, 4)}, "fpn"),
 }
+
+# what a plug-in network's function is (docs/byo.md)
+_PLUGIN_CONTRACT = "function(heads, width, pretrained, **options) returning a torch.nn.Module"
 
 # name -> HRNet width timm has no named model for (seed C.1, Figure 8: HRNet19, HRNet20)
 _HRNET_WIDTHS = {"hrnet_w19": 19, "hrnet_w20": 20}
@@ -102,28 +106,55 @@ class _SingleHead(nn.Module):
         out = self.net(x)
         return out if isinstance(out, dict) else {self.key: out}
 
-def _load_pretrained(module: nn.Module, path: str, name: str) -> None:
-    file = Path(path)
-    if not file.is_file():
-        raise ValueError(f"model.pretrained={path!r} does not exist: expected a local weights "
-                         "file (nothing is downloaded)")
-    state = torch.load(file, map_location="cpu", weights_only=True)
+def _state_dict(path: str, name: str) -> dict[str, Any]:
+    """The backbone weights for network ``name`` in the file ``path``."""
+    state = read_weights(path, "model.pretrained")
     # One file may hold several backbones keyed by model.name: a grid over model.name (the
     # DejaVu-SA preset's HRNet18/19/20) has one model.pretrained for all of its rows.
     for key in (name, "state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
+    if not isinstance(state, dict):
+        raise WeightsError(f"model.pretrained={path!r} is not a PyTorch state dict of "
+                           f"tensors (it holds a {type(state).__name__}): expected torch.save("
+                           "backbone.state_dict(), path), or a dict of such state dicts "
+                           "keyed by model.name")
+    return state
+
+
+def _load_pretrained(module: nn.Module, path: str, name: str) -> None:
+    state = _state_dict(path, name)
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    reshaped = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    # a value that is no tensor (a number, another network's dict) fits no parameter
+    reshaped = [k for k in own if k in state and tuple(getattr(state[k], "shape", ()))
+                != tuple(own[k].shape)]
     if missing or unexpected or reshaped:
-        raise ValueError(f"model.pretrained={path!r} does not fit the backbone: {len(missing)} "
-                         f"keys missing (e.g. {missing[:3]}), {len(unexpected)} unexpected "
-                         f"(e.g. {unexpected[:3]}), {len(reshaped)} of another shape "
-                         f"(e.g. {reshaped[:3]}); a file for several networks maps each "
-                         f"model.name ({name!r} here) to its state dict")
+        raise WeightsError(f"model.pretrained={path!r} does not fit the backbone: "
+                           f"{len(missing)} keys missing (e.g. {missing[:3]}), "
+                           f"{len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
+                           f"{len(reshaped)} of another shape (e.g. {reshaped[:3]}); a file "
+                           f"for several networks maps each model.name ({name!r} here) to "
+                           "its state dict")
     module.load_state_dict(state)
+
+def check_network(cfg: ModelConfig, fit: bool = True) -> None:
+    """What fails before anything is trained: a plug-in that does not take the network
+    arguments; a built-in network's weights file that holds more than tensors or (with
+    ``fit``) does not fit its backbone, which is built for it (seconds, where a CRM's
+    pre-training may come first and take minutes). A plug-in reads ``model.pretrained``
+    itself, in any format."""
+    if is_plugin(cfg.name):
+        check_call(cfg.name, "model.name", _PLUGIN_CONTRACT, heads={}, width=cfg.width,
+                   pretrained=cfg.pretrained, **cfg.options)
+    elif cfg.pretrained and not fit:
+        _state_dict(cfg.pretrained, cfg.name)
+    elif cfg.pretrained:
+        with torch.random.fork_rng(devices=[]):  # the init draws: leave the caller's stream
+            trunk = MODELS[cfg.name]({"seg": 2}, cfg.width)  # heads: not in any backbone
+        _load_pretrained(getattr(trunk, "backbone", trunk), cfg.pretrained, cfg.name)
+
 
 def build_model(name: str, heads: dict[str, int], *, width: int = 16,
                 pretrained: str | None = None, attention: int = 0,
@@ -132,8 +163,10 @@ def build_model(name: str, heads: dict[str, int], *, width: int = 16,
         raise ValueError(f"attention={attention!r} is not allowed: expected one of "
                          + ", ".join(map(str, ATTENTION_DIMS)))
     if is_plugin(name):
-        net = load_object(name, "model.name")(heads=heads, width=width, pretrained=pretrained,
-                                              **(options or {}))
+        net = call_plugin(name, "model.name", _PLUGIN_CONTRACT, heads=heads, width=width,
+                          pretrained=pretrained, **(options or {}))
+        if not isinstance(net, nn.Module):
+            raise wrong_return(name, "model.name", net, _PLUGIN_CONTRACT)
         return _SingleHead(net, next(iter(heads))) if len(heads) == 1 else net
     if name not in MODELS:
         raise ValueError(f"model {name!r} is not known: expected one of " + ", ".join(MODELS)

@@ -15,12 +15,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dejavu_tune.errors import DejavuError
+
 STUDY_NAME = "search"  # the Optuna study of a search's DejaVu trials, in its study storage
 
 __all__ = ["STUDY_NAME", "GPU_IDS_KEY", "RECORDED_MS_KEY", "trial_id", "trial_dir", "placement", "report", "restore_state",
            "use_cluster_auth", "start_ray", "make_tuner", "run_parallel", "restore_tuner",
            "can_restore", "make_status_callback", "trial_error", "reported_epochs",
-           "checkpoint_file", "optuna_trials", "wait_for_nodes"]
+           "checkpoint_file", "optuna_trials", "wait_for_nodes", "wait_for_resources",
+           "RayWaitError", "join_abandoned", "CONNECT_S", "RESOURCE_WAIT_S", "TASK_S"]
+
+# The bounds of every wait on Ray, in seconds (each can be set in the environment): joining
+# a running cluster; a node that can hold one trial (an autoscaling cluster may add one);
+# one CRM pre-training task, from submission to its result.
+CONNECT_S = float(os.environ.get("DEJAVU_RAY_CONNECT_S", "30"))
+RESOURCE_WAIT_S = float(os.environ.get("DEJAVU_RESOURCE_WAIT_S", "300"))
+TASK_S = float(os.environ.get("DEJAVU_TASK_TIMEOUT_S", "86400"))
+
+
+class RayWaitError(DejavuError, TimeoutError):
+    """A wait on Ray ran past its bound; the message says what was waited for."""
 
 # -- inside a trial ----------------------------------------------------------------
 def trial_id() -> str:
@@ -105,12 +119,74 @@ def start_ray(address: str | None = None) -> None:
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=False)
+        _join_cluster(ray, address)
     else:
         # "local": a Ray of our own, never a `ray start` cluster that happens to run on this
         # machine (nor a dead one whose address Ray remembers in /tmp/ray, which would hang
         # the search). The dashboard is a web server: a local search does not need one.
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
+
+
+def _join_cluster(ray: Any, address: str) -> None:
+    """``ray.init(address)`` within ``CONNECT_S``: a port that accepts and never speaks
+    Ray's protocol would otherwise hold the driver for minutes. (Joining from a thread
+    works; starting a local Ray from one does not, and that needs no bound.)"""
+    import threading
+
+    failed: list[BaseException] = []
+
+    def join() -> None:
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the driver's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=join, name="ray-connect", daemon=True)
+    thread.start()
+    thread.join(CONNECT_S)
+    if thread.is_alive():
+        _ABANDONED.append(thread)
+        raise RayWaitError(f"--address {address}: no Ray cluster answered within "
+                           f"{CONNECT_S:g} s (DEJAVU_RAY_CONNECT_S): check the head's address "
+                           "and port (`ray status` on the head) and that this machine can "
+                           "reach it")
+    if failed:
+        raise failed[0]
+
+
+_ABANDONED: list[Any] = []  # joins that ran past CONNECT_S: still inside Ray's connect
+
+
+def join_abandoned() -> bool:
+    """Whether a join ran past its bound: its thread cannot be cancelled, and Ray's
+    teardown at interpreter exit aborts on it, so the command must end with ``os._exit``."""
+    return bool(_ABANDONED)
+
+
+def wait_for_resources(cpu: float, gpu: float, timeout: float = RESOURCE_WAIT_S,
+                       poll: float = 5.0) -> None:
+    """Until one alive node can hold a trial of ``cpu`` CPUs and ``gpu`` GPUs (a trial and
+    a CRM pre-training run on one node), at most ``timeout`` seconds; an autoscaling
+    cluster may add such a node meanwhile. Ray itself would wait forever, silently."""
+    import ray
+
+    deadline, said = time.monotonic() + timeout, False
+    while True:
+        nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+        if any(n.get("CPU", 0) >= cpu and n.get("GPU", 0) >= gpu for n in nodes):
+            return
+        have = "; ".join(sorted({f"{n.get('CPU', 0):g} CPU, {n.get('GPU', 0):g} GPU"
+                                 for n in nodes})) or "no alive node"
+        if time.monotonic() > deadline:
+            raise RayWaitError(f"no Ray node can hold a trial of {cpu:g} CPU, {gpu:g} GPU "
+                               f"after {timeout:g} s (DEJAVU_RESOURCE_WAIT_S); the cluster's "
+                               f"nodes have: {have}: lower --cpus-per-trial/--gpus-per-trial "
+                               "or add such a node")
+        if not said:
+            print(f"waiting up to {timeout:g} s for a Ray node with {cpu:g} CPU, {gpu:g} GPU "
+                  f"(the cluster's nodes have: {have})", flush=True)
+            said = True
+        time.sleep(poll)
 
 
 def _trainable(fn: Callable[..., None], resources: Any, **constants: Any) -> Any:
@@ -219,9 +295,13 @@ def run_parallel(fn: Callable[..., Any], calls: list[tuple], resources: Any
                         max_retries=1)(fn)
     refs = [remote.remote(*args) for args in calls]
     results = []
+    deadline = time.monotonic() + TASK_S
     for args, ref in zip(calls, refs, strict=True):
         try:
-            results.append(ray.get(ref))
+            results.append(ray.get(ref, timeout=max(1.0, deadline - time.monotonic())))
+        except ray.exceptions.GetTimeoutError:
+            raise RayWaitError(f"{getattr(fn, '__name__', fn)}{args[:1]!r} did not finish "
+                               f"within {TASK_S:g} s (DEJAVU_TASK_TIMEOUT_S)") from None
         except Exception as exc:  # noqa: BLE001 - reported with the task it belongs to
             cause = getattr(exc, "cause", None) or exc
             raise RuntimeError(f"{getattr(fn, '__name__', fn)}{args[:1]!r} failed: "

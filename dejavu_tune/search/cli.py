@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
+import re
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from dejavu_tune.cli import OneLineParser, check_output_dir, run
 from dejavu_tune.config import ConfigError, parse_override
-from dejavu_tune.errors import one_line
 from dejavu_tune.raytune import ray_adapter
-from dejavu_tune.search import warm_start
+from dejavu_tune.search import run_checks, warm_start
 from dejavu_tune.search.record import RECORD_FILE, SearchRecord, latest
-from dejavu_tune.search.space import SearchSpace, SpaceError
+from dejavu_tune.search.space import SearchSpace
 from dejavu_tune.search.space_file import load_space
 
-__all__ = ["main", "build_parser", "OneLineParser", "DEFAULT_SPACE"]
+__all__ = ["main", "build_parser", "DEFAULT_SPACE"]
 
 # Beside the package in a checkout (editable install); relative to the working directory
 # where the package is installed without its checkout (the Docker image's WORKDIR).
@@ -37,13 +37,6 @@ _FLAG_KEYS = {"num_samples": "search.num_samples", "max_concurrent": "search.max
               "seed": "search.seed", "grace_period": "search.grace_period",
               "reduction_factor": "search.reduction_factor",
               "cpus_per_trial": "resources.cpu", "gpus_per_trial": "resources.gpu"}
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad command line gets one line (``error: ...``), not the usage text."""
-
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"error: {message} ({self.prog} --help lists the options)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,51 +137,32 @@ def budget_steps(space: SearchSpace) -> list[tuple[str, int]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The search command; a user error is one line and exit 2 (``--debug``: its
+    traceback), found before Ray starts and before anything is written."""
+    return run(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    storage = Path(args.storage_path).resolve()
-    try:
-        if "://" in args.storage_path:
-            raise ConfigError(f"--storage-path {args.storage_path!r}: a directory is needed "
-                              "(on a cluster, a shared file system such as NFS or EFS mounted "
-                              "at the same path on every node); storage URIs are not supported")
-        if args.resume:
-            if (args.set or args.warm_start
-                    or any(getattr(args, a) is not None for a in _FLAG_KEYS)):
-                raise ConfigError("--resume continues a search as it was started: "
-                                  "drop --set, --warm-start and the search/resource flags")
-            root = storage / args.name if args.name else latest(storage)
-            if root is None or not SearchRecord.path(root).is_file():
-                raise ConfigError(f"--resume: no search to continue in {storage} "
-                                  f"(expected {root or storage}/{RECORD_FILE})")
-            try:
-                record = SearchRecord.load(root)
-            except ConfigError as exc:
-                raise ConfigError(f"--resume: {exc}") from None
-            if record.finished:
-                raise ConfigError(f"--resume: search {root.name!r} has already finished; its "
-                                  f"results are in {root}")
-            space = load_space(root / "space.yaml", record.overrides)
-            warm = (warm_start.load(record.warm_start, storage, space)
-                    if record.warm_start else None)
-        else:
-            overrides = _overrides(args)
-            space = load_space(args.space, overrides)
-            name = args.name or f"{Path(args.space).stem}-{datetime.now():%Y%m%d-%H%M%S}"
-            root = storage / name
-            if SearchRecord.path(root).exists():
-                raise ConfigError(f"search {name!r} already exists in {storage}: "
-                                  "use --resume to continue it, or another --name")
-            warm = (warm_start.load(args.warm_start, storage, space)
-                    if args.warm_start else None)
-            store = args.crm_store or (warm and warm.crm_store) or storage / "crm_store"
-            record = SearchRecord(
-                name=name, space_file=str(Path(args.space).resolve()), overrides=overrides,
-                experiment=args.experiment, tracking_uri=args.tracking_uri,
-                crm_store=str(Path(store).resolve()),
-                warm_start=warm.source if warm else None)
-    except (SpaceError, ConfigError) as exc:
-        print(f"error: {one_line(exc)}", file=sys.stderr)
-        return 2
+    if "://" in args.storage_path:
+        raise ConfigError(f"--storage-path {args.storage_path!r}: a directory is needed "
+                          "(on a cluster, a shared file system such as NFS or EFS mounted "
+                          "at the same path on every node); storage URIs are not supported")
+    run_checks.check_max_failures(args.max_failures)
+    run_checks.check_experiment(args.experiment)
+    storage = Path(args.storage_path).expanduser().resolve()
+    check_output_dir(storage, "--storage-path")
+    if args.name is not None:
+        run_checks.check_name(args.name)
+    run_checks.check_address(args.address)
+    if args.resume:
+        space, root, record, warm = _resumed(args, storage)
+    else:
+        space, root, record, warm = _started(args, storage)
+    check_output_dir(Path(record.crm_store), "--crm-store")
+    run_checks.check_tracking_uri(record.tracking_uri)
+    if not args.address:
+        run_checks.check_local_resources(space.resources.cpu, space.resources.gpu)
     if args.dry_run:
         print(describe(space, root.name))
         if warm is not None:
@@ -204,3 +178,47 @@ def main(argv: list[str] | None = None) -> int:
     return run_search(space, root, record, load_object(TRAINABLE, "the trainable"),
                       address=args.address, max_failures=args.max_failures,
                       resume=args.resume, started=time.time(), warm=warm)
+
+
+def _resumed(args: argparse.Namespace, storage: Path
+             ) -> tuple[SearchSpace, Path, SearchRecord, warm_start.WarmStart | None]:
+    """The interrupted search --name (or the latest) as it was started."""
+    if args.set or args.warm_start or any(getattr(args, a) is not None for a in _FLAG_KEYS):
+        raise ConfigError("--resume continues a search as it was started: "
+                          "drop --set, --warm-start and the search/resource flags")
+    root = storage / args.name if args.name else latest(storage)
+    if root is None or not SearchRecord.path(root).is_file():
+        raise ConfigError(f"--resume: no search to continue in {storage} "
+                          f"(expected {root or storage}/{RECORD_FILE})")
+    try:
+        record = SearchRecord.load(root)
+    except ConfigError as exc:
+        raise ConfigError(f"--resume: {exc}") from None
+    if record.finished:
+        raise ConfigError(f"--resume: search {root.name!r} has already finished; its "
+                          f"results are in {root}")
+    space = load_space(root / "space.yaml", record.overrides)
+    warm = warm_start.load(record.warm_start, storage, space) if record.warm_start else None
+    return space, root, record, warm
+
+
+def _started(args: argparse.Namespace, storage: Path
+             ) -> tuple[SearchSpace, Path, SearchRecord, warm_start.WarmStart | None]:
+    """A new search: its space validated, its name free, its record not yet written."""
+    overrides = _overrides(args)
+    space = load_space(args.space, overrides)
+    # the default name is made of the space file's name: only its safe characters
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(args.space).stem).strip("-.")[:70] or "search"
+    name = args.name or run_checks.check_name(f"{stem}-{datetime.now():%Y%m%d-%H%M%S}")
+    root = storage / name
+    if SearchRecord.path(root).exists():
+        raise ConfigError(f"search {name!r} already exists in {storage}: "
+                          "use --resume to continue it, or another --name")
+    warm = warm_start.load(args.warm_start, storage, space) if args.warm_start else None
+    store = args.crm_store or (warm and warm.crm_store) or storage / "crm_store"
+    record = SearchRecord(
+        name=name, space_file=str(Path(args.space).resolve()), overrides=overrides,
+        experiment=args.experiment, tracking_uri=args.tracking_uri,
+        crm_store=str(Path(store).expanduser().resolve()),
+        warm_start=warm.source if warm else None)
+    return space, root, record, warm

@@ -18,6 +18,7 @@ finished ones back.
 
 from __future__ import annotations
 
+import collections
 import json
 import shutil
 import sys
@@ -161,7 +162,13 @@ def run_search(space: SearchSpace, root: Path, record: SearchRecord,
                started: float | None = None, warm: WarmStart | None = None) -> int:
     """Run the search with ``trainable`` as every trial's function; any failure of the
     driver ends its parent run as failed, with a one-line reason, and exits 1 (an
-    interrupted search can be continued with --resume)."""
+    interrupted search can be continued with --resume). Ray is joined, and a node that can
+    hold a trial found, before anything is written: a wrong address or too large a trial
+    is a ``DejavuError`` (exit 2) that leaves no directory and no run behind."""
+    tracking.bound_http_waits()
+    ray_adapter.start_ray(address)
+    if address:
+        ray_adapter.wait_for_resources(space.resources.cpu, space.resources.gpu)
     try:
         return _run(space, root, record, trainable, address, max_failures, resume,
                     time.time() if started is None else started, warm)
@@ -194,7 +201,6 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
     print(f"watch it in MLflow: {mlflow_views.runs_url(uri, exp_id, view)}\n"
           f"and its Optuna study: optuna-dashboard sqlite:///{(root / STUDY_DB).resolve()}",
           flush=True)
-    ray_adapter.start_ray(address)
     drv = Driver(space, root, record, tracking.SearchRef(uri, exp_id, parent), trainable,
                   max_failures, resume,
                   DeliveryQueue.named("driver-status", retry_for_s=_DRIVER_RETRY_S))
@@ -223,6 +229,9 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
              early_stopping=not grid,
              baselines=baselines, study_storage=f"sqlite:///{(root / STUDY_DB).resolve()}",
              objectives=s.objectives)
+    failed = _nothing_trained(drv)
+    if failed:
+        return failed
     if reference is None:
         reference = next((r for r in drv.records("search") if r.is_baseline
                           and r.seed == drv.seed and r.status == "completed"), None)
@@ -246,6 +255,29 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
     record.finished = True
     record.save(root)
     return 0
+
+
+def _nothing_trained(drv: Driver) -> int:
+    """A search whose DejaVu trials all failed has nothing to compare: it ends with their
+    error (the most common one first), exit 1, instead of a verdict of "no gain"."""
+    trials = [r for r in drv.records("search") if not r.is_baseline]
+    if not trials or any(r.status != "failed" for r in trials):
+        return 0
+    reasons = collections.Counter(r.reason or "no reason recorded" for r in trials)
+    reason, count = reasons.most_common(1)[0]
+    text = (f"every DejaVu trial failed ({len(trials)} of {len(trials)}); "
+            + (f"all with: {reason}" if count == len(trials) else
+               f"{count} with: {reason}; {len(reasons) - 1} other reason(s) in the trials' runs"))
+    settle.settle(drv, _DRIVER_RETRY_S)
+    note = f"## Nothing trained: {text}\n\nFix the cause and start a new search.\n"
+    tracking.log_artifact_text(drv.uri, drv.parent, SUMMARY_FILE, note)
+    mlflow_views.set_run_note(drv.uri, drv.parent, note)
+    tracking.set_tags(drv.uri, drv.parent, {"dejavu.verdict": "nothing trained"})
+    tracking.set_trial_status(drv.uri, drv.parent, "failed", text[:5000])
+    drv.record.finished = True  # resuming would only repeat the same failures
+    drv.record.save(drv.root)
+    print(f"error: nothing trained: {text}", file=sys.stderr)
+    return 1
 
 
 # -- the steps ---------------------------------------------------------------------------

@@ -5,12 +5,14 @@ combinations each build a ``TrainConfig``."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from dejavu_tune.config import ConfigError, TrainConfig
-from dejavu_tune.plugins import PluginError, is_plugin, load_object
+from dejavu_tune.plugins import PluginError, is_plugin
 from dejavu_tune.search.space import (
     TRAINING_METRICS,
     Resources,
@@ -20,7 +22,7 @@ from dejavu_tune.search.space import (
 )
 
 __all__ = ["resolve_paths", "check_components", "metric_directions", "check_device", "as_grid",
-           "check_combinations", "check_crm_stage"]
+           "check_combinations", "check_weights", "check_crm_stage"]
 
 
 def resolve_paths(path: str, fixed: dict[str, Any], base: TrainConfig) -> dict[str, Any]:
@@ -42,13 +44,14 @@ def check_components(path: str, base: TrainConfig) -> None:
     """Imports bring-your-own components and checks the dataset layout before Ray starts."""
     from dejavu_tune.data import check_data
     from dejavu_tune.data.files import DatasetError
+    from dejavu_tune.method.text_supervision import check_text_encoder
+    from dejavu_tune.tasks import check_task
 
-    for key, name in (("model.name", base.model.name), ("task.name", base.task.name)):
-        if is_plugin(name):
-            try:
-                load_object(name, key)
-            except PluginError as exc:
-                raise space_error(path, f"fixed.{key}", str(exc)) from None
+    with _refused_in(path, "fixed.task.name"):
+        check_task(base.task)
+    if base.dejavu.loss.ts_encoder:
+        with _refused_in(path, "fixed.dejavu.loss.ts_encoder"):
+            check_text_encoder(base.dejavu.loss.ts_encoder)
     try:
         check_data(base.data)
     except (DatasetError, PluginError) as exc:
@@ -101,22 +104,74 @@ def as_grid(space: SearchSpace) -> SearchSpace:
         space.search, num_samples=len(points)))
 
 
-def check_combinations(space: SearchSpace, samples: int = 64) -> None:
+def check_combinations(space: SearchSpace, samples: int = 64) -> list[TrainConfig]:
     """Sample the whole space once before anything runs: parameters that are valid one
-    by one can still clash (e.g. bandstop with band_low >= band_high)."""
+    by one can still clash (e.g. bandstop with band_low >= band_high). Returns the
+    sampled configurations."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    configs = []
     for _ in range(samples):
         trial = study.ask()
         space.define_by_run(trial)
         try:
-            space.trial_config(trial.params)
+            configs.append(space.trial_config(trial.params))
         except ConfigError as exc:
             raise space_error(space.path, "params", f"the sampled combination {trial.params} is "
                        f"invalid: {exc}") from None
         study.tell(trial, 0.0)
+    return configs
+
+
+def check_weights(path: str, configs: list[TrainConfig]) -> None:
+    """Every weights file the trials would load is read now (tensors only, nothing else is
+    ever unpickled), not after the baseline tuning: a network's ``model.pretrained`` must
+    hold a state dict, a CRM's ``dejavu.crm.weights`` a stored CRM of the architecture
+    every sampled configuration asks for."""
+    from dejavu_tune.method.crm import crm_architecture, read_crm_checkpoint
+    from dejavu_tune.models import check_network
+
+    networks: set[Any] = set()
+    crms: dict[str, dict] = {}
+    for cfg in configs:
+        if cfg.model not in networks:
+            networks.add(cfg.model)
+            # the file's form only: its fit is checked when a trial builds the network
+            # (and by `python -m dejavu_tune.train` before it trains)
+            with _refused_in(path, "fixed.model"):
+                check_network(cfg.model, fit=False)
+        weights = cfg.dejavu.crm.weights if cfg.dejavu.uses_crm else None
+        if weights:
+            with _refused_in(path, "fixed.dejavu.crm.weights"):
+                if weights not in crms:
+                    crms[weights] = read_crm_checkpoint(weights)["architecture"]
+                _same_crm(weights, crms[weights], crm_architecture(cfg.dejavu.crm))
+
+
+@contextlib.contextmanager
+def _refused_in(path: str, where: str) -> Iterator[None]:
+    """A user error inside becomes the space file's error at ``where``."""
+    from dejavu_tune.errors import DejavuError
+
+    try:
+        yield
+    except DejavuError as exc:
+        raise space_error(path, where, str(exc)) from None
+
+
+def _same_crm(path: str, stored: dict, wanted: dict) -> None:
+    """The stored CRM's architecture, but for its conditioning channels (the task's,
+    checked when the trial builds it), against one configuration's."""
+    differ = {k: (stored.get(k), v) for k, v in wanted.items()
+              if k != "cond_channels" and stored.get(k) != v}
+    if differ:
+        raise ConfigError(f"dejavu.crm.weights={path!r} holds a CRM of " + ", ".join(
+            f"{k}={a!r}" for k, (a, _) in differ.items()) + ", but a sampled configuration "
+            "asks for " + ", ".join(f"{k}={b!r}" for k, (_, b) in differ.items())
+            + ": expected weights of the CRM the space samples (or no dejavu.crm.weights: "
+            "the search pre-trains one per architecture)")
 
 
 def check_crm_stage(space: SearchSpace) -> None:

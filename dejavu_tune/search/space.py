@@ -10,18 +10,20 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from dejavu_tune.config import TrainConfig, trial_config
+from dejavu_tune.config import ConfigError, TrainConfig, trial_config
 from dejavu_tune.errors import DejavuError
 from dejavu_tune.train.crm_store import PretrainSettings
 
 __all__ = ["SpaceError", "Resources", "Param", "SearchSettings", "SearchSpace", "TRAINING_METRICS",
-           "space_error", "check_number", "set_dotted"]
+           "COST_METRICS", "space_error", "check_number", "set_dotted"]
 
 # Training metrics every trial reports each epoch (lower is better): its losses, and what
 # its step costs next to the baseline's (dejavu_tune.train.cost_probe); each task adds its
 # validation metrics (dejavu_tune.tasks: Task.metrics).
 TRAINING_METRICS = {"loss": "min", "task_loss": "min", "step_time_ratio": "min",
                     "mem_ratio": "min", "sec_per_iter": "min"}
+# Of those, what a step costs: an objective to trade quality for, never the quality itself.
+COST_METRICS = ("step_time_ratio", "mem_ratio", "sec_per_iter")
 
 
 class SpaceError(DejavuError, ValueError):
@@ -209,9 +211,21 @@ def check_number(path: str, where: str, value: Any, integer: bool) -> float:
     return value
 
 
-def set_dotted(tree: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+def set_dotted(tree: dict[str, Any], key: str, value: Any, _done: str = "") -> dict[str, Any]:
+    """``tree`` with the dotted ``key`` set to ``value``; a key through a value that is not
+    a section (``optim.epochs.x`` where ``optim.epochs`` is 4) is refused."""
     tree = dict(tree)
     head, _, rest = key.partition(".")
-    tree[head] = set_dotted(tree.get(head) or {}, rest, value) if rest else value
+    if not head:
+        raise ConfigError(f"{_done + key!r} is not a configuration key: expected dotted names "
+                          "such as optim.epochs")
+    if not rest:
+        tree[head] = value
+        return tree
+    below = tree.get(head)
+    if below is not None and not isinstance(below, dict):
+        raise ConfigError(f"{_done + key!r} is not a configuration key: {_done + head} is a "
+                          f"value ({below!r}), not a section with keys")
+    tree[head] = set_dotted(below or {}, rest, value, f"{_done}{head}.")
     return tree
 

@@ -26,12 +26,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from dejavu_tune.config import ConfigError, TrainConfig
+from dejavu_tune.config import ConfigError, TrainConfig, load_yaml
 from dejavu_tune.plugins import PluginError, is_plugin, load_object
 from dejavu_tune.search import preflight
 from dejavu_tune.search.space import (
+    COST_METRICS,
     Param,
     Resources,
     SearchSettings,
@@ -60,11 +59,9 @@ def load_space(path: str | Path, overrides: dict[str, Any] | None = None) -> Sea
     except UnicodeDecodeError:
         raise SpaceError(f"{path}: is not a text file: expected UTF-8 YAML") from None
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark else ""
-        raise SpaceError(f"{path}: {line}not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raw = load_yaml(text, str(path))
+    except ConfigError as exc:
+        raise SpaceError(str(exc)) from None
     return parse_space(raw, str(path), overrides)
 
 
@@ -111,7 +108,7 @@ def parse_space(raw: Any, path: str = "<space>",
                         _parse_pretrain(path, raw["crm_pretrain"]))
     if search.algorithm == "grid":
         space = preflight.as_grid(space)
-    preflight.check_combinations(space)
+    preflight.check_weights(path, preflight.check_combinations(space))
     preflight.check_crm_stage(space)
     return space
 
@@ -145,14 +142,7 @@ def _parse_param(path: str, name: str, raw: Any, earlier: dict[str, Param],
         if cond not in earlier:
             raise space_error(path, f"{where}.when.{cond}", "is not a parameter defined above: "
                        "expected one of " + (", ".join(earlier) or "(none defined yet)"))
-        allowed = tuple(allowed) if isinstance(allowed, list) else (allowed,)
-        target = earlier[cond]
-        if target.type == "categorical":
-            bad = [v for v in allowed if v not in target.choices]
-            if bad:
-                raise space_error(path, f"{where}.when.{cond}", f"{bad[0]!r} is never sampled: "
-                           "expected one of " + ", ".join(map(str, target.choices)))
-        when[cond] = allowed
+        when[cond] = _condition(path, f"{where}.when.{cond}", earlier[cond], allowed)
     if kind == "categorical":
         extra = sorted({"low", "high", "log", "step"} & set(raw))
         if extra:
@@ -198,6 +188,42 @@ def _parse_param(path: str, name: str, raw: Any, earlier: dict[str, Param],
         except ConfigError as exc:
             raise space_error(path, where, str(exc)) from None
     return param
+
+
+def _condition(path: str, where: str, target: Param, allowed: Any) -> tuple[Any, ...]:
+    """The values of ``target`` a ``when`` condition holds for; each must be one the sampler
+    can return, or the parameter it guards would never be sampled."""
+    if target.shared:
+        raise space_error(path, where, f"names the shared parameter {target.name!r}, which the "
+                          "DejaVu search never samples (it is tuned for the baseline first, "
+                          "then fixed): expected a parameter without shared: true")
+    allowed = tuple(allowed) if isinstance(allowed, list) else (allowed,)
+    if not allowed:
+        raise space_error(path, where, "[] never holds: expected a value or a non-empty list of "
+                          f"values of {target.name} ({target.describe()})")
+    for value in allowed:
+        if not _sampled(target, value):
+            raise space_error(path, where, f"{value!r} is never sampled: expected "
+                              + ("one of " + ", ".join(map(str, target.choices))
+                                 if target.type == "categorical" else target.describe()))
+    return allowed
+
+
+def _sampled(param: Param, value: Any) -> bool:
+    """Whether Optuna can return ``value`` for ``param``."""
+    if param.type == "categorical":
+        return value in param.choices
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if not param.low <= value <= param.high:
+        return False
+    if param.type == "int" and value != int(value):
+        return False
+    if param.step is not None:
+        steps = (value - param.low) / param.step
+        return abs(steps - round(steps)) < 1e-9
+    # a continuous float takes any one value with probability 0
+    return param.type == "int" or param.low == param.high
 
 
 def _parse_pretrain(path: str, raw: dict[str, Any]) -> PretrainSettings:
@@ -289,6 +315,10 @@ def _objectives(path: str, raw: Any, settings: SearchSettings,
             raise space_error(path, where, f"{pair[0]!r} is named twice: every objective "
                               "is a different metric")
         pairs.append(pair)
+    if pairs[0][0] in COST_METRICS:
+        raise space_error(path, "search.objectives[0]", f"{pairs[0][0]!r} is a cost, not "
+                          "allowed first: the first objective is the quality the search "
+                          "maximises or minimises (e.g. val_miou), the costs come after it")
     if given.get("metric") is not None and settings.metric != pairs[0][0]:
         raise space_error(path, "search.metric", f"{settings.metric!r} is not allowed with "
                           f"objectives: the first objective ({pairs[0][0]}) is the metric")

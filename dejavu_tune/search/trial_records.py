@@ -9,13 +9,14 @@ budget; ``at(epoch)`` gives any trial's value at a common epoch (an ASHA rung).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from dejavu_tune.config import is_baseline
 from dejavu_tune.train.diagnostics import is_inert
 
-__all__ = ["TrialRecord", "from_result", "finished_status", "short_params"]
+__all__ = ["TrialRecord", "from_result", "error_reason", "finished_status", "short_params"]
 
 
 def finished_status(last: dict[str, Any], epochs: int, metric: str) -> tuple[str, str | None]:
@@ -80,12 +81,27 @@ def _curve(result: Any, metric: str) -> tuple[float, ...]:
     return tuple(float(v) for v in frame.sort_values("training_iteration")[metric])
 
 
+def error_reason(error: BaseException) -> str:
+    """A failed trial's own error in one line (``ValueError: ...``), not the wrapper Ray
+    puts around it (a header naming the actor, its process and address)."""
+    seen = set()
+    while getattr(error, "cause", None) is not None and id(error) not in seen:
+        seen.add(id(error))
+        error = error.cause
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if type(error).__name__.startswith(("RayTaskError", "TuneError")) and lines:
+        # only the text is left: its last line naming an error is the trial's own
+        named = [ln for ln in lines if re.match(r"[\w.]*(Error|Exception)\b", ln)]
+        return (named[-1] if named else lines[-1])[:500]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:500]
+
+
 def from_result(result: Any, phase: str, metric: str, epochs: int,
                 base_seed: int) -> TrialRecord:
     last = dict(result.metrics or {})
     if result.error is not None:
-        status, reason = "failed", f"{type(result.error).__name__}: {result.error}".splitlines(
-        )[0][:500]
+        status, reason = "failed", error_reason(result.error)
     else:
         status, reason = finished_status(last, epochs, metric)
     config = dict(result.config or {})

@@ -90,12 +90,35 @@ def _source(ref: str, storage: Path) -> Path:
                          f"its {BEST_FILE} / {TRIALS_FILE}")
 
 
-def _read(path: Path) -> Any:
+def _read(path: Path, shape: type) -> Any:
+    """The JSON file a search wrote: a mapping (``best_config.json``) or a list of
+    mappings (``optuna_trials.json``); anything else is refused, not half-used."""
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise WarmStartError(f"--warm-start: {path} cannot be read ({type(exc).__name__}: "
                              f"{exc})") from None
+    items = data if isinstance(data, list) else []
+    if not isinstance(data, shape) or not all(isinstance(t, dict) for t in items) or (
+            shape is dict and not all(isinstance(data.get(k), t) or data.get(k) is None
+                                      for k, t in (("confirmation", list), ("config", dict)))):
+        want = ("a mapping with verdict, config and confirmation" if shape is dict else
+                "a list of trials, each a mapping with number, state, value and params")
+        raise WarmStartError(f"--warm-start: {path} is not what a search writes there: "
+                             f"expected {want} (a {type(data).__name__} was found)")
+    return data
+
+
+def _data_differs(best: dict[str, Any] | None, space: SearchSpace) -> str:
+    """Which of the dataset and task the earlier search trained on differs from this
+    one's ('' when the same, or when it did not record them)."""
+    earlier = (best or {}).get("config") or {}
+    base = space.base_config()
+    now = {"data.name": base.data.name, "data.root": base.data.root,
+           "task.name": base.task.name}
+    then = {k: (earlier.get(k.split(".")[0]) or {}).get(k.split(".")[1], now[k]) for k in now}
+    return ", ".join(f"{k}={then[k]!r} (this search: {now[k]!r})"
+                     for k in now if then[k] != now[k])
 
 
 def _fits(param: Param, value: Any) -> bool:
@@ -129,8 +152,8 @@ def load(ref: str, storage: Path, space: SearchSpace) -> WarmStart:
         raise WarmStartError("--warm-start is not allowed with search.algorithm: grid (a grid "
                              "evaluates every combination anyway): expected tpe or random")
     root = _source(ref, storage)
-    best = _read(root / BEST_FILE) if (root / BEST_FILE).is_file() else None
-    trials = _read(root / TRIALS_FILE) if (root / TRIALS_FILE).is_file() else None
+    best = _read(root / BEST_FILE, dict) if (root / BEST_FILE).is_file() else None
+    trials = _read(root / TRIALS_FILE, list) if (root / TRIALS_FILE).is_file() else None
     if best is None and trials is None:
         raise WarmStartError(f"--warm-start {ref!r}: {root} has neither {BEST_FILE} nor "
                              f"{TRIALS_FILE}: the search has not finished")
@@ -148,7 +171,13 @@ def load(ref: str, storage: Path, space: SearchSpace) -> WarmStart:
         if point and point not in points:
             points.append(point)
     points = points[:BEST_FIRST]
-    priors, skipped = _priors(best, trials, params, s)
+    other = _data_differs(best, space)
+    if other:
+        # values measured on other data would mislead the sampler: its configurations are
+        # still tried first, as starting points
+        priors, skipped = [], f"its trials are not given to the sampler: it trained on {other}"
+    else:
+        priors, skipped = _priors(best, trials, params, s)
     if skipped:
         notes.append(skipped)
     record = SearchRecord.path(root)
@@ -163,12 +192,12 @@ def _best_configs(best: dict[str, Any] | None, trials: list[dict[str, Any]] | No
     out: list[dict[str, Any]] = []
     sign = 1 if mode == "max" else -1
     if best:
-        confirmed = sorted(best.get("confirmation") or [],
+        confirmed = sorted((c for c in best.get("confirmation") or [] if isinstance(c, dict)),
                            key=lambda c: -sign * (c.get("mean") if _finite(c.get("mean"))
                                                   else -sign * math.inf))
         out += [c["config"] for c in confirmed if isinstance(c.get("config"), dict)]
     complete = [t for t in trials or [] if t.get("state") == "COMPLETE"
-                and _finite(_first(t.get("value")))]
+                and _finite(_first(t.get("value"))) and isinstance(t.get("params"), dict)]
     complete.sort(key=lambda t: -sign * _first(t["value"]))
     return out + [t["params"] for t in complete]
 
@@ -191,7 +220,8 @@ def _priors(best: dict[str, Any] | None, trials: list[dict[str, Any]] | None,
         if len(values) != objectives:
             return [], (f"its trials are not given to the sampler: they have {len(values)} "
                         f"objective value(s), this search {objectives}")
-        path = _in_space(t.get("params") or {}, params)
+        given = t.get("params")
+        path = _in_space(given, params) if isinstance(given, dict) else None
         if path is None or not all(_finite(v) for v in values):
             outside += 1
             continue

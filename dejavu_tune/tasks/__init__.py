@@ -12,14 +12,14 @@ from collections.abc import Callable
 from typing import Any
 
 from dejavu_tune.config import TaskConfig
-from dejavu_tune.plugins import is_plugin, load_object
+from dejavu_tune.plugins import call_plugin, check_call, is_plugin
 from dejavu_tune.tasks.base import Batch, Meter, Task, TaskError
 from dejavu_tune.tasks.depth import DepthTask
 from dejavu_tune.tasks.multitask import MultiTask
 from dejavu_tune.tasks.normals import NormalsTask
 from dejavu_tune.tasks.segmentation import SegmentationTask
 
-__all__ = ["TASKS", "TASK_CLASSES", "build_task", "Batch", "Meter", "Task", "TaskError", "SegmentationTask",
+__all__ = ["TASKS", "TASK_CLASSES", "build_task", "check_task", "Batch", "Meter", "Task", "TaskError", "SegmentationTask",
            "DepthTask", "NormalsTask", "MultiTask"]
 
 
@@ -45,6 +45,8 @@ TASK_CLASSES: dict[str, tuple[type[Task], ...]] = {
     "segmentation": (SegmentationTask,), "depth": (DepthTask,), "normals": (NormalsTask,),
     "multitask": (SegmentationTask, DepthTask, NormalsTask)}
 _TARGETS = {name: sum((c.targets for c in classes), ()) for name, classes in TASK_CLASSES.items()}
+# what a plug-in task's function is (docs/byo.md)
+_PLUGIN_CONTRACT = "function(task_config, train_dataset) returning a dejavu_tune.tasks.Task"
 
 TASKS: dict[str, Callable[[TaskConfig, Any], Task]] = {
     "segmentation": _segmentation,
@@ -54,10 +56,16 @@ TASKS: dict[str, Callable[[TaskConfig, Any], Task]] = {
 }
 
 
+def check_task(cfg: TaskConfig) -> None:
+    """What fails at once: a plug-in task that does not take a task function's arguments."""
+    if is_plugin(cfg.name):
+        check_call(cfg.name, "task.name", _PLUGIN_CONTRACT, cfg, None)
+
+
 def build_task(cfg: TaskConfig, dataset: Any, dataset_name: str = "the dataset") -> Task:
     """The task for ``cfg.name``; fails if ``dataset`` lacks a target the task needs."""
     if is_plugin(cfg.name):
-        task = load_object(cfg.name, "task.name")(cfg, dataset)
+        task = call_plugin(cfg.name, "task.name", _PLUGIN_CONTRACT, cfg, dataset)
         if not isinstance(task, Task):
             raise TaskError(f"task.name={cfg.name!r} returned {type(task).__name__}: expected "
                             "an instance of dejavu_tune.tasks.Task")

@@ -27,7 +27,7 @@ from dejavu_tune.tracking.run_names import readable
 
 __all__ = ["STATUS_TAG", "REASON_TAG", "TRIAL_TAG", "KIND_TAG", "NODE_TAG", "GPU_TAG",
            "RESUMED_TAG", "CHECKPOINT_SKIPPED_TAG", "PHASE_TAG", "CRM_TAG", "INERT_TAG",
-           "FIGURE_KEY", "MLFLOW_STATUS", "PAGE_SIZE", "SearchRef", "client",
+           "FIGURE_KEY", "MLFLOW_STATUS", "PAGE_SIZE", "SearchRef", "bound_http_waits", "client",
            "default_tracking_uri", "artifact_root", "redact", "open_parent_run",
            "find_trial_run", "open_trial_run", "log_epoch", "log_series", "logged_steps", "run_tags",
            "log_params", "set_tags", "set_trial_status", "log_artifact_text",
@@ -77,8 +77,19 @@ class SearchRef:
                               name, kind, start_ms)
 
 
+def bound_http_waits(retries: int = 2, timeout_s: int = 30) -> None:
+    """MLflow's HTTP client retries a call 7 times with a growing backoff, minutes against
+    a server that is away: each call here gives up after ``retries`` retries of
+    ``timeout_s`` seconds at most, and the caller's own retries (``DeliveryQueue``) decide
+    how long to go on. Values set in the environment are kept."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(retries))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout_s))
+
+
 def client(uri: str) -> MlflowClient:
-    """The MLflow client of ``uri``, for readers of finished searches (report, bench)."""
+    """The MLflow client of ``uri``, for readers of finished searches (report, bench),
+    whose calls give up soon against a server that does not answer."""
+    bound_http_waits(retries=1)
     return MlflowClient(uri)
 
 

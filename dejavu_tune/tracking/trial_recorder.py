@@ -9,7 +9,6 @@ meanwhile and every later call finds the run's id once it is open.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -36,7 +35,7 @@ class TrialRecorder:
                  retry_for_s: float, backoff_s: tuple[float, float] = (1.0, 10.0)):
         # The queue's retries, not MLflow's growing backoff, decide how soon a call goes
         # through once the server is back (see dejavu_tune.tracking.delivery).
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        tracking.bound_http_waits()
         self.uri = ref.uri
         self.run_id: str | None = None
         # a run that existed when this trial opened it belongs to an earlier attempt of

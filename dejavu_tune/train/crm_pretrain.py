@@ -30,14 +30,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import default_collate
 
-from dejavu_tune.cli import run
+from dejavu_tune.cli import OneLineParser, check_output_file, run
 from dejavu_tune.config import ConfigError, RedactionConfig, TrainConfig, parse_override
 from dejavu_tune.data import build_splits
 from dejavu_tune.method.crm import build_crm, intended_use, save_crm
 from dejavu_tune.method.losses import regeneration_loss
 from dejavu_tune.method.redaction import build_redaction
+from dejavu_tune.models.device import resolve_device
 from dejavu_tune.tasks import build_task
-from dejavu_tune.train.trainer import resolve_device
 
 __all__ = ["PretrainResult", "pretrain_crm", "pretrain_into", "main"]
 
@@ -151,24 +151,29 @@ def pretrain_into(spec: object, directory: str | Path,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dejavu_tune.train.crm_pretrain",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    """The command; a user error is one line and exit 2 (``--debug``: its traceback)."""
+    return run(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    parser = OneLineParser(prog="python -m dejavu_tune.train.crm_pretrain",
+                           description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="where to write the CRM weights")
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a training-config key, e.g. dejavu.crm.kind=crm_f")
     args = parser.parse_args(argv)
-    # a bad setting, data root or LPIPS file is a DejavuError: one line, exit 2 (cli.run)
     if args.iterations < 1:
         raise ConfigError(f"--iterations={args.iterations} is not allowed: expected 1 or more")
     cfg = TrainConfig().replace(**dict(parse_override(o) for o in args.set))
     if cfg.dejavu.crm.weights:
         raise ConfigError("dejavu.crm.weights must be unset when pre-training a CRM")
+    check_output_file(args.out, "--out")
     result = pretrain_crm(cfg, args.iterations, args.out)
     print(f"wrote {args.out}: " + ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(run(main))
+    raise SystemExit(main())

@@ -10,6 +10,7 @@ controls are ``dejavu.mode = augment`` (the redacted images as extra inputs, no 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import math
 import time
@@ -19,8 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from dejavu_tune.cli import OneLineParser, check_output_dir, run
 from dejavu_tune.config import TrainConfig
 from dejavu_tune.data import build_splits
+from dejavu_tune.errors import DejavuError
 from dejavu_tune.method.crm import build_crm, intended_use
 from dejavu_tune.method.losses import dejavu_objective, regeneration_loss
 from dejavu_tune.method.redaction import build_redaction
@@ -30,11 +33,12 @@ from dejavu_tune.method.text_supervision import (
     text_supervision_loss,
 )
 from dejavu_tune.models import build_model
+from dejavu_tune.models.device import resolve_device
 from dejavu_tune.tasks import Batch, TaskError, build_task
 from dejavu_tune.train.figures import CHANGE_COLUMN, change_map
 
-__all__ = ["OPTIMIZERS", "Trainer", "train", "NonFiniteLossError", "NonFiniteGradientError", "frozen_norm_stats",
-           "resolve_device"]
+__all__ = ["OPTIMIZERS", "Trainer", "train", "NonFiniteLossError", "NonFiniteGradientError",
+           "DivergedError", "frozen_norm_stats", "resolve_device", "main"]
 
 
 # name -> optimiser builder (parameters, OptimConfig); the names are config.OPTIMIZERS
@@ -54,13 +58,9 @@ class NonFiniteGradientError(FloatingPointError):
     """Gradients became NaN or infinite (exploding gradients, a diverging CRM)."""
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={name!r} was asked for, but CUDA is not available here")
-    return device
+class DivergedError(DejavuError, FloatingPointError):
+    """A run of ``python -m dejavu_tune.train`` whose loss or gradients stopped being
+    finite: its settings (the learning rate, the precision) are the user's to change."""
 
 
 @contextlib.contextmanager
@@ -437,20 +437,9 @@ def _with_stored_crm(cfg: TrainConfig, store: str) -> TrainConfig:
     return plan.attach(cfg)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Local debug run: ``python -m dejavu_tune.train [--set KEY=VALUE ...] [--compare]``."""
-    import argparse
-    import sys
-
-    from dejavu_tune.config import parse_override
-    from dejavu_tune.data.files import DatasetError
-    from dejavu_tune.method.crm import CRMWeightsError
-    from dejavu_tune.method.lpips import LPIPSWeightsError
-    from dejavu_tune.plugins import PluginError
-    from dejavu_tune.tasks import TaskError
-
-    parser = argparse.ArgumentParser(prog="python -m dejavu_tune.train",
-                                     description="Train one configuration on the built-in data.")
+def _parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m dejavu_tune.train",
+                           description="Train one configuration on the built-in data.")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. dejavu.crm.kind=crm_f (repeatable)")
     parser.add_argument("--compare", action="store_true",
@@ -458,9 +447,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crm-store", default="runs/crm_store",
                         help="stored CRM weights (dejavu.crm.init=pretrained): found here, "
                              "else pre-trained and stored here first")
-    args = parser.parse_args(argv)
-    # a bad setting is a DejavuError: one line, exit 2 (cli.run)
+    return parser
+
+
+def _preflight(cfg: TrainConfig, store: str) -> None:
+    """What fails at once, checked before a CRM is pre-trained for minutes: the device,
+    the plug-ins, the dataset's layout, the weights files, the store."""
+    from dejavu_tune.data import check_data
+    from dejavu_tune.method.crm import read_crm_checkpoint
+    from dejavu_tune.method.text_supervision import check_text_encoder
+    from dejavu_tune.models import check_network
+    from dejavu_tune.tasks import check_task
+
+    resolve_device(cfg.device)
+    check_data(cfg.data)
+    check_task(cfg.task)
+    check_network(cfg.model)
+    if cfg.dejavu.loss.ts_encoder:
+        check_text_encoder(cfg.dejavu.loss.ts_encoder)
+    if cfg.dejavu.uses_crm and cfg.dejavu.crm.weights:
+        read_crm_checkpoint(cfg.dejavu.crm.weights)
+    # read-only is fine for a store that holds the weights already
+    check_output_dir(store, "--crm-store", writable=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Local debug run: ``python -m dejavu_tune.train [--set KEY=VALUE ...] [--compare]``;
+    a user error is one line and exit 2 (``--debug``: its traceback)."""
+    return run(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    from dejavu_tune.config import parse_override
+
+    args = _parser().parse_args(argv)
     cfg = TrainConfig().replace(**dict(parse_override(o) for o in args.set))
+    _preflight(cfg, args.crm_store)
     cfg = _with_stored_crm(cfg, args.crm_store)
     runs = {"dejavu": cfg}
     if args.compare:
@@ -470,10 +492,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}]")
         try:
             history = train(run_cfg, on_epoch=lambda m: print("  " + _format(m), flush=True))
-        except (NonFiniteLossError, NonFiniteGradientError, CRMWeightsError, LPIPSWeightsError,
-                DatasetError, TaskError, PluginError) as exc:
-            print(f"error: {name}: {exc}", file=sys.stderr)
-            return 1
+        except (NonFiniteLossError, NonFiniteGradientError) as exc:
+            raise DivergedError(f"{name}: {exc}: the run diverged; expected settings it "
+                                "trains with (a lower optim.lr, optim.grad_clip > 0 or "
+                                "precision=fp32)") from exc
         final[name] = {k: v for k, v in history[-1].items() if k.startswith("val_")}
     if args.compare:
         for key, base in final["baseline"].items():
