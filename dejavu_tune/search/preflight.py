@@ -140,7 +140,8 @@ def check_weights(path: str, configs: list[TrainConfig]) -> None:
             networks.add(cfg.model)
             # the file's form only: its fit is checked when a trial builds the network
             # (and by `python -m dejavu_tune.train` before it trains)
-            with _refused_in(path, "fixed.model"):
+            where = "fixed.model.name" if is_plugin(cfg.model.name) else "fixed.model.pretrained"
+            with _refused_in(path, where):
                 check_network(cfg.model, fit=False)
         weights = cfg.dejavu.crm.weights if cfg.dejavu.uses_crm else None
         if weights:
