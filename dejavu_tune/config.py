@@ -283,6 +283,10 @@ class DataConfig:
     input_noise: float = 0.0  # Gaussian noise sigma added to validation inputs (seed Table B.1)
     seed: int = 0
     num_workers: int = 0  # DataLoader worker processes; 0 decodes in the trial's own process
+    # also score the held-out split after the last epoch (``heldout_*`` metrics); the
+    # search sets it for the runs its confirmation pairs, never for a trial it selects
+    # among (dejavu_tune.data.heldout)
+    heldout: bool = False
     # a plug-in dataset's own settings (``module:function`` reads ``cfg.options``); logged
     # with the run's configuration, searchable as ``data.options.<key>``
     options: dict[str, Any] = field(default_factory=dict)
@@ -310,6 +314,8 @@ class DataConfig:
         check_float(f"{prefix}.input_noise", self.input_noise, 0.0, 2.0)
         check_int(f"{prefix}.seed", self.seed, 0)
         check_int(f"{prefix}.num_workers", self.num_workers, 0, 64)
+        if not isinstance(self.heldout, bool):
+            fail(f"{prefix}.heldout", self.heldout, "true or false")
 
     @property
     def size(self) -> tuple[int, int]:

@@ -26,8 +26,8 @@ import yaml
 from dejavu_tune import cli
 from dejavu_tune.config import ENABLED_KEY, MAE_EPOCHS_KEY
 from dejavu_tune.errors import DejavuError
+from dejavu_tune.outcome.paired import Paired, compare
 from dejavu_tune.search.front_table import front_table, parse_objectives
-from dejavu_tune.search.paired import Paired, compare
 from dejavu_tune.tracking import runs as tracking
 
 __all__ = ["ReportError", "Trial", "Trials", "collect", "ablation_table", "build_parser",

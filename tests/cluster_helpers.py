@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
+import pytest
 from mlflow.tracking import MlflowClient
 
 from dejavu_tune.tracking.runs import MLFLOW_STATUS, figure_steps
@@ -149,7 +150,8 @@ def search_meta(storage: Path, name: str) -> dict:
     return json.loads((storage / name / "search.json").read_text())
 
 
-STEPS = ("tuning", "search", "confirm")  # the search's Tune experiments, in order
+# the search's Tune experiments, in order (the confirmation's later looks: confirm-2, ...)
+STEPS = ("tuning", "search", "confirm", *(f"confirm-{k}" for k in range(2, 60)))
 # The search's mechanics without its statistics: no baseline tuning, no replicates, no
 # confirmation, and CRM pre-trainings of a few iterations (one baseline + the trials).
 QUICK = ["--set", "search.baseline_trials=0", "--set", "search.baseline_seeds=0",
@@ -224,6 +226,16 @@ def assert_accounted_once(storage: Path, name: str, trials: int) -> list:
     for trial_id, state in told.items():
         assert state == _OPTUNA_STATE[sampled[trial_id].data.tags["dejavu.status"]], (
             trial_id, state, sampled[trial_id].data.tags)
+    # a trial ASHA stopped: Optuna's last intermediate value is the one it was stopped on
+    metric = meta.get("metric", "val_miou")
+    last = tune_last_results(storage, name)
+    numbers = {t["number"]: t["trial_id"] for t in study}
+    for trial in live.trials:
+        row = last.get(numbers.get(trial.number))
+        if trial.state.name == "PRUNED" and row is not None and metric in row:
+            step = max(trial.intermediate_values, default=None)
+            assert step == row["training_iteration"], (trial.number, step, row)
+            assert trial.intermediate_values[step] == pytest.approx(row[metric]), trial.number
     return runs
 
 

@@ -62,6 +62,18 @@ def test_the_method_models_data_and_tasks_import_nothing_of_training():
     assert not {k: v for k, v in broken.items() if v}, broken
 
 
+def test_the_outcome_maths_imports_no_service_and_no_framework():
+    # records, statistics and verdicts are pure: the search, the report and the
+    # simulations of bench verdicts decide through the same code
+    pure = ("dejavu_tune.outcome",)
+    forbidden = (*SERVICE, "dejavu_tune.method", "dejavu_tune.models", "dejavu_tune.data",
+                 "dejavu_tune.tasks", "dejavu_tune.train", "torch")
+    broken = {name: sorted(i for i in _imports(path) if _under(i, forbidden))
+              for name, path in _sources().items() if _under(name, pure)}
+    assert not {k: v for k, v in broken.items() if v}, broken
+    assert len([n for n in _sources() if _under(n, pure)]) >= 4  # the package is there
+
+
 def test_the_library_never_imports_the_trainables_it_runs():
     # the entry point names the trainable (search.trial_context.TRAINABLE); the trainable
     # imports the library, never the other way round

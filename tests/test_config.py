@@ -96,6 +96,7 @@ class _Split(list):
     """The least a plug-in's split must be: indexable, sized, with its targets."""
 
     targets = ("seg",)
+    num_classes = 3
 
 
 def test_a_plug_in_dataset_is_built_once_per_process_and_configuration(monkeypatch):
@@ -111,12 +112,33 @@ def test_a_plug_in_dataset_is_built_once_per_process_and_configuration(monkeypat
     factory._plugin.cache_clear()
     cfg = TrainConfig.from_dict({"data": {"name": "my_data:splits", "root": "/d",
                                           "options": {"fold": 1}}}).data
+    # it has a held-out split of its own: its val is the search split
     assert factory.build_splits(cfg) == (["train"], ["val"])
     assert factory.build_splits(cfg) == (["train"], ["val"])
-    assert calls == ["train", "val"]
+    assert factory.build_heldout(cfg) == ["heldout"]
+    assert calls == ["heldout", "train", "val"]
     factory.build_splits(TrainConfig.from_dict({"data": {"name": "my_data:splits", "root": "/d",
                                                          "options": {"fold": 2}}}).data)
-    assert calls == ["train", "val", "train", "val"]  # other options: built again
+    assert calls == ["heldout", "train", "val"] * 2  # other options: built again
+    factory._plugin.cache_clear()
+
+
+def test_a_plug_in_without_a_held_out_split_gets_a_search_split_carved_from_train(monkeypatch):
+    from dejavu_tune.data import factory
+
+    def splits(split, cfg):
+        return None if split == "heldout" else _Split([f"{split}{i}" for i in range(20)])
+
+    monkeypatch.setitem(sys.modules, "my_data", types.SimpleNamespace(splits=splits))
+    factory._plugin.cache_clear()
+    cfg = TrainConfig.from_dict({"data": {"name": "my_data:splits", "root": "/d"}}).data
+    train, search = factory.build_splits(cfg)
+    # 10% of 20 training images, chosen by a permutation seeded with data.seed
+    assert len(search) == 2 and len(train) == 18
+    names = [train[i] for i in range(18)] + [search[i] for i in range(2)]
+    assert sorted(names) == sorted(f"train{i}" for i in range(20))  # disjoint, complete
+    assert search.num_classes == train.num_classes  # the dataset's own attributes
+    assert list(factory.build_heldout(cfg)) == [f"val{i}" for i in range(20)]
     factory._plugin.cache_clear()
 
 

@@ -261,3 +261,17 @@ def test_registry_rejects_unknown_names_and_missing_root(tmp_path):
         check_dataset("kitti", None, "train")
     with pytest.raises(DatasetError, match=r"size=\(4,\) is not allowed"):
         open_dataset("kitti", write_kitti(tmp_path), "train", (4,))
+
+
+def test_the_synthetic_held_out_split_is_a_third_stream_of_the_same_seed():
+    from dejavu_tune.data import synthetic_splits
+    from dejavu_tune.data.synthetic import synthetic_heldout
+
+    train, val = synthetic_splits(16, 8, image_size=32, seed=3)
+    heldout = synthetic_heldout(8, image_size=32, seed=3)
+    assert len(heldout) == 8 and heldout.num_classes == val.num_classes
+    # its own scenes: no image equals a training or validation (search split) image
+    for other in (train.images, val.images):
+        assert not (heldout.images[:, None] == other[None]).flatten(2).all(-1).any()
+    again = synthetic_heldout.__wrapped__(8, image_size=32, seed=3)  # not from the cache
+    assert torch.equal(again.images, heldout.images)  # deterministic

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from dejavu_tune.search.paired import GAIN, LOSS, WITHIN_NOISE, compare, noise_floor, spearman
+from dejavu_tune.outcome.paired import GAIN, LOSS, WITHIN_NOISE, compare, noise_floor, spearman
 
 T_975_2 = 4.302652729911275  # Student's t, 97.5th percentile, 2 degrees of freedom
 

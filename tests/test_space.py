@@ -1,4 +1,5 @@
 import math
+import re
 from pathlib import Path
 
 import optuna
@@ -288,3 +289,34 @@ def test_objectives_contradicting_the_metric_or_on_a_grid_are_refused():
     with pytest.raises(SpaceError, match="not allowed with algorithm: grid"):
         load_space("search_spaces/ablations/b4_redaction_crm.yaml",
                    {"search.objectives": ["val_miou", "mem_ratio"]})
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"min_effect": -0.01}, "search.min_effect: -0.01 is not allowed: expected a positive"),
+    ({"min_effect": "half a point"}, "search.min_effect: 'half a point' is not allowed"),
+    ({"min_effect": True}, "search.min_effect: True is not allowed"),
+    ({"min_effect": float("inf")}, "search.min_effect: inf is not allowed"),
+    ({"noise_floor": 0}, "search.noise_floor: 0 is not allowed"),
+    ({"max_seeds": 2}, "search.max_seeds: 2 is not allowed: expected an integer from "
+                       "baseline_seeds (3) to 100"),
+    ({"max_seeds": 101}, "search.max_seeds: 101 is not allowed"),
+    ({"max_seeds": 4.5}, "search.max_seeds: 4.5 is not allowed"),
+    ({"baseline_seeds": 1}, "search.baseline_seeds: 1 is not allowed with a confirmation"),
+])
+def test_bad_confirmation_settings_are_refused_naming_what_is_allowed(settings, message):
+    raw = _raw()
+    raw["search"].update(settings)
+    with pytest.raises(SpaceError, match=re.escape(message)):
+        parse_space(raw, "space.yaml")
+
+
+def test_the_smallest_effect_defaults_to_the_metrics_own_and_can_be_set():
+    raw = _raw()
+    s = parse_space(raw, "space.yaml").search
+    assert (s.min_effect, s.max_seeds, s.noise_floor) == (0.005, 8, None)
+    raw["search"].update(metric="val_pixel_acc", min_effect=0.01, noise_floor=0.004)
+    s = parse_space(raw, "space.yaml").search
+    assert (s.min_effect, s.noise_floor) == (0.01, 0.004)
+    # no confirmation: nothing to check about it
+    raw["search"].update(confirm_top=0, baseline_seeds=1, max_seeds=0)
+    assert parse_space(raw, "space.yaml").search.confirm_top == 0

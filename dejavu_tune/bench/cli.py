@@ -1,5 +1,5 @@
 """Benchmarks that print numbers: ``python -m dejavu_tune.bench overhead`` (and ``search``,
-``efficiency``, ``crm-usage``, ``scale``, ``warm-start``, ``bounds``).
+``efficiency``, ``crm-usage``, ``scale``, ``warm-start``, ``bounds``, ``verdicts``).
 
 ``overhead`` measures, side by side in one run, seconds per training iteration
 and peak memory of the baseline step and of DejaVu steps (CRM-F 2 stages,
@@ -314,6 +314,7 @@ def _main(argv: list[str]) -> int:
     from dejavu_tune.bench import crm_usage as bench_crm
     from dejavu_tune.bench import efficiency as bench_efficiency
     from dejavu_tune.bench import scale as bench_scale
+    from dejavu_tune.bench import verdicts as bench_verdicts
     from dejavu_tune.bench import warm_start as bench_warm
 
     bench_efficiency.add_parser(sub)
@@ -321,6 +322,7 @@ def _main(argv: list[str]) -> int:
     bench_crm.add_parser(sub)
     bench_warm.add_parser(sub)
     bench_bounds.add_parser(sub)
+    bench_verdicts.add_parser(sub)
     one = sub.add_parser("_measure", help=argparse.SUPPRESS)
     one.add_argument("config")
     one.add_argument("--iters", type=int, default=10)
@@ -338,6 +340,8 @@ def _main(argv: list[str]) -> int:
         return bench_warm.run(args)
     if args.command == "bounds":
         return bench_bounds.run(args)
+    if args.command == "verdicts":
+        return bench_verdicts.run(args)
     if args.command == "_measure":
         print(json.dumps(measure(_measure_config(args.config), args.iters, args.warmup)))
         return 0

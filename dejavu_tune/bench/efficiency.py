@@ -28,7 +28,7 @@ from typing import Any
 from dejavu_tune.bench.inputs import at_least, positive
 from dejavu_tune.cli import check_output_dir, check_output_file
 from dejavu_tune.config import is_baseline
-from dejavu_tune.search.paired import spearman
+from dejavu_tune.outcome.paired import spearman
 from dejavu_tune.search.record import SearchRecord
 
 __all__ = ["STRATEGIES", "add_parser", "run", "run_search", "search_trials"]

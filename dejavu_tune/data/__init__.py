@@ -1,7 +1,7 @@
 """Datasets: the built-in synthetic scenes (everything trains offline) and readers for
 real datasets in their own on-disk formats (nothing is downloaded)."""
 
-from dejavu_tune.data.factory import build_splits, check_data
+from dejavu_tune.data.factory import build_heldout, build_splits, check_data
 from dejavu_tune.data.synthetic import (
     MAX_CLASSES,
     SHAPE_NAMES,
@@ -15,6 +15,7 @@ __all__ = [
     "MAX_CLASSES",
     "SHAPE_NAMES",
     "DenseSplit",
+    "build_heldout",
     "build_splits",
     "check_data",
     "make_synthetic_scenes",

@@ -1,5 +1,6 @@
-"""``DataConfig`` -> (train, validation) datasets: the synthetic scenes, a dataset in its
-on-disk format, or a user's ``module:function``.
+"""``DataConfig`` -> (train, search split) datasets and the held-out split
+(``data.heldout``): the synthetic scenes, a dataset in its on-disk format, or a user's
+``module:function``. Which images each split holds: ``dejavu_tune.data.heldout``.
 
 Every dataset follows one contract: ``ds[i]`` is a dict with ``"image"`` (3, H, W) in
 [-1, 1] and its targets (``"seg"`` (H, W) int64 with 255 = ignore, ``"depth"`` (1, H, W)
@@ -13,16 +14,18 @@ import functools
 from typing import Any
 
 from dejavu_tune.config import DataConfig
+from dejavu_tune.data.heldout import carve
 from dejavu_tune.data.registry import check_dataset, open_dataset
-from dejavu_tune.data.synthetic import synthetic_splits
+from dejavu_tune.data.synthetic import synthetic_heldout, synthetic_splits
 from dejavu_tune.plugins import call_plugin, check_call, is_plugin, wrong_return
 
-__all__ = ["build_splits", "check_data", "SYNTHETIC_TRAIN", "SYNTHETIC_VAL"]
+__all__ = ["build_splits", "build_heldout", "check_data", "SYNTHETIC_TRAIN", "SYNTHETIC_VAL"]
 
 SYNTHETIC_TRAIN, SYNTHETIC_VAL = 384, 96  # split sizes when data.num_train/num_val are null
 # what a plug-in dataset's function is (docs/byo.md)
 _PLUGIN_CONTRACT = ("function(split, data_config) returning a map-style Dataset with the "
-                    "attributes targets, num_classes, class_names and max_depth")
+                    "attributes targets, num_classes, class_names and max_depth (for split "
+                    "'heldout': one, or None when it has none)")
 
 
 @functools.lru_cache(maxsize=2)
@@ -34,14 +37,27 @@ def _synthetic(num_train: int, num_val: int, image_size: int, num_classes: int, 
 
 
 @functools.lru_cache(maxsize=2)
-def _plugin(cfg: DataConfig) -> tuple[Any, Any]:
-    """A plug-in's splits, built once per process and configuration like the built-in
-    data: trials that share a worker share them."""
-    return _plugin_split(cfg, "train"), _plugin_split(cfg, "val")
+def _plugin(cfg: DataConfig) -> tuple[Any, Any, Any]:
+    """A plug-in's (train, search, held-out) splits, built once per process and
+    configuration like the built-in data: trials that share a worker share them."""
+    heldout = _plugin_split(cfg, "heldout", optional=True)
+    train, val = _plugin_split(cfg, "train"), _plugin_split(cfg, "val")
+    if heldout is not None:
+        return train, val, heldout
+    return (*carve(train, cfg.seed), val)
 
 
-def _plugin_split(cfg: DataConfig, split: str) -> Any:
+@functools.lru_cache(maxsize=2)
+def _files(cfg: DataConfig) -> tuple[Any, Any, Any]:
+    train = open_dataset(cfg.name, cfg.root, "train", cfg.size, cfg.num_train or 0)
+    return (*carve(train, cfg.seed),
+            open_dataset(cfg.name, cfg.root, "val", cfg.size, cfg.num_val or 0))
+
+
+def _plugin_split(cfg: DataConfig, split: str, optional: bool = False) -> Any:
     dataset = call_plugin(cfg.name, "data.name", _PLUGIN_CONTRACT, split, cfg)
+    if dataset is None and optional:
+        return None
     # map-style: the loaders index it; the task reads its targets
     if not all(hasattr(dataset, a) for a in ("__getitem__", "__len__", "targets")):
         raise wrong_return(cfg.name, "data.name", dataset, _PLUGIN_CONTRACT)
@@ -49,13 +65,19 @@ def _plugin_split(cfg: DataConfig, split: str) -> Any:
 
 
 def build_splits(cfg: DataConfig) -> tuple[Any, Any]:
+    """(the images the network trains on, the search split every trial is scored on)."""
     if cfg.name == "synthetic":
         return _synthetic(cfg.num_train or SYNTHETIC_TRAIN, cfg.num_val or SYNTHETIC_VAL,
                           cfg.image_size, cfg.num_classes, cfg.seed, cfg.noise)
-    if is_plugin(cfg.name):
-        return _plugin(cfg)
-    return (open_dataset(cfg.name, cfg.root, "train", cfg.size, cfg.num_train or 0),
-            open_dataset(cfg.name, cfg.root, "val", cfg.size, cfg.num_val or 0))
+    return (_plugin(cfg) if is_plugin(cfg.name) else _files(cfg))[:2]
+
+
+def build_heldout(cfg: DataConfig) -> Any:
+    """The held-out split: only the confirmation's verdict reads it."""
+    if cfg.name == "synthetic":
+        return synthetic_heldout(cfg.num_val or SYNTHETIC_VAL, cfg.image_size,
+                                 cfg.num_classes, cfg.seed, cfg.noise)
+    return (_plugin(cfg) if is_plugin(cfg.name) else _files(cfg))[2]
 
 
 def check_data(cfg: DataConfig) -> None:

@@ -33,6 +33,7 @@ up front, so the same arguments give bit-identical tensors whatever the global R
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -48,6 +49,7 @@ __all__ = [
     "make_synthetic_scenes",
     "make_synthetic_segmentation",
     "synthetic_splits",
+    "synthetic_heldout",
 ]
 
 # Index = class id; class 0 is the background.
@@ -359,3 +361,14 @@ def synthetic_splits(num_train: int, num_val: int, image_size: int = 64, num_cla
     train = make_synthetic_scenes(num_train, image_size, num_classes, _derive_seed(seed, 0), noise)
     val = make_synthetic_scenes(num_val, image_size, num_classes, _derive_seed(seed, 1), noise)
     return DenseSplit(train, num_classes), DenseSplit(val, num_classes)
+
+
+@functools.lru_cache(maxsize=2)
+def synthetic_heldout(num_images: int, image_size: int = 64, num_classes: int = 5,
+                      seed: int = 0, noise: float = 0.05) -> DenseSplit:
+    """The held-out split of ``synthetic_splits(..., seed)``: a third seed stream, so its
+    scenes are neither the training nor the validation (search) split's."""
+    check_int("num_val", num_images, 1)
+    _check_args(1, image_size, num_classes, seed, noise)
+    return DenseSplit(make_synthetic_scenes(num_images, image_size, num_classes,
+                                            _derive_seed(seed, 2), noise), num_classes)

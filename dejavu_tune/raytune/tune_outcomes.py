@@ -5,8 +5,11 @@ trial ends with a result, and an exception as a warning when that value is NaN (
 Optuna trial then stays RUNNING for ever). This wrapper tells the truth instead:
 
 - the trial raised, or its last value (any objective's) is NaN or infinite: FAIL;
-- ASHA stopped it before the full budget: PRUNED (Optuna keeps its last
-  intermediate value, and TPE ranks pruned trials below complete ones);
+- ASHA stopped it before the full budget: PRUNED, after the result it was stopped on
+  is reported as its last intermediate value (Tune hands a stopping result to the
+  searcher only as a completion, so Optuna's last value would be the epoch before:
+  TPE and optuna-dashboard would learn from the wrong number); TPE ranks pruned trials
+  below complete ones;
 - it ran the full budget: COMPLETE with its final value.
 
 With the study in an RDB (``optuna-dashboard`` reads it live), the database can be ahead
@@ -59,6 +62,8 @@ class TruthfulOutcomes(Searcher):
         if error or (result and not finite):
             self.searcher.on_trial_complete(trial_id, result=None, error=True)
         elif not result or int(result.get("training_iteration", 0)) < self.max_epochs:
+            if result and "training_iteration" in result:
+                self.on_trial_result(trial_id, result)  # the value it was stopped on
             self.searcher.on_trial_complete(trial_id, result=None, error=False)
         else:
             self.searcher.on_trial_complete(trial_id, result=result)

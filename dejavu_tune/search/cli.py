@@ -120,9 +120,29 @@ def describe(space: SearchSpace, name: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def power_statement(space: SearchSpace, warm: Any = None) -> str:
+    """What the planned confirmation can detect, at the noise floor the user gave, the
+    one a warm start's search measured, or else one as large as ``min_effect``."""
+    from dejavu_tune.outcome import power
+    from dejavu_tune.search.confirm import design_for
+
+    s = space.search
+    design = design_for(s, s.confirm_top)
+    if design is None:
+        return "confirmation: none (search.confirm_top 0, no baseline, or a grid)"
+    if s.noise_floor is not None:
+        floor, where = s.noise_floor, "search.noise_floor"
+    elif warm is not None and warm.noise_floor is not None:
+        floor, where = warm.noise_floor, f"measured by {Path(warm.source).name}"
+    else:
+        floor, where = s.min_effect, "assumed equal to min_effect; set search.noise_floor"
+    return power.plan(design, floor).text(where)
+
+
 def budget_steps(space: SearchSpace) -> list[tuple[str, int]]:
     """(step, runs) of the search: CRM pre-trainings first, then full-budget runs (at
     most: ASHA stops some DejaVu trials early)."""
+    from dejavu_tune.search.confirm import max_runs_for
     from dejavu_tune.search.crm_stage import plan_for, specs
 
     s = space.search
@@ -133,7 +153,7 @@ def budget_steps(space: SearchSpace) -> list[tuple[str, int]]:
     return [("CRM pre-trainings", len(specs(space, plan_for(space, ".")))),
             ("baseline tuning", tuning), ("baseline replicates", baselines),
             ("DejaVu search trials", s.num_samples),
-            ("confirmation runs", s.confirm_top * seeds)]
+            ("confirmation runs (at most)", max_runs_for(s))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,6 +187,7 @@ def _main(argv: list[str]) -> int:
         print(describe(space, root.name))
         if warm is not None:
             print(warm.describe())
+        print(power_statement(space, warm))
         return 0
     if args.address:
         ray_adapter.use_cluster_auth()

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from dejavu_tune.config import ENABLED_KEY
+from dejavu_tune.outcome import sequential
 from dejavu_tune.raytune import ray_adapter
 from dejavu_tune.search import baseline_tuning, confirm, crm_stage, pareto, settle
 from dejavu_tune.search.optuna_plots import HTML_FILE, log_optuna_plots
@@ -214,7 +215,9 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
         dv_space = space.with_shared(shared)
     replicate_seeds = ([drv.seed + 1 + i for i in range(s.baseline_seeds)]
                        if s.baseline and not grid else [])
-    baselines = [{ENABLED_KEY: False, "seed": seed} for seed in replicate_seeds]
+    # the replicates score the held-out split too: the confirmation's first look pairs
+    # with them (no selection reads it)
+    baselines = confirm.baseline_points(replicate_seeds)
     if s.baseline and reference is None:
         baselines.insert(0, {ENABLED_KEY: False})  # on the search's own seed: per-epoch gains
     print(f"search: {len(baselines)} baseline run(s) (DejaVu off) and {s.num_samples} "
@@ -235,11 +238,11 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
     if reference is None:
         reference = next((r for r in drv.records("search") if r.is_baseline
                           and r.seed == drv.seed and r.status == "completed"), None)
-    confirmed, winner = _confirm(drv, dv_space, replicate_seeds)
+    confirmation = _confirm(drv, dv_space, replicate_seeds)
     runs = settle.settle(drv, _DRIVER_RETRY_S)
     _record_study(drv)
     outcome = Outcome(metric=s.metric, mode=s.mode, epochs=drv.epochs, records=drv.records(),
-                      replicate_seeds=replicate_seeds, confirmed=confirmed, winner=winner,
+                      replicate_seeds=replicate_seeds, confirmation=confirmation,
                       tuning=tuning, crm=crm_lines, reference=reference,
                       rung=0 if grid else min(s.grace_period, drv.epochs),
                       objectives=s.objectives, warm=warm.describe() if warm else None)
@@ -341,8 +344,7 @@ def _tune_baseline(drv: Driver) -> tuple[dict[str, Any], dict[str, Any] | None,
     if chosen is None:
         raise RuntimeError("every baseline-tuning trial failed: " + "; ".join(
             f"{r.trial_id}: {r.reason}" for r in records))
-    budget = (len(points) + s.baseline_seeds + s.num_samples
-              + s.confirm_top * s.baseline_seeds)
+    budget = (len(points) + s.baseline_seeds + s.num_samples + confirm.max_runs_for(s))
     text = baseline_tuning.describe(records, chosen, s.metric, len(points) / budget)
     print(f"baseline tuning: {text}", flush=True)
     values = {p.name: chosen.config[p.name] for p in tspace.params}
@@ -351,25 +353,55 @@ def _tune_baseline(drv: Driver) -> tuple[dict[str, Any], dict[str, Any] | None,
 
 
 def _confirm(drv: Driver, space: SearchSpace,
-             seeds: list[int]) -> tuple[list[confirm.Confirmed], confirm.Confirmed | None]:
+             seeds: list[int]) -> confirm.Confirmation | None:
+    """The sequential paired confirmation (``search.confirm``); each look is a Tune
+    experiment of its own (``confirm``, ``confirm-2``, ...), so a resumed driver reads the
+    finished looks back and goes on where it was."""
     s = space.search
     records = drv.records("search")
     baseline = confirm.baseline_finals(records, seeds)
-    if s.confirm_top == 0 or not seeds:
-        return [], None
+    chosen = confirm.candidates(records, s.mode, s.confirm_top, s.objectives)
+    design = confirm.design_for(s, len(chosen))
+    if design is None or not seeds:
+        return None
     if len(baseline) < len(seeds):
         print(f"warning: the baseline finished on {len(baseline)} of its {len(seeds)} seeds; "
               "confirming against those", file=sys.stderr)
-    chosen = confirm.candidates(records, s.mode, s.confirm_top, s.objectives)
-    if not chosen or not baseline:
-        return [], None
-    print(f"confirmation: the best {len(chosen)} configuration(s) on seeds "
-          f"{', '.join(map(str, seeds))}", flush=True)
-    configs = confirm.confirm_configs(chosen, seeds)
-    drv.tune("confirm", space, num_samples=len(configs), sampler="fixed", points=configs,
-             early_stopping=False)
-    confirmed = confirm.evaluate(chosen, drv.records("confirm"), baseline, s.metric, s.mode)
-    return confirmed, confirm.winner(confirmed)
+    if not baseline:
+        return None
+    sign = 1 if s.mode == "max" else -1
+    by_id = {r.trial_id: r for r in chosen}
+    values: dict[str, dict[int, float]] = {}
+
+    def measure(k: int, names: list[str], new: list[int]) -> dict[str, dict[int, float]]:
+        step = "confirm" if k == 0 else f"confirm-{k + 1}"
+        print(f"confirmation, look {k + 1} of {len(design.looks)}: {len(names)} "
+              f"configuration(s) on seed(s) {', '.join(map(str, new))}", flush=True)
+        configs = confirm.confirm_configs([by_id[n] for n in names], new)
+        # the first look pairs with the search's baseline replicates; later ones train
+        # the baseline on their new seeds beside the candidates
+        drv.tune(step, space, num_samples=len(configs), sampler="fixed", points=configs,
+                 early_stopping=False, baselines=confirm.baseline_points(new) if k else None)
+        done = drv.records(step)
+        if k:
+            baseline.update(confirm.baseline_finals(done, new, phase=step))
+        out: dict[str, dict[int, float]] = {}
+        for name in names:
+            key = confirm.config_key(by_id[name].config)
+            got = {r.seed: r.heldout for r in done if not r.is_baseline
+                   and r.heldout is not None and confirm.config_key(r.config) == key}
+            values.setdefault(name, {}).update(got)
+            out[name] = {seed: sign * (v - baseline[seed]) for seed, v in got.items()
+                         if seed in baseline}
+        return out
+
+    result = sequential.confirm(design, list(by_id), confirm.seeds_for(seeds[0], design),
+                                measure)
+    confirmed = confirm.evaluate(chosen, values, baseline, s.metric, s.mode, result)
+    best = result.winner()
+    return confirm.Confirmation(result, confirmed,
+                        next((c for c in confirmed if c.search_trial == best), None),
+                        dict(baseline))
 
 
 def _record_study(drv: Driver) -> None:
@@ -391,8 +423,8 @@ def _log_gains(drv: Driver, outcome: Outcome, runs: dict[str, str]) -> None:
     and a confirmation replicate (one seed of a paired comparison) never tops the table. The
     baselines train beside the trials, so gains are known only now; steps a run already
     has are skipped, so a resumed driver logs nothing twice."""
-    by_seed = {r.seed: r for r in outcome.records
-               if r.is_baseline and r.phase == "search" and r.status == "completed"}
+    by_seed = {r.seed: r for r in outcome.records if r.is_baseline and r.status == "completed"
+               and (r.phase == "search" or r.phase.startswith("confirm"))}
     if outcome.reference is not None:
         by_seed.setdefault(outcome.reference.seed, outcome.reference)
     for record in outcome.records:
@@ -416,7 +448,7 @@ def _log_parent_setup(uri: str, parent: str, space: SearchSpace, root: Path,
         "mode": s.mode, "seed": s.seed, "max_concurrent": s.max_concurrent,
         "grace_period": s.grace_period, "reduction_factor": s.reduction_factor,
         "baseline_trials": s.baseline_trials, "baseline_seeds": s.baseline_seeds,
-        "confirm_top": s.confirm_top,
+        "confirm_top": s.confirm_top, "min_effect": s.min_effect, "max_seeds": s.max_seeds,
         **({"objectives": ", ".join(f"{m} ({d})" for m, d in s.objectives)}
            if s.objectives else {}),
         "cpus_per_trial": space.resources.cpu, "gpus_per_trial": space.resources.gpu,
@@ -474,6 +506,11 @@ def _log_parent_results(drv: Driver, space: SearchSpace, outcome: Outcome,
         p = outcome.winner.paired
         metrics.update(confirmed_delta=p.mean, confirmed_ci_low=p.ci[0],
                        confirmed_ci_high=p.ci[1])
+    if outcome.confirmation is not None:
+        metrics["confirmation_runs"] = float(outcome.confirmation.result.runs)
+        plan = outcome.power()
+        if plan is not None and plan.detectable is not None:
+            metrics["detectable_gain"] = plan.detectable  # with 80% power, at this floor
     tracking.log_epoch(uri, parent, metrics, step=0)
     tracking.set_tags(uri, parent, {"dejavu.verdict": outcome.verdict})
     plots = _log_front(drv, outcome) + log_optuna_plots(uri, parent, space, outcome,

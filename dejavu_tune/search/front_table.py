@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dejavu_tune.search.paired import compare
+from dejavu_tune.outcome.paired import compare
 from dejavu_tune.search.pareto import dominates, front
 
 __all__ = ["parse_objectives", "front_table"]

@@ -21,7 +21,8 @@ from dejavu_tune.search.space import (
     space_error,
 )
 
-__all__ = ["resolve_paths", "check_components", "metric_directions", "check_device", "as_grid",
+__all__ = ["resolve_paths", "check_components", "metric_directions", "metric_min_effects",
+           "check_device", "as_grid",
            "check_combinations", "check_weights", "check_crm_stage"]
 
 
@@ -84,6 +85,16 @@ def metric_directions(base: TrainConfig) -> dict[str, str] | None:
     for task in per_task[base.task.name]:
         out.update(task.metrics)
     return {"__primary__": per_task[base.task.name][0].primary, **out, **TRAINING_METRICS}
+
+
+def metric_min_effects(base: TrainConfig) -> dict[str, float]:
+    """metric -> its smallest difference that matters (``search.min_effect``'s default)."""
+    from dejavu_tune.tasks import TASK_CLASSES as per_task
+
+    out: dict[str, float] = {}
+    for task in per_task.get(base.task.name, ()):
+        out.update(task.min_effects)
+    return out
 
 
 def check_device(path: str, base: TrainConfig, resources: Resources) -> None:

@@ -130,6 +130,16 @@ class SearchSettings:
     # 3 is the fewest that gives a confidence interval with a spread; 0: neither
     baseline_seeds: int = 3
     confirm_top: int = 3  # configurations re-run on the baseline's seeds before a winner
+    # the confirmation's smallest gain that matters (δ, in the metric's units; null: the
+    # task's default for the metric, e.g. 0.005 for val_miou): below it a conclusive
+    # "no gain of δ or more"
+    min_effect: float | None = None
+    # the most paired seeds one candidate may get (the first look is at baseline_seeds,
+    # then every 2 more): outcome.sequential
+    max_seeds: int = 8
+    # the baseline's seed-to-seed std the --dry-run power statement assumes (null: the
+    # warm start's measured one, else min_effect)
+    noise_floor: float | None = None
     # Several objectives, ((metric, mode), ...), e.g. quality and cost: Optuna samples for
     # all of them (multi-objective TPE), the search reports their Pareto front, the first
     # is ``metric``. Empty: one objective, ``metric``.

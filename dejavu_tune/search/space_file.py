@@ -100,7 +100,8 @@ def parse_space(raw: Any, path: str = "<space>",
         raw["fixed"] = set_dotted(raw["fixed"], "dejavu.crm.weights", str(resolved))
     raw["fixed"] = preflight.resolve_paths(path, raw["fixed"], base)
     preflight.check_components(path, base)
-    search = _parse_settings(path, raw["search"], preflight.metric_directions(base))
+    search = _parse_settings(path, raw["search"], preflight.metric_directions(base),
+                             preflight.metric_min_effects(base))
     resources = Resources.parse(path, raw["resources"])
     preflight.check_device(path, base, resources)
     space = SearchSpace(path, raw["fixed"], tuple(params.values()), search, resources,
@@ -248,8 +249,8 @@ def _parse_report(path: str, raw: dict[str, Any], params: dict[str, Param]) -> d
     return raw
 
 
-def _parse_settings(path: str, raw: dict[str, Any],
-                    directions: dict[str, str] | None) -> SearchSettings:
+def _parse_settings(path: str, raw: dict[str, Any], directions: dict[str, str] | None,
+                    min_effects: dict[str, float] | None = None) -> SearchSettings:
     names = list(SearchSettings.__dataclass_fields__)
     for key in raw:
         if key not in names:
@@ -276,6 +277,7 @@ def _parse_settings(path: str, raw: dict[str, Any],
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise space_error(path, f"search.{key}", f"{value!r} is not allowed: expected an "
                        f"integer of {low} or more")
+    settings = _confirmation_settings(path, settings, min_effects or {})
     if not isinstance(settings.baseline, bool):
         raise space_error(path, "search.baseline", f"{settings.baseline!r} is not allowed: "
                    "expected true or false")
@@ -288,6 +290,40 @@ def _parse_settings(path: str, raw: dict[str, Any],
         except PluginError as exc:
             raise space_error(path, "search.trainer", str(exc)) from None
     return settings
+
+
+MAX_SEEDS = 100
+
+
+def _confirmation_settings(path: str, s: SearchSettings,
+                           min_effects: dict[str, float]) -> SearchSettings:
+    """``min_effect``, ``max_seeds`` and ``noise_floor``: checked, δ's default resolved."""
+    for key in ("min_effect", "noise_floor"):
+        value = getattr(s, key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0 < value < float("inf")):
+            raise space_error(path, f"search.{key}", f"{value!r} is not allowed: expected a "
+                              "positive number in the metric's units, or null")
+    confirming = s.confirm_top > 0 and s.baseline_seeds > 0 and s.baseline
+    if not confirming:
+        return s
+    if s.baseline_seeds < 2:
+        raise space_error(path, "search.baseline_seeds", f"{s.baseline_seeds!r} is not allowed "
+                          "with a confirmation (confirm_top > 0): expected 2 or more (an "
+                          "interval needs two paired seeds), or 0 for no confirmation")
+    if (isinstance(s.max_seeds, bool) or not isinstance(s.max_seeds, int)
+            or not s.baseline_seeds <= s.max_seeds <= MAX_SEEDS):
+        raise space_error(path, "search.max_seeds", f"{s.max_seeds!r} is not allowed: expected "
+                          f"an integer from baseline_seeds ({s.baseline_seeds}) to {MAX_SEEDS}")
+    min_effect = s.min_effect
+    if min_effect is None:
+        if s.metric not in min_effects:
+            raise space_error(path, "search.min_effect", f"must be given for {s.metric} (no "
+                              "default for it): the smallest gain that matters, in its units")
+        min_effect = min_effects[s.metric]
+    return dataclasses.replace(s, min_effect=float(min_effect),
+                               noise_floor=None if s.noise_floor is None
+                               else float(s.noise_floor))
 
 
 _OBJECTIVES_FORM = ("a list of 2 or 3 metric names or {metric: NAME, mode: max|min} entries, "

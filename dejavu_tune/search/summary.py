@@ -17,9 +17,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from dejavu_tune.outcome import power, sequential
+from dejavu_tune.outcome.paired import noise_floor
 from dejavu_tune.search import pareto
-from dejavu_tune.search.confirm import Confirmed
-from dejavu_tune.search.paired import GAIN, WITHIN_NOISE, noise_floor
+from dejavu_tune.search.confirm import Confirmation, Confirmed
 from dejavu_tune.search.trial_records import TrialRecord, short_params
 from dejavu_tune.tracking.run_names import trial_number
 
@@ -28,7 +29,8 @@ SUMMARY_FILE = "summary.md"  # in the parent run, and the parent's description
 __all__ = ["SUMMARY_FILE", "Outcome", "NO_GAIN", "headline", "report_markdown", "result_payload",
            "short_params"]
 
-NO_GAIN = "no gain found"
+NO_GAIN = sequential.NO_GAIN
+NOT_CONFIRMED = "not confirmed"
 
 
 @dataclass
@@ -38,8 +40,7 @@ class Outcome:
     epochs: int
     records: list[TrialRecord]
     replicate_seeds: list[int]
-    confirmed: list[Confirmed] = field(default_factory=list)
-    winner: Confirmed | None = None
+    confirmation: Confirmation | None = None
     tuning: dict[str, Any] | None = None  # how the shared params were tuned
     crm: list[str] = field(default_factory=list)  # one line per stored CRM
     # the baseline on the search trials' own seed: their per-epoch gains
@@ -48,10 +49,21 @@ class Outcome:
     objectives: tuple[tuple[str, str], ...] = ()  # several: the search reports their front
     warm: str | None = None  # what a warm-started search started from
 
+    @property
+    def confirmed(self) -> list[Confirmed]:
+        return self.confirmation.confirmed if self.confirmation else []
+
+    @property
+    def winner(self) -> Confirmed | None:
+        return self.confirmation.winner if self.confirmation else None
+
     # -- the baseline -----------------------------------------------------------
     def baselines(self) -> list[TrialRecord]:
-        return [r for r in self.records if r.phase == "search" and r.is_baseline
-                and r.seed in self.replicate_seeds and r.final is not None]
+        """The baseline on every paired seed: the search's replicates and the
+        confirmation's later looks (the noise floor)."""
+        return [r for r in self.records if r.is_baseline and r.final is not None and (
+            (r.phase == "search" and r.seed in self.replicate_seeds)
+            or r.phase.startswith("confirm"))]
 
     @property
     def noise(self) -> float:
@@ -90,33 +102,57 @@ class Outcome:
     # -- the verdict ------------------------------------------------------------
     @property
     def verdict(self) -> str:
-        if self.winner is not None:
-            return GAIN
-        return NO_GAIN if self.confirmed else "not confirmed"
+        """One of ``sequential.VERDICTS``, or "not confirmed" (no confirmation ran)."""
+        return self.confirmation.verdict if self.confirmation else NOT_CONFIRMED
 
-    def best_single(self) -> TrialRecord | None:
+    def power(self) -> power.Plan | None:
+        """The design's power statement at the paired spread this search's confirmation
+        measured (pooled over its candidates), else at its noise floor."""
+        if self.confirmation is None:
+            return None
+        spread = power.pooled_sd([c.paired.deltas for c in self.confirmed])
+        if math.isfinite(spread) and spread > 0:
+            return power.plan(self.confirmation.result.design, spread, paired=True)
+        if not math.isfinite(self.noise) or self.noise <= 0:
+            return None
+        return power.plan(self.confirmation.result.design, self.noise)
+
+    def best_single(self, inert: bool = True) -> TrialRecord | None:
+        """The best full-budget DejaVu trial of the search (``inert``: inert ones too)."""
         sign = 1 if self.mode == "max" else -1
         full = [r for r in self.records if r.phase == "search" and not r.is_baseline
-                and r.final is not None]
+                and r.final is not None and (inert or not r.inert)]
         return max(full, key=lambda r: sign * r.final) if full else None
 
 
 def headline(o: Outcome) -> list[str]:
     """The lines that say what the search found."""
-    m = o.metric
+    m = f"held-out {o.metric}"  # the confirmation's verdict reads the held-out split
     if o.winner is not None:
         return [f"winner: {short_params(o.winner.config)}",
                 f"  {m} {o.winner.paired.text()}"]
-    if o.confirmed:
-        best = max(o.confirmed, key=lambda c: (1 if o.mode == "max" else -1) * (
+    if o.confirmation is not None and o.confirmed:
+        result = o.confirmation.result
+        judged = [c for c in o.confirmed if c.paired.verdict not in (
+            sequential.DROPPED, sequential.OUTRUN)] or o.confirmed
+        best = max(judged, key=lambda c: (1 if o.mode == "max" else -1) * (
             c.paired.mean if math.isfinite(c.paired.mean) else -math.inf))
-        which = ("the confirmed configuration does not beat" if len(o.confirmed) == 1 else
-                 f"none of the {len(o.confirmed)} confirmed configurations beats")
-        return [f"{NO_GAIN}: {which} the baseline beyond noise; the closest, "
-                f"{short_params(best.config)}:", f"  {m} {best.paired.text()}"]
+        delta = f"δ = {result.design.min_effect:g}"
+        if o.verdict == sequential.INCONCLUSIVE:
+            need = sequential.seeds_to_decide(result.design, best.paired.std)
+            why = (f"the seed budget (search.max_seeds = {result.design.max_seeds}) ran out "
+                   "before its interval decided" + (
+                       f"; at the spread observed, about {need} paired seeds would decide"
+                       if need else ""))
+        elif o.verdict == sequential.LOSS:
+            why = "DejaVu is worse than the baseline beyond noise"
+        else:
+            why = f"any gain is smaller than {delta}, the smallest that matters"
+        return [f"{o.verdict}: {why}; the best candidate, {short_params(best.config)}:",
+                f"  {m} {best.paired.text()}"]
     single = o.best_single()
     if single is None:
-        return [f"{NO_GAIN}: no DejaVu trial ran the full budget"]
+        return [f"{NOT_CONFIRMED}: no DejaVu trial ran the full budget"]
     trials = [r for r in o.records if r.phase == "search" and not r.is_baseline]
     full = [r for r in trials if r.final is not None]
     why = ("confirmation is off (search.confirm_top: 0, or no baseline replicates)"
@@ -125,7 +161,8 @@ def headline(o: Outcome) -> list[str]:
            "and none other qualified")
     return [f"not confirmed: {why}; the best single-seed trial "
             f"{trial_number(single.trial_id, single.trial_dir)} has "
-            f"{m}={single.final:.4f}, and one seed says nothing about noise"]
+            f"{o.metric}={single.final:.4f} (search split), and one seed says nothing "
+            "about noise"]
 
 
 def _fmt(value: float | None, digits: int = 4, sign: bool = False) -> str:
@@ -167,22 +204,30 @@ def _ranked(o: Outcome, top: int | None = None) -> list[str]:
 
 
 def _confirmation(o: Outcome) -> list[str]:
-    if not o.confirmed:
+    if o.confirmation is None or not o.confirmed:
         return []
-    seeds = ", ".join(map(str, o.replicate_seeds))
-    level = o.confirmed[0].paired.confidence * 100
-    family = (f": 95% for all {len(o.confirmed)} at once (Bonferroni)"
-              if len(o.confirmed) > 1 else "")
-    lines = ["", f"Confirmation: each configuration re-trained on seeds {seeds} (never used "
-             "by the search) and paired with the baseline seed by seed. Intervals at "
-             f"{level:.4g}%{family}.", "",
-             f"| configuration | {o.metric} in the search | per seed | Δ mean ± std | "
-             f"{level:.4g}% CI | verdict |", "|---|---|---|---|---|---|"]
+    result = o.confirmation.result
+    design = result.design
+    family = (f"family-wise over {design.candidates} candidates (Bonferroni) and "
+              if design.candidates > 1 else "")
+    looks = ", ".join(f"{len(h)} at {max(look.n for look in h.values())} seeds"
+                      for h in result.history)
+    lines = ["", f"Confirmation: the candidates re-trained on seeds the search never used "
+             "and scored on the **held-out split** (images no selection read: the search, "
+             "ASHA and the baseline's tuning scored the search split), each paired with the "
+             "baseline seed by seed, in looks (candidates at paired "
+             f"seeds: {looks}); {result.runs} runs ({result.candidate_runs} DejaVu, "
+             f"{result.baseline_runs} more baseline). Intervals are repeated confidence "
+             f"intervals, 95% {family}every look at once (docs/method.md); "
+             f"δ = {design.min_effect:g}.", "",
+             f"| configuration | {o.metric} where selected (search split, one seed) | "
+             f"held-out {o.metric} per seed | held-out Δ mean ± std | sequential 95% CI | "
+             "verdict |", "|---|---|---|---|---|---|"]
     for c in o.confirmed:
         p = c.paired
         low, high = p.ci
         per_seed = ", ".join(f"{s}: {v:.4f}" for s, v in sorted(c.values.items()))
-        ci = f"[{low:+.4f}, {high:+.4f}]" if math.isfinite(low) else "(one seed)"
+        ci = f"[{low:+.4f}, {high:+.4f}]" if math.isfinite(low) else "(too few seeds)"
         std = "" if math.isnan(p.std) else f" ± {p.std:.4f}"
         mark = " **winner**" if o.winner is not None and c.config == o.winner.config else ""
         lines.append(f"| {short_params(c.config)} | {c.search_value:.4f} | {per_seed} | "
@@ -204,8 +249,10 @@ def report_markdown(o: Outcome, top: int | None = None, front_image: str | None 
     if base:
         lines.append(f"- Noise floor: the baseline's {o.metric} after {o.epochs} epochs is "
                      f"{o.baseline_mean:.4f} ± {_fmt(o.noise) or 'n/a'} (sample std over seeds "
-                     f"{', '.join(str(r.seed) for r in base)}). A difference below about "
-                     f"twice that is {WITHIN_NOISE}.")
+                     f"{', '.join(str(r.seed) for r in base)}).")
+    plan = o.power()
+    if plan is not None:
+        lines.append(f"- Power: {plan.text('measured by this search')}.")
     spread = o.rung_spread()
     if spread is not None:
         epoch, low, high, sigma = spread
@@ -243,26 +290,46 @@ def report_markdown(o: Outcome, top: int | None = None, front_image: str | None 
 
 
 def result_payload(o: Outcome, full_config: Any) -> dict[str, Any]:
-    """``best_config.json``: the verdict first; ``config`` is the winner's full training
-    configuration, else the best full-budget trial's (with ``confirmed`` false)."""
-    chosen = o.winner.config if o.winner is not None else None
-    single = o.best_single()
-    if chosen is None and single is not None:
-        chosen = single.sampled()
+    """``best_config.json``: the verdict first. ``config`` is the full training
+    configuration of the confirmed winner only; without one nothing is recommended
+    (``config`` null) and ``unconfirmed`` names the best non-inert full-budget trial, as
+    unconfirmed. ``trial`` and the metric's key are where the configuration was selected
+    (one seed of the search), never the confirmation's verdict."""
+    winner = o.winner
+    single = o.best_single(inert=False)
     return {
         "verdict": o.verdict,
         "metric": o.metric,
-        "confirmed": o.winner is not None,
-        "winner": o.winner.to_dict() if o.winner is not None else None,
-        "config": full_config(chosen).to_dict() if chosen is not None else None,
-        "trial": (o.winner.search_trial if o.winner is not None else
+        "recommended": winner is not None,
+        "confirmed": winner is not None,
+        "note": ("the confirmed winner: a significant gain on seeds the search never used"
+                 if winner is not None else
+                 "nothing is recommended: no configuration was confirmed"
+                 + (" (unconfirmed: the best single-seed trial, for a closer look)"
+                    if single is not None else "")),
+        "winner": winner.to_dict() if winner is not None else None,
+        "config": full_config(winner.config).to_dict() if winner is not None else None,
+        "unconfirmed": None if winner is not None or single is None else {
+            "trial": single.trial_id, o.metric: single.final,
+            "config": full_config(single.sampled()).to_dict()},
+        "trial": (winner.search_trial if winner is not None else
                   single.trial_id if single is not None else None),
-        o.metric: (o.winner.search_value if o.winner is not None else
+        o.metric: (winner.search_value if winner is not None else
                    single.final if single is not None else None),
         "noise_floor": {"std": o.noise, "mean": o.baseline_mean,
                         "seeds": [r.seed for r in o.baselines()]},
         "baseline_tuning": o.tuning,
         "confirmation": [c.to_dict() for c in o.confirmed],
+        **({"design": _design_dict(o.confirmation)} if o.confirmation else {}),
         **({"objectives": [{"metric": m, "mode": d} for m, d in o.objectives],
             "pareto_front": o.front_rows()} if len(o.objectives) > 1 else {}),
     }
+
+
+def _design_dict(c: Confirmation) -> dict[str, Any]:
+    d, r = c.result.design, c.result
+    return {"method": "repeated confidence intervals, O'Brien-Fleming-type error spending, "
+                      "Bonferroni over candidates (docs/method.md)",
+            "candidates": d.candidates, "looks": list(d.looks), "min_effect": d.min_effect,
+            "family_alpha": d.alpha, "runs": r.runs, "candidate_runs": r.candidate_runs,
+            "baseline_runs": r.baseline_runs}

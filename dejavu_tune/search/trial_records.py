@@ -15,8 +15,11 @@ from typing import Any
 
 from dejavu_tune.config import is_baseline
 from dejavu_tune.train.diagnostics import is_inert
+from dejavu_tune.train.trainer import heldout_name
 
-__all__ = ["TrialRecord", "from_result", "error_reason", "finished_status", "short_params"]
+HELDOUT_KEY = "data.heldout"  # a point's key: the run also scores the held-out split
+
+__all__ = ["HELDOUT_KEY", "TrialRecord", "from_result", "error_reason", "finished_status", "short_params"]
 
 
 def finished_status(last: dict[str, Any], epochs: int, metric: str) -> tuple[str, str | None]:
@@ -41,6 +44,9 @@ class TrialRecord:
     last: dict[str, Any]  # the last result it reported
     errored: bool = False  # it raised (as opposed to ending on a NaN metric)
     trial_dir: str | None = None  # Tune's directory of the trial (its name numbers it)
+    # the metric on the held-out split after the full budget (runs the confirmation
+    # pairs score it, ``data.heldout``); None for every other run
+    heldout: float | None = None
 
     @property
     def is_baseline(self) -> bool:
@@ -63,8 +69,9 @@ class TrialRecord:
         return not self.is_baseline and is_inert(self.last)
 
     def sampled(self) -> dict[str, Any]:
-        """The configuration without its seed: what a configuration is, across seeds."""
-        return {k: v for k, v in self.config.items() if k != "seed"}
+        """The configuration without its seed (and without which splits it scored): what
+        a configuration is, across seeds."""
+        return {k: v for k, v in self.config.items() if k not in ("seed", HELDOUT_KEY)}
 
 
 def short_params(config: dict[str, Any]) -> str:
@@ -105,8 +112,11 @@ def from_result(result: Any, phase: str, metric: str, epochs: int,
     else:
         status, reason = finished_status(last, epochs, metric)
     config = dict(result.config or {})
+    heldout = last.get(heldout_name(metric))
     return TrialRecord(trial_id=last.get("trial_id"), phase=phase, config=config,
                        seed=int(config.get("seed", base_seed)), status=status, reason=reason,
                        curve=_curve(result, metric), last=last,
                        errored=result.error is not None,
-                       trial_dir=str(result.path) if result.path else None)
+                       trial_dir=str(result.path) if result.path else None,
+                       heldout=float(heldout) if status == "completed"
+                       and isinstance(heldout, (int, float)) else None)

@@ -46,6 +46,8 @@ class WarmStart:
     priors: list[dict[str, Any]]  # {"params", "values"}: told to the sampler as complete
     notes: list[str] = field(default_factory=list)
     crm_store: str | None = None  # the earlier search's stored CRM weights
+    # the baseline's seed-to-seed std the earlier search measured (same data and metric)
+    noise_floor: float | None = None
 
     def describe(self) -> str:
         text = (f"warm start from {self.source}: {len(self.points)} of its best "
@@ -112,7 +114,10 @@ def _read(path: Path, shape: type) -> Any:
 def _data_differs(best: dict[str, Any] | None, space: SearchSpace) -> str:
     """Which of the dataset and task the earlier search trained on differs from this
     one's ('' when the same, or when it did not record them)."""
-    earlier = (best or {}).get("config") or {}
+    best = best or {}
+    earlier = (best.get("config")
+               or (best.get("unconfirmed") if isinstance(best.get("unconfirmed"), dict)
+                   else {}).get("config") or {})
     base = space.base_config()
     now = {"data.name": base.data.name, "data.root": base.data.root,
            "task.name": base.task.name}
@@ -182,7 +187,11 @@ def load(ref: str, storage: Path, space: SearchSpace) -> WarmStart:
         notes.append(skipped)
     record = SearchRecord.path(root)
     store = SearchRecord.load(root).crm_store if record.is_file() else None
-    return WarmStart(str(root), points, priors, notes, store)
+    floor = ((best or {}).get("noise_floor") or {}).get("std") if isinstance(
+        (best or {}).get("noise_floor"), dict) else None
+    measured = (float(floor) if _finite(floor) and floor > 0 and not other
+                and (best or {}).get("metric") == s.metric else None)
+    return WarmStart(str(root), points, priors, notes, store, measured)
 
 
 def _best_configs(best: dict[str, Any] | None, trials: list[dict[str, Any]] | None,

@@ -41,6 +41,9 @@ class Task(ABC):
     metrics: dict[str, str] = {}
     #: the metric a search optimises unless the space says otherwise
     primary: str = ""
+    #: the smallest difference of each metric that matters, in its own units: the default
+    #: of ``search.min_effect`` (the confirmation's δ)
+    min_effects: dict[str, float] = {}
 
     @abstractmethod
     def heads(self) -> dict[str, int]:

@@ -39,6 +39,10 @@ class DepthTask(Task):
                "val_rmse_log": "min", "val_delta1": "max", "val_delta2": "max",
                "val_delta3": "max"}
     primary = "val_abs_rel"
+    # about a tenth of the gaps between NYUD/KITTI methods' reported numbers
+    min_effects = {"val_abs_rel": 0.002, "val_sq_rel": 0.005, "val_rmse": 0.01,
+                   "val_rmse_log": 0.005, "val_delta1": 0.005, "val_delta2": 0.005,
+                   "val_delta3": 0.005}
 
     def __init__(self, max_depth: float) -> None:
         if not max_depth > 0:

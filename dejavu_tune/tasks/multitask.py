@@ -36,6 +36,7 @@ class MultiTask(Task):
         self.targets = tuple(t for task in tasks for t in task.targets)
         self.metrics = {k: v for task in tasks for k, v in task.metrics.items()}
         self.primary = tasks[0].primary
+        self.min_effects = {k: v for task in tasks for k, v in task.min_effects.items()}
 
     def heads(self) -> dict[str, int]:
         return {k: v for task in self.tasks for k, v in task.heads().items()}

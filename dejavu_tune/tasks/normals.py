@@ -35,6 +35,9 @@ class NormalsTask(Task):
     metrics = {"val_normal_mean": "min", "val_normal_median": "min", "val_normal_rmse": "min",
                "val_normal_11_25": "max", "val_normal_22_5": "max", "val_normal_30": "max"}
     primary = "val_normal_mean"
+    # angles in degrees; the within-threshold shares are fractions
+    min_effects = {"val_normal_mean": 0.1, "val_normal_median": 0.1, "val_normal_rmse": 0.1,
+                   "val_normal_11_25": 0.005, "val_normal_22_5": 0.005, "val_normal_30": 0.005}
 
     def heads(self) -> dict[str, int]:
         return {"normals": 3}

@@ -44,7 +44,8 @@ def run_name(cfg: TrainConfig, sampled: dict[str, Any], trial_id: str, phase: st
     mae = f"MAE pre-train {cfg.model.mae.epochs} ep" if cfg.model.mae.epochs else ""
     if not cfg.dejavu.enabled:
         tried = [f"{key.rsplit('.', 1)[-1]} {readable(value)}" for key, value in
-                 sorted(sampled.items()) if key not in ("seed", ENABLED_KEY, MAE_EPOCHS_KEY)]
+                 sorted(sampled.items())
+                 if key not in ("seed", ENABLED_KEY, MAE_EPOCHS_KEY, "data.heldout")]
         return " · ".join([f"{prefix} {mae or 'baseline'} seed {cfg.seed}", *tried])
     crm, red = cfg.dejavu.crm, cfg.dejavu.redaction
     if cfg.dejavu.uses_crm:
@@ -54,7 +55,7 @@ def run_name(cfg: TrainConfig, sampled: dict[str, Any], trial_id: str, phase: st
         parts = [f"{prefix} augment", f"{red.kind} b{red.block_size}"]
     if mae:
         parts.append(mae)
-    if phase == "confirm":
+    if phase.startswith("confirm"):
         parts.append(f"seed {cfg.seed}")
     return " · ".join(parts)
 

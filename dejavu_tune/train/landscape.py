@@ -29,7 +29,7 @@ import torch
 
 from dejavu_tune.config import TrainConfig
 from dejavu_tune.train.cost_probe import MEM_RATIO, STEP_TIME_RATIO
-from dejavu_tune.train.trainer import Trainer
+from dejavu_tune.train.trainer import Trainer, heldout_name
 
 __all__ = ["LandscapeTrainer", "trainer", "planted", "narrow", "PLANTED_EFFECT"]
 
@@ -47,13 +47,22 @@ class LandscapeTrainer:
 
     def __init__(self, cfg: TrainConfig, effect: Callable[[TrainConfig], float] = lambda c: 0.0,
                  base: float = 0.8, seed_noise: float = 0.03, run_noise: float = 0.003,
-                 tau: float = 2.0, metric: str = "val_miou") -> None:
+                 tau: float = 2.0, metric: str = "val_miou", image_noise: float = 0.0,
+                 heldout_effect: Callable[[TrainConfig], float] | None = None) -> None:
         self.cfg, self.metric, self.tau = cfg, metric, tau
         self.epoch = 0
         gain = effect(cfg) if cfg.dejavu.enabled else 0.0
+        # the same configuration whether or not it scores the held-out split too
         sampled = {k: v for k, v in cfg.to_dict().items() if k != "seed"}
+        sampled["data"] = {k: v for k, v in sampled["data"].items() if k != "heldout"}
         self.ceiling = (base + gain + seed_noise * _z("seed", cfg.seed)
                         + run_noise * _z("run", sampled, cfg.seed))
+        # each configuration's luck on one split's images (the same on every seed), and on
+        # the held-out split its own effect (default: the same as on the search split)
+        later = (heldout_effect or effect)(cfg) if cfg.dejavu.enabled else 0.0
+        self.heldout_ceiling = (self.ceiling - gain + later
+                                + image_noise * _z("heldout", sampled))
+        self.ceiling += image_noise * _z("search", sampled)
 
     def cost_ratios(self) -> dict[str, float]:
         """A cost that grows with the CRM's size and LPIPS, as the real step's does
@@ -80,6 +89,10 @@ class LandscapeTrainer:
 
     def evaluate(self) -> dict[str, float]:
         return {self.metric: self._value()}
+
+    def evaluate_heldout(self) -> dict[str, float]:
+        return {heldout_name(self.metric):
+                self.heldout_ceiling * (1 - math.exp(-self.epoch / self.tau))}
 
     def sample(self, count: int = 4) -> dict[str, torch.Tensor]:
         return {"input": torch.zeros(1, 3, 8, 8)}

@@ -22,7 +22,7 @@ from torch import nn
 
 from dejavu_tune.cli import OneLineParser, check_output_dir, run
 from dejavu_tune.config import TrainConfig
-from dejavu_tune.data import build_splits
+from dejavu_tune.data import build_heldout, build_splits
 from dejavu_tune.errors import DejavuError
 from dejavu_tune.method.crm import build_crm, intended_use
 from dejavu_tune.method.losses import dejavu_objective, regeneration_loss
@@ -38,7 +38,7 @@ from dejavu_tune.tasks import Batch, TaskError, build_task
 from dejavu_tune.train.figures import CHANGE_COLUMN, change_map
 
 __all__ = ["OPTIMIZERS", "Trainer", "train", "NonFiniteLossError", "NonFiniteGradientError",
-           "DivergedError", "frozen_norm_stats", "resolve_device", "main"]
+           "DivergedError", "frozen_norm_stats", "resolve_device", "main", "heldout_name"]
 
 
 # name -> optimiser builder (parameters, OptimConfig); the names are config.OPTIMIZERS
@@ -78,6 +78,11 @@ def frozen_norm_stats(model: nn.Module) -> Iterator[None]:
         for m, (momentum, tracked) in zip(norms, saved, strict=True):
             m.momentum = momentum
             m.num_batches_tracked.copy_(tracked)
+
+
+def heldout_name(metric: str) -> str:
+    """The held-out split's name of a search-split metric: val_miou -> heldout_miou."""
+    return "heldout_" + metric.removeprefix("val_")
 
 
 class Trainer:
@@ -283,10 +288,13 @@ class Trainer:
 
     def epochs(self) -> Iterator[dict[str, float]]:
         """Train and evaluate every epoch still to run (after a restored one, the next);
-        yields each epoch's metrics: the loop of ``train()`` and of a search's trial."""
+        yields each epoch's metrics: the loop of ``train()`` and of a search's trial.
+        With ``data.heldout`` the last epoch also scores the held-out split."""
         while self.epoch < self.cfg.optim.epochs:
             metrics = self.train_epoch()
             metrics.update(self.evaluate())
+            if self.cfg.data.heldout and self.epoch == self.cfg.optim.epochs:
+                metrics.update(self.evaluate_heldout())
             yield metrics
 
     def train_epoch(self) -> dict[str, float]:
@@ -324,11 +332,13 @@ class Trainer:
         return (images + sigma * noise).clamp(-1, 1)
 
     @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, dataset: Any = None) -> dict[str, float]:
+        """The task's metrics on ``dataset`` (default: the search split)."""
         self.model.eval()
         meter = self.task.meter()
         seen = 0
-        for batch in self._loader(self.val_set, shuffle=False):
+        for batch in self._loader(self.val_set if dataset is None else dataset,
+                                  shuffle=False):
             batch = self._to_device(batch)
             images = self._noisy(batch["image"], seen)
             seen += images.shape[0]
@@ -336,6 +346,10 @@ class Trainer:
                 preds = self.model(images)
             meter.update(self.task.decode({k: v.float() for k, v in preds.items()}), batch)
         return meter.compute()
+
+    def evaluate_heldout(self) -> dict[str, float]:
+        """The metrics on the held-out split, named ``heldout_*``."""
+        return {heldout_name(k): v for k, v in self.evaluate(build_heldout(self.cfg.data)).items()}
 
     def legend(self) -> list[tuple[str, tuple[int, int, int]]]:
         """The class colours of ``sample``'s pictures (``Task.legend``)."""

@@ -37,6 +37,10 @@ class Paired:
     seeds: tuple[int, ...]
     deltas: tuple[float, ...]
     confidence: float = 0.95
+    # a sequential confirmation's interval and decision (outcome.sequential), in the
+    # metric's units; None: Student's t at ``confidence`` and its verdict
+    bounds: tuple[float, float] | None = None
+    decision: str | None = None
 
     @property
     def n(self) -> int:
@@ -53,6 +57,8 @@ class Paired:
 
     @property
     def ci(self) -> tuple[float, float]:
+        if self.bounds is not None:
+            return self.bounds
         if self.n < 2:
             return -math.inf, math.inf  # one seed says nothing about the spread
         half = _t_quantile(self.confidence, self.n - 1) * self.std / math.sqrt(self.n)
@@ -60,6 +66,8 @@ class Paired:
 
     @property
     def verdict(self) -> str:
+        if self.decision is not None:
+            return self.decision
         low, high = self.ci
         if low > 0 or high < 0:
             better = (low > 0) == (self.mode == "max")
@@ -70,7 +78,8 @@ class Paired:
         """``Δ +1.20 ± 0.80 (95% CI [-0.79, +3.19], 3 seeds): within noise``"""
         low, high = self.ci
         std = "" if math.isnan(self.std) else f" ± {self.std * scale:.{digits}f}"
-        ci = (f"{self.confidence * 100:.4g}% CI [{low * scale:+.{digits}f}, "
+        kind = "family-wise sequential CI" if self.bounds is not None else "CI"
+        ci = (f"{self.confidence * 100:.4g}% {kind} [{low * scale:+.{digits}f}, "
               f"{high * scale:+.{digits}f}]"
               if math.isfinite(low) else "no CI from one seed")
         return (f"Δ {self.mean * scale:+.{digits}f}{std} ({ci}, {self.n} seed"
@@ -81,7 +90,7 @@ class Paired:
         return {"metric": self.metric, "mode": self.mode, "seeds": list(self.seeds),
                 "deltas": list(self.deltas), "mean": self.mean, "std": self.std,
                 "ci_low": low, "ci_high": high, "confidence": self.confidence,
-                "verdict": self.verdict}
+                "sequential": self.bounds is not None, "verdict": self.verdict}
 
 
 def compare(dejavu: Mapping[int, float], baseline: Mapping[int, float], metric: str,
