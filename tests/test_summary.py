@@ -26,3 +26,80 @@ def test_the_terminal_shows_the_top_trials_and_counts_the_rest():
     assert ("… and 3 more trials (1 failed, 2 stopped early): every trial is in the "
             "search's `summary.md`.") in short
     assert "more trials" not in full
+
+
+def _confirmation(decisions, deltas):
+    """Two candidates (id1, id2) judged as ``decisions`` on the paired ``deltas``."""
+    from dejavu_tune.outcome import sequential as seq
+    from dejavu_tune.outcome.paired import Paired
+    from dejavu_tune.search.confirm import Confirmation, Confirmed
+
+    design = seq.Design(2, (3, 5), 0.005)
+    looks, confirmed = {}, []
+    for n, (decision, values) in enumerate(zip(decisions, deltas), start=1):
+        low, high = design.interval(values)
+        looks[f"id{n}"] = seq.Look(tuple(values), low, high, decision)
+        paired = Paired("val_miou", "max", tuple(range(1, len(values) + 1)), tuple(values),
+                        0.95, (low, high), decision)
+        confirmed.append(Confirmed({"dejavu.loss.gamma": n / 10}, f"id{n}", 0.7,
+                                   {s: 0.7 for s in paired.seeds}, paired))
+    result = seq.Result(design, looks, (looks,), 8, 2)
+    best = result.winner()
+    return Confirmation(result, confirmed,
+                        next((c for c in confirmed if c.search_trial == best), None), {})
+
+
+def _outcome(confirmation):
+    records = [_trial(1, "completed", (0.5, 0.7)), _trial(2, "completed", (0.5, 0.6))]
+    return Outcome(metric="val_miou", mode="max", epochs=2, records=records,
+                   replicate_seeds=[1, 2, 3], confirmation=confirmation)
+
+
+def test_an_inconclusive_verdict_says_how_many_seeds_a_decision_would_take():
+    from dejavu_tune.outcome import sequential as seq
+    from dejavu_tune.search.summary import headline, result_payload
+
+    wide = [0.02, -0.01, 0.03, -0.02, 0.01]  # sd 0.0207
+    outcome = _outcome(_confirmation([seq.INCONCLUSIVE, seq.DROPPED], [wide, [0.0, 0.001, 0.0]]))
+    assert outcome.verdict == "inconclusive" and outcome.winner is None
+    need = seq.seeds_to_decide(outcome.confirmation.result.design, 0.020736)
+    assert need is not None and need > 5
+    lines = headline(outcome)
+    assert lines[0].startswith("inconclusive: the seed budget (search.max_seeds = 5) ran out")
+    assert f"about {need} paired seeds would decide" in lines[0]
+    assert "held-out val_miou Δ +0.0060" in lines[1]
+    # nothing is recommended; the best non-inert trial is named, unconfirmed
+    payload = result_payload(outcome, lambda sampled: _Config(sampled))
+    assert payload["recommended"] is False and payload["config"] is None
+    assert payload["unconfirmed"]["trial"] == "id1"
+    assert payload["design"]["looks"] == [3, 5] and payload["design"]["runs"] == 10
+
+
+def test_a_gain_names_the_winner_and_the_forest_plot_shows_every_candidate():
+    from dejavu_tune.outcome import sequential as seq
+    from dejavu_tune.search import forest_plot
+    from dejavu_tune.search.summary import result_payload
+
+    c = _confirmation([seq.GAIN, seq.DROPPED], [[0.04, 0.045, 0.05], [0.01, -0.3, 0.2]])
+    outcome = _outcome(c)
+    assert outcome.verdict == "significant gain" and outcome.winner.search_trial == "id1"
+    payload = result_payload(outcome, lambda sampled: _Config(sampled))
+    assert payload["recommended"] is True and payload["config"] == {"dejavu.loss.gamma": 0.1}
+    text = report_markdown(outcome, forest_image="![forest plot](forest_plot.png)")
+    assert text.splitlines()[:2] == ["## Significant gain", ""]
+    assert "![forest plot](forest_plot.png)" in text.split("## How sure")[0]
+    figure = forest_plot.plot(c, "val_miou", 0.01)
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["loss.gamma=0.2", "loss.gamma=0.1"]
+    low, high = ax.get_xlim()  # the winner's whole interval, the dropped one's seeds
+    winner = c.confirmed[0].paired.ci
+    assert low < -0.3 and winner[1] < high and low < winner[0]
+    assert "significant gain" in ax.get_title()
+
+
+class _Config:
+    def __init__(self, sampled):
+        self.sampled = sampled
+
+    def to_dict(self):
+        return dict(self.sampled)

@@ -33,6 +33,10 @@ import numpy as np
 
 from dejavu_tune.outcome import sequential as seq
 from dejavu_tune.outcome.paired import GAIN, compare
+from dejavu_tune.search.confirm import ROUND_SEEDS
+from dejavu_tune.search.space import SearchSettings
+
+_DEFAULTS = SearchSettings()  # the search's own: the design a default search runs
 
 __all__ = ["Model", "Rates", "add_parser", "run", "simulate", "SCENARIOS"]
 
@@ -45,11 +49,11 @@ class Model:
     image_sd: float
     pairing: float  # share of the seed noise every run on a seed has in common
     min_effect: float
-    trials: int = 8
-    top: int = 3
-    first: int = 3  # the baseline's replicate seeds: the first look
-    max_seeds: int = 10
-    step: int = 2
+    trials: int = _DEFAULTS.num_samples
+    top: int = _DEFAULTS.confirm_top
+    first: int = _DEFAULTS.baseline_seeds  # the baseline's replicates: the first look
+    max_seeds: int = _DEFAULTS.max_seeds
+    step: int = ROUND_SEEDS
 
     def design(self) -> seq.Design:
         return seq.Design(self.top, seq.looks_for(self.first, self.max_seeds, self.step),
@@ -150,14 +154,16 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed-sd", type=float, default=0.0035,
                    help="seed-to-seed std of a run's metric (default: Cityscapes' 0.35 mIoU "
                         "points, the supplement)")
-    p.add_argument("--image-sd", type=float, default=0.002,
-                   help="std of a configuration's luck on one split's images")
+    p.add_argument("--image-sd", type=float, default=0.0,
+                   help="std of a configuration's luck on one split's images, the same on "
+                        "every seed (not measured yet: docs/benchmarks.md shows 0 and 0.001)")
     p.add_argument("--pairing", type=float, default=0.5,
                    help="share of the seed noise runs on the same seed have in common")
     p.add_argument("--min-effect", type=float, default=0.005, help="δ (search.min_effect)")
-    p.add_argument("--trials", type=int, default=8, help="configurations the search trains")
-    p.add_argument("--top", type=int, default=3, help="configurations confirmed")
-    p.add_argument("--max-seeds", type=int, default=10, help="search.max_seeds")
+    p.add_argument("--trials", type=int, default=Model.trials,
+                   help="configurations the search trains (search.num_samples)")
+    p.add_argument("--top", type=int, default=Model.top, help="search.confirm_top")
+    p.add_argument("--max-seeds", type=int, default=Model.max_seeds, help="search.max_seeds")
     p.add_argument("--seed", type=int, default=0)
 
 

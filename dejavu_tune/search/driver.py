@@ -32,7 +32,7 @@ from typing import Any
 from dejavu_tune.config import ENABLED_KEY
 from dejavu_tune.outcome import sequential
 from dejavu_tune.raytune import ray_adapter
-from dejavu_tune.search import baseline_tuning, confirm, crm_stage, pareto, settle
+from dejavu_tune.search import baseline_tuning, confirm, crm_stage, forest_plot, pareto, settle
 from dejavu_tune.search.optuna_plots import HTML_FILE, log_optuna_plots
 from dejavu_tune.search.record import SearchRecord
 from dejavu_tune.search.space import SearchSpace
@@ -472,22 +472,31 @@ def _share_view(uri: str, exp_id: str, parent: str, space: SearchSpace) -> str:
 
 
 def _parent_note(drv: Driver, outcome: Outcome, plots: list[str]) -> str:
-    """The parent run's description: the summary (verdict first), then the plots."""
+    """The parent run's description: the summary (verdict and its forest plot first),
+    then the plots."""
     def image(name: str) -> str:
         return mlflow_views.artifact_image(drv.parent, name, name.removesuffix(".png"))
 
+    forest = image(forest_plot.PLOT_FILE) if forest_plot.PLOT_FILE in plots else None
+
     front = (f"{image(pareto.PLOT_FILE)}\n\nInteractive, each trial's configuration on "
              f"hover: the run's `{pareto.PLOT_HTML}`." if pareto.PLOT_FILE in plots else None)
-    images = [image(name) for name in plots if name != pareto.PLOT_FILE]
+    images = [image(name) for name in plots
+              if name not in (pareto.PLOT_FILE, forest_plot.PLOT_FILE)]
     plots_md = (["", "## Optuna analysis", "", *images, "",
                  f"Interactive: the run's `{HTML_FILE}`."] if images else [])
-    return report_markdown(outcome, front_image=front) + "\n".join(plots_md) + "\n"
+    return (report_markdown(outcome, front_image=front, forest_image=forest)
+            + "\n".join(plots_md) + "\n")
 
 
 def _log_parent_results(drv: Driver, space: SearchSpace, outcome: Outcome,
                         wall: float) -> None:
     uri, parent, m = drv.uri, drv.parent, outcome.metric
-    text = report_markdown(outcome)
+    forest = _log_figure(drv, forest_plot.PLOT_FILE, forest_plot.plot(
+        outcome.confirmation, m, outcome.noise)) if outcome.confirmed else []
+    # summary.md sits beside the plot among the parent run's artifacts
+    text = report_markdown(outcome, forest_image=f"![forest plot]({forest_plot.PLOT_FILE})"
+                           if forest else None)
     tracking.log_artifact_text(uri, parent, SUMMARY_FILE, text)
     payload = result_payload(outcome, space.trial_config)
     (drv.root / RESULT_FILE).write_text(json.dumps(payload, indent=2, sort_keys=True))
@@ -513,8 +522,8 @@ def _log_parent_results(drv: Driver, space: SearchSpace, outcome: Outcome,
             metrics["detectable_gain"] = plan.detectable  # with 80% power, at this floor
     tracking.log_epoch(uri, parent, metrics, step=0)
     tracking.set_tags(uri, parent, {"dejavu.verdict": outcome.verdict})
-    plots = _log_front(drv, outcome) + log_optuna_plots(uri, parent, space, outcome,
-                                                        _study_order(drv))
+    plots = forest + _log_front(drv, outcome) + log_optuna_plots(uri, parent, space, outcome,
+                                                                 _study_order(drv))
     mlflow_views.set_run_note(uri, parent, _parent_note(drv, outcome, plots))
     mlflow_views.describe_experiment(uri, drv.exp_id, (
         f"[{drv.record.name}]({mlflow_views.run_url(uri, drv.exp_id, parent)}): "
@@ -526,22 +535,27 @@ def _log_front(drv: Driver, outcome: Outcome) -> list[str]:
     """The Pareto plot of a search with several objectives (PNG and interactive HTML)."""
     if len(outcome.objectives) < 2:
         return []
-    import matplotlib.pyplot as plt
-
     candidates = pareto.points(outcome.records, outcome.objectives)
     members = outcome.front()
     title = (f"Pareto front: {len(members)} of {len(candidates)} full-budget DejaVu trials\n"
              f"({outcome.epochs} epochs, one seed each; the confirmation is in the summary)")
-    figure = pareto.plot_png(candidates, members, outcome.objectives, outcome.baseline_mean,
-                             title)
-    with tempfile.TemporaryDirectory() as tmp:
-        figure.savefig(Path(tmp) / pareto.PLOT_FILE, dpi=100)
-        plt.close(figure)
-        tracking.log_artifact_file(drv.uri, drv.parent, Path(tmp) / pareto.PLOT_FILE)
+    _log_figure(drv, pareto.PLOT_FILE, pareto.plot_png(
+        candidates, members, outcome.objectives, outcome.baseline_mean, title))
     tracking.log_artifact_text(drv.uri, drv.parent, pareto.PLOT_HTML, pareto.plot_html(
         candidates, members, outcome.objectives, outcome.baseline_mean, title,
         lambda p: trial_number(p.record.trial_id, p.record.trial_dir)))
     return [pareto.PLOT_FILE]
+
+
+def _log_figure(drv: Driver, name: str, figure: Any) -> list[str]:
+    """A matplotlib figure as the parent run's PNG artifact ``name``; returns [name]."""
+    import matplotlib.pyplot as plt
+
+    with tempfile.TemporaryDirectory() as tmp:
+        figure.savefig(Path(tmp) / name, dpi=100)
+        plt.close(figure)
+        tracking.log_artifact_file(drv.uri, drv.parent, Path(tmp) / name)
+    return [name]
 
 
 def _study_order(drv: Driver) -> Callable[[str | None], int | None]:

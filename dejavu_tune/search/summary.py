@@ -240,10 +240,14 @@ def _trial_label(o: Outcome, trial_id: str | None) -> str:
     return trial_number(trial_id, record.trial_dir if record else None) if trial_id else "?"
 
 
-def report_markdown(o: Outcome, top: int | None = None, front_image: str | None = None) -> str:
+def report_markdown(o: Outcome, top: int | None = None, front_image: str | None = None,
+                    forest_image: str | None = None) -> str:
     """The summary; ``top`` rows of the ranked trials only (for the terminal);
-    ``front_image``: Markdown of the Pareto plot, shown under the front's table."""
+    ``front_image``: Markdown of the Pareto plot, shown under the front's table;
+    ``forest_image``: Markdown of the forest plot, shown under the verdict."""
     lines = [f"## {o.verdict.capitalize()}", ""] + [line.strip() for line in headline(o)]
+    if forest_image:
+        lines += ["", forest_image]
     base = o.baselines()
     lines += ["", "## How sure", ""]
     if base:

@@ -64,8 +64,12 @@ class FolderPairs(torch.utils.data.Dataset):
         return {"image": image, "seg": labels[0, 0].long()}
 
 
-def folder_dataset(split: str, cfg) -> FolderPairs:
-    """``data.name: my_project:folder_dataset``: called once per split with the DataConfig."""
+def folder_dataset(split: str, cfg) -> FolderPairs | None:
+    """``data.name: my_project:folder_dataset``: called once per split with the DataConfig;
+    ``root/heldout`` is the held-out split when there is one (else None: the search
+    carves its search split out of train, and val is held out)."""
+    if split == "heldout" and not (Path(cfg.root) / "heldout").is_dir():
+        return None
     return FolderPairs(cfg.root, split, cfg.size, cfg.num_classes)
 
 
