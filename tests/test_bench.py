@@ -25,12 +25,13 @@ def test_bad_iteration_count_is_a_usage_error(capsys):
 def test_b5_sample_data_is_read_by_the_datasets_own_reader(tmp_path, name, classes, size):
     from dejavu_tune.bench.sample_data import write_sample
     from dejavu_tune.config import DataConfig
-    from dejavu_tune.data import build_splits
+    from dejavu_tune.data import build_heldout, build_splits
 
     write_sample(name, tmp_path, *size)
-    train, val = build_splits(DataConfig(name=name, root=str(tmp_path), image_size=size[0],
-                                         image_width=size[1]))
-    assert len(train) == len(val) == 1
+    cfg = DataConfig(name=name, root=str(tmp_path), image_size=size[0], image_width=size[1])
+    train, search = build_splits(cfg)
+    # two training images: one trains, one is the search split; val is held out
+    assert len(train) == len(search) == len(build_heldout(cfg)) == 1
     assert train.num_classes == classes
     sample = train[0]
     assert tuple(sample["image"].shape) == (3, *size)

@@ -36,7 +36,7 @@ def _confirmation(decisions, deltas):
 
     design = seq.Design(2, (3, 5), 0.005)
     looks, confirmed = {}, []
-    for n, (decision, values) in enumerate(zip(decisions, deltas), start=1):
+    for n, (decision, values) in enumerate(zip(decisions, deltas, strict=True), start=1):
         low, high = design.interval(values)
         looks[f"id{n}"] = seq.Look(tuple(values), low, high, decision)
         paired = Paired("val_miou", "max", tuple(range(1, len(values) + 1)), tuple(values),

@@ -14,6 +14,7 @@ import functools
 from typing import Any
 
 from dejavu_tune.config import DataConfig
+from dejavu_tune.data.files import DatasetError
 from dejavu_tune.data.heldout import carve
 from dejavu_tune.data.registry import check_dataset, open_dataset
 from dejavu_tune.data.synthetic import synthetic_heldout, synthetic_splits
@@ -44,13 +45,21 @@ def _plugin(cfg: DataConfig) -> tuple[Any, Any, Any]:
     train, val = _plugin_split(cfg, "train"), _plugin_split(cfg, "val")
     if heldout is not None:
         return train, val, heldout
-    return (*carve(train, cfg.seed), val)
+    return (*_carve(train, cfg), val)
+
+
+def _carve(train: Any, cfg: DataConfig) -> tuple[Any, Any]:
+    try:
+        return carve(train, cfg.seed)
+    except ValueError as exc:
+        raise DatasetError(f"data.name={cfg.name!r}: {exc} (data.num_train: at least 2, or "
+                           "a plug-in's own held-out split, docs/datasets.md)") from None
 
 
 @functools.lru_cache(maxsize=2)
 def _files(cfg: DataConfig) -> tuple[Any, Any, Any]:
     train = open_dataset(cfg.name, cfg.root, "train", cfg.size, cfg.num_train or 0)
-    return (*carve(train, cfg.seed),
+    return (*_carve(train, cfg),
             open_dataset(cfg.name, cfg.root, "val", cfg.size, cfg.num_val or 0))
 
 
