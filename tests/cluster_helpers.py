@@ -261,12 +261,17 @@ def assert_records_complete(storage: Path, name: str) -> list:
 
 
 def best_config(storage: Path, name: str) -> dict:
-    """The best configuration the search recorded in its parent run."""
+    """The best configuration the search recorded in its parent run: the confirmed
+    winner, else (nothing recommended) the best unconfirmed trial; never None, so that
+    two searches that both recorded nothing do not compare equal."""
     meta = search_meta(storage, name)
     client = MlflowClient(meta["tracking_uri"])
     with tempfile.TemporaryDirectory() as tmp:
         path = client.download_artifacts(meta["parent_run_id"], "best_config.json", tmp)
-        return json.loads(Path(path).read_text())["config"]
+        result = json.loads(Path(path).read_text())
+    chosen = result["config"] or (result.get("unconfirmed") or {}).get("config")
+    assert isinstance(chosen, dict), result
+    return chosen
 
 
 def undisturbed_best(storage: Path, name: str, args: list[str]) -> dict:

@@ -103,3 +103,27 @@ class _Config:
 
     def to_dict(self):
         return dict(self.sampled)
+
+
+def test_search_gains_are_measured_against_a_baseline_that_carries_no_selection():
+    tuned = TrialRecord(trial_id="tune", phase="tuning", config={"dejavu.enabled": False},
+                        seed=0, status="completed", reason=None, curve=(0.6, 0.9), last={})
+
+    def replicate(seed, curve):
+        return TrialRecord(trial_id=f"b{seed}", phase="search",
+                           config={"dejavu.enabled": False, "seed": seed}, seed=seed,
+                           status="completed", reason=None, curve=curve, last={})
+
+    records = [_trial(1, "completed", (0.5, 0.8)), replicate(1, (0.5, 0.7)),
+               replicate(2, (0.6, 0.8))]
+    outcome = Outcome(metric="val_miou", mode="max", epochs=2, records=records,
+                      replicate_seeds=[1, 2], reference=tuned)
+    text, curve = outcome.gain_reference()
+    # the replicates' mean per epoch, not the tuning winner (0.9 at epoch 2, selected)
+    assert curve == (0.55, 0.75) and "seeds 1, 2" in text
+    assert "| t01 | completed | 2 | 0.8000 | +0.0500 |" in report_markdown(outcome)
+    # without tuning the search's own seed-0 baseline is paired by seed
+    own = replicate(0, (0.4, 0.7))
+    outcome = Outcome(metric="val_miou", mode="max", epochs=2, records=[*records, own],
+                      replicate_seeds=[1, 2], reference=own)
+    assert outcome.gain_reference() == ("the baseline on the same seed (0)", (0.4, 0.7))

@@ -103,7 +103,9 @@ def test_the_compose_server_starts_on_postgres_and_a_search_logs_through_it(serv
                 assert figure.format == "PNG" and figure.width > 100
         best = json.loads(Path(client.download_artifacts(
             meta["parent_run_id"], "best_config.json", tmp)).read_text())
-    assert best["config"]["dejavu"]["enabled"] is True
+    # confirmation off: nothing recommended; the best trial is named, unconfirmed
+    assert best["config"] is None and best["recommended"] is False
+    assert best["unconfirmed"]["config"]["dejavu"]["enabled"] is True
     parent = client.get_run(meta["parent_run_id"])
     assert parent.info.status == "FINISHED" and parent.data.tags["dejavu.status"] == "completed"
     # The artifacts are in the server's volume, not on the client's side.

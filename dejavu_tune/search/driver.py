@@ -418,22 +418,25 @@ def _record_study(drv: Driver) -> None:
 
 def _log_gains(drv: Driver, outcome: Outcome, runs: dict[str, str]) -> None:
     """Each run's gain over the baseline on the same seed, per epoch, as its ``gain``
-    metric (a baseline's is 0), and ``final_gain`` for the search's runs that trained the
+    metric (a baseline's is 0; the search's trials: over ``Outcome.gain_reference``,
+    which carries no selection), and ``final_gain`` for the search's runs that trained the
     full budget only: sorting by it ranks at equal budget, trials ASHA stopped come last,
     and a confirmation replicate (one seed of a paired comparison) never tops the table. The
     baselines train beside the trials, so gains are known only now; steps a run already
     has are skipped, so a resumed driver logs nothing twice."""
-    by_seed = {r.seed: r for r in outcome.records if r.is_baseline and r.status == "completed"
+    by_seed = {r.seed: r.curve for r in outcome.records if r.is_baseline
+               and r.status == "completed"
                and (r.phase == "search" or r.phase.startswith("confirm"))}
-    if outcome.reference is not None:
-        by_seed.setdefault(outcome.reference.seed, outcome.reference)
+    reference = outcome.gain_reference()
+    if reference is not None:
+        by_seed.setdefault(drv.seed, reference[1])
     for record in outcome.records:
         run_id = runs.get(record.trial_id)
         base = by_seed.get(record.seed)
         if run_id is None or base is None or record.phase == "tuning":
             continue
-        gains = {e: v - base.curve[e - 1] for e, v in enumerate(record.curve, start=1)
-                 if e <= len(base.curve)}
+        gains = {e: v - base[e - 1] for e, v in enumerate(record.curve, start=1)
+                 if e <= len(base)}
         tracking.log_series(drv.uri, run_id, "gain", gains)
         if record.final is not None and record.phase == "search" and drv.epochs in gains:
             tracking.log_series(drv.uri, run_id, FINAL_GAIN, {drv.epochs: gains[drv.epochs]})

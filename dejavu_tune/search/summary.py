@@ -87,6 +87,27 @@ class Outcome:
             return None
         return self.rung, min(values), max(values), self.noise_at(self.rung)
 
+    def gain_reference(self) -> tuple[str, tuple[float, ...]] | None:
+        """(what it is, its value per epoch): what the search trials' gains are measured
+        against. The baseline on their own seed when it was not selected (no tuning);
+        else the replicates' mean, retrained at the tuned setting, so it carries no
+        selection (the tuning's best trial does: it won on that seed and those images,
+        and gains against it would lean low)."""
+        ref = self.reference
+        if ref is not None and ref.phase == "search" and ref.curve:
+            return f"the baseline on the same seed ({ref.seed})", ref.curve
+        reps = [r for r in self.baselines() if r.phase == "search" and r.curve]
+        if reps:
+            n = min(len(r.curve) for r in reps)
+            seeds = ", ".join(str(r.seed) for r in reps)
+            return (f"the mean of the baseline replicates (seeds {seeds}, retrained at the "
+                    "tuned setting: no selection)",
+                    tuple(statistics.fmean(r.curve[i] for r in reps) for i in range(n)))
+        if ref is not None and ref.curve:
+            return (f"the baseline tuning's best trial (seed {ref.seed}; selected on the "
+                    "same seed and images, so these gains lean low)", ref.curve)
+        return None
+
     # -- quality against cost ---------------------------------------------------
     def front(self) -> list[pareto.Point]:
         """The Pareto front of the search's DejaVu trials; [] with one objective."""
@@ -179,15 +200,18 @@ def _ranked(o: Outcome, top: int | None = None) -> list[str]:
                      key=lambda r: (-r.epochs, -sign * r.curve[-1]))
     failed = [r for r in trials if r.status == "failed" or (r.status != "completed"
                                                             and not r.curve)]
-    base = o.reference
-    lines = [f"| rank | trial | status | epochs | {o.metric} | Δ vs baseline (same seed, same "
-             "epoch) | CRM reliance | regeneration / task gradient | parameters |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    reference = o.gain_reference()
+    curve = reference[1] if reference else ()
+    lines = ([f"Δ: each trial's {o.metric} minus {reference[0]}, at the same epoch.", ""]
+             if reference else [])
+    lines += [f"| rank | trial | status | epochs | {o.metric} | Δ vs baseline (same "
+              "epoch) | CRM reliance | regeneration / task gradient | parameters |",
+              "|---|---|---|---|---|---|---|---|---|"]
     rows = full + stopped + failed
     for rank, r in enumerate(rows[:top], start=1):
         value = r.curve[-1] if r.curve else None
-        gain = (value - base.at(r.epochs) if base is not None and value is not None
-                and base.at(r.epochs) is not None else None)
+        gain = (value - curve[r.epochs - 1] if value is not None and 0 < r.epochs <= len(curve)
+                else None)
         reliance, ratio = r.last.get("crm_reliance"), r.last.get("regen_grad_ratio")
         status = r.status + (" (inert)" if r.inert else "")
         label = str(rank) if r.final is not None else "–"

@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +32,8 @@ from dejavu_tune.config import TrainConfig
 from dejavu_tune.train.cost_probe import MEM_RATIO, STEP_TIME_RATIO
 from dejavu_tune.train.trainer import Trainer, heldout_name
 
-__all__ = ["LandscapeTrainer", "trainer", "planted", "narrow", "PLANTED_EFFECT"]
+__all__ = ["LandscapeTrainer", "trainer", "planted", "narrow", "paced", "PLANTED_EFFECT",
+           "PACED_EPOCH_S"]
 
 
 def _z(*parts: Any) -> float:
@@ -48,8 +50,9 @@ class LandscapeTrainer:
     def __init__(self, cfg: TrainConfig, effect: Callable[[TrainConfig], float] = lambda c: 0.0,
                  base: float = 0.8, seed_noise: float = 0.03, run_noise: float = 0.003,
                  tau: float = 2.0, metric: str = "val_miou", image_noise: float = 0.0,
-                 heldout_effect: Callable[[TrainConfig], float] | None = None) -> None:
-        self.cfg, self.metric, self.tau = cfg, metric, tau
+                 heldout_effect: Callable[[TrainConfig], float] | None = None,
+                 epoch_s: float = 0.0) -> None:
+        self.cfg, self.metric, self.tau, self.epoch_s = cfg, metric, tau, epoch_s
         self.epoch = 0
         gain = effect(cfg) if cfg.dejavu.enabled else 0.0
         # the same configuration whether or not it scores the held-out split too
@@ -79,6 +82,8 @@ class LandscapeTrainer:
         return self.ceiling * (1 - math.exp(-self.epoch / self.tau))
 
     def train_epoch(self) -> dict[str, float]:
+        if self.epoch_s:
+            time.sleep(self.epoch_s)  # wall time without compute: a trial that outlives a fault
         self.epoch += 1
         # a training loss that falls as the metric rises: ASHA may stop on either
         loss = 1.0 - self._value()
@@ -110,6 +115,15 @@ class LandscapeTrainer:
 def trainer(cfg: TrainConfig) -> LandscapeTrainer:
     """The landscape with no effect: DejaVu and the baseline differ only by noise."""
     return LandscapeTrainer(cfg)
+
+
+PACED_EPOCH_S = 1.5
+
+
+def paced(cfg: TrainConfig) -> LandscapeTrainer:
+    """The landscape with no effect whose every epoch takes ``PACED_EPOCH_S`` of wall
+    time and no compute: trials that run for minutes on an idle machine (fault tests)."""
+    return LandscapeTrainer(cfg, epoch_s=PACED_EPOCH_S)
 
 
 PLANTED_EFFECT = 0.05  # what a small regeneration weight adds to the metric in ``planted``
