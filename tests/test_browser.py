@@ -22,7 +22,8 @@ ARGS = ["--num-samples", "3", "--set", "optim.epochs=3", "--set", "data.num_trai
         "--set", "data.num_val=16", "--set", "data.image_size=32", "--set", "model.width=8",
         "--set", "dejavu.crm.width=8", "--set", "search.grace_period=1",
         "--set", "search.baseline_trials=0", "--set", "search.baseline_seeds=2",
-        "--set", "search.confirm_top=1", "--set", "crm_pretrain.iterations=5"]
+        "--set", "search.confirm_top=1", "--set", "search.max_seeds=2",
+        "--set", "crm_pretrain.iterations=5"]
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

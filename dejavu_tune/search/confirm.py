@@ -113,8 +113,11 @@ def design_for(s: Any, candidates: int) -> sequential.Design | None:
     if not (s.baseline and s.baseline_seeds >= 2 and s.confirm_top > 0 and candidates > 0
             and s.algorithm != "grid"):
         return None
+    # a Pareto front's members trade quality for cost: every one goes on, not only the
+    # best quality
     return sequential.Design(candidates, sequential.looks_for(
-        s.baseline_seeds, s.max_seeds, ROUND_SEEDS), s.min_effect)
+        s.baseline_seeds, s.max_seeds, ROUND_SEEDS), s.min_effect,
+        keep=None if len(s.objectives) > 1 else 1)
 
 
 def max_runs_for(s: Any) -> int:
