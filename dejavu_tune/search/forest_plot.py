@@ -5,6 +5,7 @@ the ±δ band; the title names the verdict and the noise floor."""
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Any
 
 from dejavu_tune.outcome.sequential import DROPPED, OUTRUN
@@ -14,13 +15,13 @@ from dejavu_tune.search.trial_records import short_params
 __all__ = ["PLOT_FILE", "plot"]
 
 PLOT_FILE = "forest_plot.png"
-_LABEL_CHARS = 60
+_LABEL_CHARS = 44  # per line; up to 3 lines
 STOPPED_EARLY = (DROPPED, OUTRUN)  # their intervals decided nothing
 
 
 def _label(config: dict[str, Any]) -> str:
-    text = short_params(config)
-    return text if len(text) <= _LABEL_CHARS else text[:_LABEL_CHARS - 1] + "…"
+    lines = textwrap.wrap(short_params(config).replace(", ", " "), _LABEL_CHARS)
+    return "\n".join(lines[:3]) + (" …" if len(lines) > 3 else "")
 
 
 def _span(c: Confirmation) -> tuple[float, float]:
@@ -47,7 +48,7 @@ def plot(c: Confirmation, metric: str, noise_floor: float) -> Any:
     rows = c.confirmed
     design = c.result.design
     lo, hi = _span(c)
-    height = 1.9 + 0.7 * len(rows)
+    height = 2.1 + 0.8 * len(rows)
     fig, ax = plt.subplots(figsize=(8, height))
     delta = design.min_effect
     ax.axvspan(-delta, delta, color="0.9", label=f"±δ (min_effect {delta:g})", zorder=0)
@@ -72,14 +73,14 @@ def plot(c: Confirmation, metric: str, noise_floor: float) -> Any:
                        label="mean and its 95% interval" if y == 0 else None)
         ax.annotate(f"{p.verdict}, {p.n} seeds", (1.0, y), xycoords=("axes fraction", "data"),
                     xytext=(6, 0), textcoords="offset points", va="center", fontsize=8)
-    ax.set_yticks(range(len(rows)), [_label(r.config) for r in reversed(rows)], fontsize=8)
+    ax.set_yticks(range(len(rows)), [_label(r.config) for r in reversed(rows)], fontsize=7)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_xlim(lo, hi)
     better = "right" if rows and rows[0].paired.mode == "max" else "left"
     ax.set_xlabel(f"held-out {metric}: DejaVu − baseline on the same seed ({better} is better)")
     floor = f"{noise_floor:.4f}" if math.isfinite(noise_floor) else "n/a"
-    ax.set_title(f"{c.verdict} (95% for every candidate and look at once); "
-                 f"baseline seed std {floor}", fontsize=10)
+    ax.set_title(f"{c.verdict} (intervals: 95% for every candidate and look at once)\n"
+                 f"the baseline's seed-to-seed std: {floor}", fontsize=9)
     fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=7,
                frameon=False)
     fig.tight_layout(rect=(0, 0.3 / height, 1, 1))  # room for the legend below
