@@ -1,8 +1,10 @@
 """What a finished search says, and how sure it is: the printed summary, ``summary.md``
 and ``best_config.json``.
 
-It leads with the verdict: the confirmed winner with its paired Δ, confidence interval
-and verdict, or a plain "no gain found". Then the noise floor (the baseline's
+It leads with the verdict (``outcome.sequential``): the confirmed winner with its paired
+Δ on the held-out split and its sequential interval, or "no gain of δ or more", "a
+significant loss", "inconclusive" (with the seeds a decision would take), or "not
+confirmed"; then its forest plot. Then the noise floor (the baseline's
 seed-to-seed spread), how the baseline was tuned, the confirmation table, and the
 search's trials ranked at equal budget: full-budget trials by their final metric
 first, then trials ASHA stopped (by their value where they stopped, which is not

@@ -1,7 +1,7 @@
 """A trainer that does not train: each run's metric is a fixed function of its
 configuration and seed, so the whole search (Ray, Optuna, ASHA, MLflow, the paired
 confirmation) runs in seconds against a known truth. Tests plant an effect in it and
-check that the search finds it, or that it says "within noise" when there is none;
+check that the search finds it, or that it names no winner when there is none;
 benchmarks measure the framework's own cost with it.
 
 Use it with ``search.trainer: dejavu_tune.train.landscape:trainer`` (no effect),
