@@ -323,10 +323,12 @@ def result_payload(o: Outcome, full_config: Any) -> dict[str, Any]:
     """``best_config.json``: the verdict first. ``config`` is the full training
     configuration of the confirmed winner only; without one nothing is recommended
     (``config`` null) and ``unconfirmed`` names the best non-inert full-budget trial, as
-    unconfirmed. ``trial`` and the metric's key are where the configuration was selected
+    unconfirmed (an inert one, marked so, only when every trial was). ``trial`` and the
+    metric's key are where the configuration was selected
     (one seed of the search), never the confirmation's verdict."""
     winner = o.winner
-    single = o.best_single(inert=False)
+    # the best non-inert trial; when every one was inert, the best of those, said so
+    single = o.best_single(inert=False) or o.best_single()
     return {
         "verdict": o.verdict,
         "metric": o.metric,
@@ -340,7 +342,7 @@ def result_payload(o: Outcome, full_config: Any) -> dict[str, Any]:
         "winner": winner.to_dict() if winner is not None else None,
         "config": full_config(winner.config).to_dict() if winner is not None else None,
         "unconfirmed": None if winner is not None or single is None else {
-            "trial": single.trial_id, o.metric: single.final,
+            "trial": single.trial_id, o.metric: single.final, "inert": single.inert,
             "config": full_config(single.sampled()).to_dict()},
         "trial": (winner.search_trial if winner is not None else
                   single.trial_id if single is not None else None),
