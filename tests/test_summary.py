@@ -127,3 +127,19 @@ def test_search_gains_are_measured_against_a_baseline_that_carries_no_selection(
     outcome = Outcome(metric="val_miou", mode="max", epochs=2, records=[*records, own],
                       replicate_seeds=[1, 2], reference=own)
     assert outcome.gain_reference() == ("the baseline on the same seed (0)", (0.4, 0.7))
+
+
+def test_with_every_trial_inert_the_best_is_named_unconfirmed_and_marked_inert():
+    from dataclasses import replace
+
+    from dejavu_tune.search.summary import result_payload
+
+    inert = {"crm_reliance": -0.1, "regen_grad_ratio": 0.5}  # its CRM ignores the prediction
+    records = [replace(_trial(1, "completed", (0.5, 0.7)), last=inert),
+               replace(_trial(2, "completed", (0.5, 0.8)), last=inert)]
+    outcome = Outcome(metric="val_miou", mode="max", epochs=2, records=records,
+                      replicate_seeds=[])
+    payload = result_payload(outcome, lambda sampled: _Config(sampled))
+    assert payload["verdict"] == "not confirmed" and payload["config"] is None
+    assert payload["unconfirmed"] == {"trial": "id2", "val_miou": 0.8, "inert": True,
+                                      "config": {"dejavu.loss.gamma": 0.2}}
