@@ -134,6 +134,7 @@ def test_tracking_server_away_for_60_s_stalls_no_trial_and_loses_no_metric(tmp_p
     args = ["--num-samples", "2", "--max-concurrent", "3", "--set", f"optim.epochs={epochs}",
             "--set", f"search.grace_period={epochs}", *SMALL,
             "--set", "search.trainer=dejavu_tune.train.landscape:paced",
+            "--set", "dejavu.crm.init=scratch",  # the landscape trains no CRM
             "--set", "resources.cpu=0.5"]  # no compute: all 3 trials at once on 2 cores
     reference = undisturbed_best(tmp_path / "calm", "calm", args)
     try:

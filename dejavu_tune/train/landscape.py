@@ -55,9 +55,13 @@ class LandscapeTrainer:
         self.cfg, self.metric, self.tau, self.epoch_s = cfg, metric, tau, epoch_s
         self.epoch = 0
         gain = effect(cfg) if cfg.dejavu.enabled else 0.0
-        # the same configuration whether or not it scores the held-out split too
+        # the same configuration whether or not it scores the held-out split too, and
+        # wherever its search stored the CRM weights (a path is not a setting)
         sampled = {k: v for k, v in cfg.to_dict().items() if k != "seed"}
         sampled["data"] = {k: v for k, v in sampled["data"].items() if k != "heldout"}
+        if sampled["dejavu"]["crm"].get("weights") is not None:
+            sampled["dejavu"] = {**sampled["dejavu"], "crm": {
+                k: v for k, v in sampled["dejavu"]["crm"].items() if k != "weights"}}
         self.ceiling = (base + gain + seed_noise * _z("seed", cfg.seed)
                         + run_noise * _z("run", sampled, cfg.seed))
         # each configuration's luck on one split's images (the same on every seed), and on
