@@ -41,12 +41,12 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from dejavu_tune.outcome.paired import GAIN, LOSS  # one spelling of each verdict
+
 __all__ = ["GAIN", "LOSS", "NO_GAIN", "INCONCLUSIVE", "OUTRUN", "CONTINUE", "VERDICTS",
            "Design", "Look", "Result", "confirm", "judge", "looks_for", "seeds_to_decide",
            "boundaries", "overall"]
 
-GAIN = "significant gain"
-LOSS = "significant loss"
 NO_GAIN = "no gain of δ or more"
 INCONCLUSIVE = "inconclusive"
 OUTRUN = "outrun by the leader"  # stopped early: it can no longer beat the best one
