@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LANDSCAPE = ["--set", "search.trainer=dejavu_tune.train.landscape:planted",
              "--set", "dejavu.crm.init=scratch", "--set", "optim.epochs=4",
              "--set", "search.grace_period=1", "--set", "search.baseline_trials=0",
-             "--set", "device=cpu"]
+             # two looks: the front's members confirmed and judged, not the seed budget
+             "--set", "search.max_seeds=5", "--set", "device=cpu"]
 TWO_OBJECTIVES = "search.objectives=[val_miou, step_time_ratio]"
 
 

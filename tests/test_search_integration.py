@@ -130,7 +130,8 @@ def test_diverging_trials_are_failed_with_reason_and_optuna_is_told(tmp_path, fa
         f"  {fixed}"
         "params:\n"
         f"  {key}: {{type: categorical, choices: [{good}, {bad}]}}\n"
-        "search: {num_samples: 4, max_concurrent: 2, baseline: false, seed: 1}\n")
+        "search: {num_samples: 4, max_concurrent: 2, baseline: false, seed: 1}\n"
+        "crm_pretrain: {iterations: 30}\n")  # a stored CRM, in seconds
     proc = _search("--space", str(space), "--storage-path", str(tmp_path), "--name", "n1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, _, children = _runs(tmp_path, "n1")

@@ -74,6 +74,7 @@ def _backfill(drv: Driver, runs: dict[str, Any], step: str, result: Any) -> None
     catching up after an outage loses what it holds). A trial that reported but whose
     run was never opened gets its run here, starting when the trial started."""
     last = result.metrics or {}
+    config = result.config or {}  # Tune has none for a trial that failed at its start
     trial_id = last.get("trial_id")
     if trial_id is None:  # never reported: nothing to log
         return
@@ -82,14 +83,14 @@ def _backfill(drv: Driver, runs: dict[str, Any], step: str, result: Any) -> None
         record = from_result(result, step, drv.metric, drv.epochs, drv.seed)
         ended = ended_ms(last)
         started = ended - int(last.get("time_total_s", 0) * 1000) if ended is not None else None
-        name = run_name(drv.space.trial_config(result.config), result.config, trial_id, step,
+        name = run_name(drv.space.trial_config(config), config, trial_id, step,
                         str(result.path))
         run_id, _ = drv.ref.open_trial(trial_id, name,
                                        "baseline" if record.is_baseline else "trial", started)
         tracking.set_tags(drv.uri, run_id, {tracking.PHASE_TAG: step})
         run = runs[trial_id] = tracking.client(drv.uri).get_run(run_id)
     run_id, tags = run.info.run_id, run.data.tags
-    tracking.log_params(drv.uri, run_id, result.config, existing=run.data.params)
+    tracking.log_params(drv.uri, run_id, config, existing=run.data.params)
     have = tracking.logged_steps(drv.uri, run_id, "compute_s")
     for epoch, (metrics, stamp) in sorted(ray_adapter.reported_epochs(result).items()):
         if epoch not in have:
