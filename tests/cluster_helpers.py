@@ -155,7 +155,8 @@ STEPS = ("tuning", "search", "confirm", *(f"confirm-{k}" for k in range(2, 60)))
 # The search's mechanics without its statistics: no baseline tuning, no replicates, no
 # confirmation, and CRM pre-trainings of a few iterations (one baseline + the trials).
 QUICK = ["--set", "search.baseline_trials=0", "--set", "search.baseline_seeds=0",
-         "--set", "search.confirm_top=0", "--set", "crm_pretrain.iterations=5"]
+         "--set", "search.confirm_top=0", "--set", "crm_pretrain.iterations=5",
+         "--set", "crm_pretrain.min_reliance=0"]
 
 
 def trial_runs(meta: dict, uri: str | None = None,

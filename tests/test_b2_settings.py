@@ -319,7 +319,8 @@ def test_a_tiny_b2_grid_reports_all_four_rows_with_paired_deltas(tmp_path):
          "--storage-path", str(tmp_path), "--name", "b2", "--set", "optim.epochs=1",
          "--set", "data.num_train=32", "--set", "data.num_val=16", "--set", "model.width=8",
          "--set", "dejavu.crm.width=8", "--set", "device=cpu",
-         "--set", "dejavu.loss.gamma1=0.0", "--set", "crm_pretrain.iterations=5"],
+         "--set", "dejavu.loss.gamma1=0.0", "--set", "crm_pretrain.iterations=5",
+         "--set", "crm_pretrain.min_reliance=0"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     meta = search_meta(tmp_path, "b2")

@@ -23,7 +23,8 @@ ARGS = ["--num-samples", "3", "--set", "optim.epochs=3", "--set", "data.num_trai
         "--set", "dejavu.crm.width=8", "--set", "search.grace_period=1",
         "--set", "search.baseline_trials=0", "--set", "search.baseline_seeds=2",
         "--set", "search.confirm_top=1", "--set", "search.max_seeds=2",
-        "--set", "crm_pretrain.iterations=5"]
+        "--set", "crm_pretrain.iterations=5",
+         "--set", "crm_pretrain.min_reliance=0"]
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

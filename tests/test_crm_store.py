@@ -138,3 +138,42 @@ def test_a_real_pretraining_lands_in_the_store_and_relies_on_the_conditioning(tm
     crm = build_crm(attached.dejavu.crm, 5, use=intended_use(attached))
     stored = torch.load(plan.weights(spec), weights_only=True)["state_dict"]
     assert all(torch.equal(crm.state_dict()[k], v) for k, v in stored.items())
+
+
+SMALL = {"data.image_size": 32, "data.num_train": 32, "data.num_val": 8,
+         "dejavu.crm.kind": "crm_f", "dejavu.crm.width": 8,
+         "dejavu.redaction.kind": "random_blocks", "dejavu.redaction.block_size": 8}
+
+
+@pytest.mark.parametrize(("settings", "iterations"), [
+    # no threshold: the given iterations and no more
+    ({"iterations": 10, "min_reliance": 0.0}, 10),
+    # a threshold no 10-iteration CRM reaches: rounds of CHECK_EVERY up to the cap
+    ({"iterations": 10, "min_reliance": 0.99, "max_iterations": 70}, 70),
+])
+def test_a_pretraining_goes_on_until_the_threshold_or_the_cap(tmp_path, settings, iterations):
+    from dejavu_tune.train.crm_pretrain import pretrain_into
+    from dejavu_tune.train.crm_store import shortfall
+
+    plan = CRMPlan(store=str(tmp_path), settings=PretrainSettings(**settings))
+    spec = plan.spec(_cfg(**SMALL))
+    metrics = pretrain_into(spec, plan.directory(spec))
+    assert metrics["iterations"] == iterations
+    line = shortfall(spec.describe(), metrics, plan.settings.min_reliance)
+    if settings["min_reliance"] == 0:  # no check, even for a CRM that relies on nothing
+        assert line is None
+        assert shortfall(spec.describe(), {**metrics, "reliance": -0.01}, 0.0) is None
+    else:  # one line: the CRM, its reliance, the iterations, what to try
+        assert line.startswith(f"the CRM {spec.describe()} reached a reliance of "
+                               f"{metrics['reliance']:.2f}") and "after 70 iterations" in line
+        assert "crm_pretrain.max_iterations" in line and "\n" not in line
+
+
+def test_the_reliance_settings_are_checked_with_what_is_allowed():
+    assert PretrainSettings(iterations=200).cap == 800  # 4 x iterations unless given
+    assert PretrainSettings(iterations=200, max_iterations=300).cap == 300
+    for bad, allowed in (({"max_iterations": 100}, "an integer of 300 or more"),
+                         ({"min_reliance": 1.0}, r"a finite number in \[0.0, 0.99\]"),
+                         ({"condition_dropout": -0.1}, r"a finite number in \[0.0, 0.9\]")):
+        with pytest.raises(ValueError, match=f"crm_pretrain.{next(iter(bad))}.*{allowed}"):
+            PretrainSettings(**bad)

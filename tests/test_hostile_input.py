@@ -306,7 +306,8 @@ def test_a_search_whose_dejavu_trials_all_failed_says_so_and_fails(tmp_path):
          "--name", "s", "--num-samples", "2", "--set", "optim.epochs=2",
          "--set", "search.trainer=failing_trainer:trainer", "--set", "search.baseline_trials=0",
          "--set", "search.baseline_seeds=0", "--set", "search.confirm_top=0",
-         "--set", "crm_pretrain.iterations=5"],
+         "--set", "crm_pretrain.iterations=5",
+         "--set", "crm_pretrain.min_reliance=0"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(
             [str(tmp_path), os.environ.get("PYTHONPATH", "")])})

@@ -131,7 +131,7 @@ def test_diverging_trials_are_failed_with_reason_and_optuna_is_told(tmp_path, fa
         "params:\n"
         f"  {key}: {{type: categorical, choices: [{good}, {bad}]}}\n"
         "search: {num_samples: 4, max_concurrent: 2, baseline: false, seed: 1}\n"
-        "crm_pretrain: {iterations: 30}\n")  # a stored CRM, in seconds
+        "crm_pretrain: {iterations: 30, min_reliance: 0}\n")  # a stored CRM, in seconds
     proc = _search("--space", str(space), "--storage-path", str(tmp_path), "--name", "n1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, _, children = _runs(tmp_path, "n1")
@@ -157,3 +157,34 @@ def test_diverging_trials_are_failed_with_reason_and_optuna_is_told(tmp_path, fa
         else:
             assert entry["state"] == "COMPLETE", entry
             assert entry["value"] == pytest.approx(run.data.metrics["val_miou"]), entry
+
+
+@pytest.mark.integration
+def test_a_crm_short_of_reliance_stops_the_search_before_any_trial(tmp_path):
+    space = tmp_path / "short.yaml"
+    space.write_text(
+        "fixed:\n"
+        "  device: cpu\n"
+        "  data: {num_train: 32, num_val: 8, image_size: 32}\n"
+        "  model: {width: 8}\n"
+        "  dejavu: {crm: {kind: crm_f, width: 8}}\n"
+        "params:\n"
+        "  dejavu.loss.gamma: {type: float, low: 0.1, high: 1.0, log: true}\n"
+        "search: {num_samples: 2, baseline_trials: 0, baseline_seeds: 0, confirm_top: 0}\n"
+        # no 10-iteration CRM regenerates 99 % better from the labels than without them
+        "crm_pretrain: {iterations: 5, max_iterations: 10, min_reliance: 0.99}\n")
+    proc = _search("--space", str(space), "--storage-path", str(tmp_path), "--name", "short")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
+    assert re.match(r"error: CRM short of reliance: the CRM crm_f S=\d .* reached a reliance "
+                    r"of -?\d\.\d\d on the ground-truth conditioning after 10 iterations, "
+                    r"below crm_pretrain.min_reliance=0.99: raise", line), line
+    client, meta, children = _runs(tmp_path, "short")
+    assert children == []  # no baseline, no trial
+    parent = client.get_run(meta["parent_run_id"])
+    assert parent.data.tags["dejavu.verdict"] == "CRM short of reliance"
+    assert parent.data.tags["dejavu.status"] == "failed"
+    # the CRM's own run says how far it got
+    _, crm_runs = trial_runs(meta, pretrainings=True)
+    (crm,) = [r for r in crm_runs if r.data.tags.get("dejavu.kind") == "crm_pretrain"]
+    assert crm.data.metrics["iterations"] == 10 and crm.data.metrics["reliance"] < 0.99

@@ -48,7 +48,8 @@ def test_ablation_grid_gives_a_supplement_style_table(tmp_path):
                    "--set", "optim.epochs=1", "--set", "data.num_train=32",
                    "--set", "data.num_val=16", "--set", "model.width=8",
                    "--set", "dejavu.crm.width=8", "--set", "device=cpu",
-                   "--set", "dejavu.loss.gamma1=0.0", "--set", "crm_pretrain.iterations=5")
+                   "--set", "dejavu.loss.gamma1=0.0", "--set", "crm_pretrain.iterations=5",
+                   "--set", "crm_pretrain.min_reliance=0")
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, meta, children = _runs(tmp_path, "b3")
     assert len(children) == (1 + 4) * 3  # (baseline + 4 stage counts) x 3 seeds

@@ -127,7 +127,10 @@ def prepare(plan: CRMPlan, todo: list[PretrainSpec], run_parallel: Callable[...,
     missing = [s for s in todo if not plan.has(s)]
     if missing:
         print(f"CRM stage: pre-training {len(missing)} CRM(s) "
-              f"({plan.settings.iterations} iterations each; "
+              f"({plan.settings.iterations} iterations each"
+              + (f", up to {plan.settings.cap} until a reliance of "
+                 f"{plan.settings.min_reliance:g}" if plan.settings.min_reliance else "")
+              + "; "
               f"{len(todo) - len(missing)} found in {plan.store})", flush=True)
         calls = [(s, str(plan.directory(s)), int(resources.cpu)) for s in missing]
         run_parallel(_pretrain_task, calls, resources)

@@ -50,6 +50,7 @@ from dejavu_tune.tracking import mlflow_views
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.delivery import DeliveryQueue
 from dejavu_tune.tracking.run_names import trial_number
+from dejavu_tune.train import crm_store
 from dejavu_tune.train.crm_store import CRMPlan, PretrainSpec
 from dejavu_tune.train.figures import FIGURE_FILE
 
@@ -207,7 +208,10 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
                   DeliveryQueue.named("driver-status", retry_for_s=_DRIVER_RETRY_S))
     s = space.search
     grid = s.algorithm == "grid"
-    crm_lines = _crm_stage(drv, record.crm_store or str(root.parent / "crm_store"))
+    try:
+        crm_lines = _crm_stage(drv, record.crm_store or str(root.parent / "crm_store"))
+    except CRMShortfall as exc:
+        return _end_without_verdict(drv, "CRM short of reliance", str(exc))
     tuning, reference = None, None
     dv_space = space  # without a baseline, shared params are searched like any other
     if s.baseline and not grid:
@@ -272,14 +276,23 @@ def _nothing_trained(drv: Driver) -> int:
             + (f"all with: {reason}" if count == len(trials) else
                f"{count} with: {reason}; {len(reasons) - 1} other reason(s) in the trials' runs"))
     settle.settle(drv, _DRIVER_RETRY_S)
-    note = f"## Nothing trained: {text}\n\nFix the cause and start a new search.\n"
+    return _end_without_verdict(drv, "nothing trained", text)
+
+
+class CRMShortfall(Exception):
+    """A stored CRM that does not rely on the prediction: no DejaVu trial starts."""
+
+
+def _end_without_verdict(drv: Driver, verdict: str, text: str) -> int:
+    """The search ends with ``text`` in its parent run and on stderr, exit 1."""
+    note = f"## {verdict.capitalize()}: {text}\n\nFix the cause and start a new search.\n"
     tracking.log_artifact_text(drv.uri, drv.parent, SUMMARY_FILE, note)
     mlflow_views.set_run_note(drv.uri, drv.parent, note)
-    tracking.set_tags(drv.uri, drv.parent, {"dejavu.verdict": "nothing trained"})
+    tracking.set_tags(drv.uri, drv.parent, {"dejavu.verdict": verdict})
     tracking.set_trial_status(drv.uri, drv.parent, "failed", text[:5000])
     drv.record.finished = True  # resuming would only repeat the same failures
     drv.record.save(drv.root)
-    print(f"error: nothing trained: {text}", file=sys.stderr)
+    print(f"error: {verdict}: {text}", file=sys.stderr)
     return 1
 
 
@@ -300,6 +313,12 @@ def _crm_stage(drv: Driver, store: str) -> list[str]:
         lines.append(_record_pretraining(drv, spec, trained_now))
 
     crm_stage.prepare(plan, todo, ray_adapter.run_parallel, record, space.resources)
+    short = [line for spec in todo if (line := crm_store.shortfall(
+        spec.describe(), json.loads((plan.directory(spec) / crm_store.METRICS_FILE)
+                                    .read_text()), plan.settings.min_reliance))]
+    if short:
+        raise CRMShortfall(short[0] + (f" ({len(short) - 1} other CRM(s) short too)"
+                                       if len(short) > 1 else ""))
     return lines
 
 
@@ -324,6 +343,7 @@ def _record_pretraining(drv: Driver, spec: PretrainSpec, trained_now: bool) -> s
         tracking.log_figure(drv.uri, run_id, (directory / FIGURE_FILE).read_bytes(), 0)
     tracking.set_trial_status(drv.uri, run_id, "completed")
     return (f"{spec.describe()} ({'trained now' if trained_now else 'from the store'}, "
+            f"{int(metrics.get('iterations', spec.settings['iterations']))} iterations, "
             f"reliance {metrics['reliance']:.2f})")
 
 

@@ -38,6 +38,7 @@ from dejavu_tune.method.losses import regeneration_loss
 from dejavu_tune.method.redaction import build_redaction
 from dejavu_tune.models.device import resolve_device
 from dejavu_tune.tasks import build_task
+from dejavu_tune.train.crm_store import CHECK_EVERY, PretrainSettings
 
 __all__ = ["PretrainResult", "pretrain_crm", "pretrain_into", "main"]
 
@@ -54,12 +55,20 @@ def _batch(dataset: object, indices: list[int], device: torch.device) -> dict[st
 
 def pretrain_crm(cfg: TrainConfig, iterations: int, out: str | Path,
                  lpips_net: nn.Module | None = None, lr: float = 1e-3,
-                 redactions: Sequence[RedactionConfig] | None = None) -> PretrainResult:
+                 redactions: Sequence[RedactionConfig] | None = None, *,
+                 min_reliance: float = 0.0, max_iterations: int | None = None,
+                 condition_dropout: float = 0.0) -> PretrainResult:
     """Train ``cfg.dejavu.crm`` alone on ground-truth conditioning; save it to ``out``.
 
-    Metrics on the first validation batch, averaged over up to 8 of the redactions:
-    the regeneration's MSE and LPIPS, the MSE with the conditioning zeroed, and
-    ``reliance`` = 1 - MSE / MSE without it (0: the CRM ignores the conditioning)."""
+    ``iterations`` first; while ``reliance`` is below ``min_reliance``, ``CHECK_EVERY``
+    more at a time, up to ``max_iterations`` in all. ``condition_dropout``: the share of
+    training images whose conditioning is zeroed, so that the CRM has seen the zeroed
+    condition that ``reliance`` measures against.
+
+    Metrics on the first validation batch (images the CRM never trains on), averaged over
+    up to 8 of the redactions: the regeneration's MSE and LPIPS, the MSE with the
+    conditioning zeroed, ``reliance`` = 1 - MSE / MSE without it (0: the CRM ignores the
+    conditioning), and ``iterations``, how many it trained."""
     device = resolve_device(cfg.device)
     crm_cfg = dataclasses.replace(cfg.dejavu.crm, init="scratch", weights=None)
     loss_cfg = cfg.dejavu.loss
@@ -80,45 +89,73 @@ def pretrain_crm(cfg: TrainConfig, iterations: int, out: str | Path,
     gen = torch.Generator().manual_seed(cfg.seed)
     redact_gen = torch.Generator(device).manual_seed(cfg.seed + 1)
     bs = min(cfg.optim.batch_size, len(train))
-    crm.train()
-    for _ in range(iterations):
-        batch = _batch(train, torch.randint(0, len(train), (bs,), generator=gen).tolist(), device)
-        redact = redacts[int(torch.randint(0, len(redacts), (1,), generator=gen))]
-        images, cond = batch["image"], task.target_condition(batch)
-        regenerated = crm(redact(images, redact_gen), cond)
-        loss = regeneration_loss(regenerated, images, loss_cfg, lpips_net)["dejavu_loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+
+    def train_for(count: int) -> None:
+        crm.train()
+        for _ in range(count):
+            batch = _batch(train, torch.randint(0, len(train), (bs,), generator=gen).tolist(),
+                           device)
+            redact = redacts[int(torch.randint(0, len(redacts), (1,), generator=gen))]
+            images, cond = batch["image"], task.target_condition(batch)
+            if condition_dropout > 0:
+                kept = (torch.rand(len(cond), generator=gen) >= condition_dropout).to(device)
+                cond = cond * kept.view(-1, *([1] * (cond.dim() - 1))).to(cond.dtype)
+            regenerated = crm(redact(images, redact_gen), cond)
+            loss = regeneration_loss(regenerated, images, loss_cfg, lpips_net)["dejavu_loss"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    batch = _batch(val, list(range(min(bs, len(val)))), device)
+    shown = redacts[:: max(1, len(redacts) // 8)][:8]  # spread over the pool's kinds
+    train_for(iterations)
+    done = iterations
+    measured = _measure(crm, task, batch, shown, loss_cfg, lpips_net)
+    cap = max(iterations, max_iterations or iterations)
+    while min_reliance > 0 and measured[0]["reliance"] < min_reliance and done < cap:
+        step = min(CHECK_EVERY, cap - done)
+        train_for(step)
+        done += step
+        measured = _measure(crm, task, batch, shown, loss_cfg, lpips_net)
+    metrics, (images, redacted, regenerated, blind) = measured
+    metrics["iterations"] = float(done)
+    trained_for = {**intended_use(cfg), "redaction_kinds": sorted({r.kind for r in redactions})}
+    trained_for.pop("redaction_kind")
+    save_crm(crm, out, crm_cfg, channels, trained_for)
+    first = slice(0, 4)
+    truth = task.visualise(batch)
+    columns = {"input": images[first]}
+    columns.update({f"{k} truth": v[first] for k, v in truth.items()})
+    columns.update({"redacted": redacted[first], "regenerated": regenerated[first],
+                    "without condition": blind[first]})
+    return PretrainResult(metrics, {k: v.detach().float().clamp(-1, 1).cpu()
+                                    for k, v in columns.items()})
+
+
+def _measure(crm: nn.Module, task: object, batch: dict[str, torch.Tensor],
+             redacts: list, loss_cfg: object, lpips_net: nn.Module | None
+             ) -> tuple[dict[str, float], tuple[torch.Tensor, ...]]:
+    """(the metrics of ``pretrain_crm`` on ``batch``, the last redaction's images for the
+    figure). Each redaction draws from its own fixed seed: every measurement sees the
+    same redacted images."""
     crm.eval()
     sums = {"val_mse": 0.0, "val_lpips": 0.0, "val_mse_zero_condition": 0.0,
             "val_mse_of_redacted": 0.0}
-    shown = redacts[:: max(1, len(redacts) // 8)][:8]  # spread over the pool's kinds
+    device = batch["image"].device
     with torch.no_grad():
-        batch = _batch(val, list(range(min(bs, len(val)))), device)
         images, cond = batch["image"], task.target_condition(batch)
-        for i, redact in enumerate(shown):
+        for i, redact in enumerate(redacts):
             redacted = redact(images, torch.Generator(device).manual_seed(i))
             regenerated = crm(redacted, cond)
             blind = crm(redacted, torch.zeros_like(cond))
             parts = regeneration_loss(regenerated, images, loss_cfg, lpips_net)
-            sums["val_mse"] += float(parts["mse"]) / len(shown)
-            sums["val_lpips"] += float(parts["lpips"]) / len(shown)
-            sums["val_mse_zero_condition"] += float(F.mse_loss(blind, images)) / len(shown)
-            sums["val_mse_of_redacted"] += float(F.mse_loss(redacted, images)) / len(shown)
-    trained_for = {**intended_use(cfg), "redaction_kinds": sorted({r.kind for r in redactions})}
-    trained_for.pop("redaction_kind")
-    save_crm(crm, out, crm_cfg, channels, trained_for)
-    metrics = {**sums, "reliance": 1.0 - sums["val_mse"] / sums["val_mse_zero_condition"]
-               if sums["val_mse_zero_condition"] > 0 else 0.0}
-    shown = slice(0, 4)
-    truth = task.visualise(batch)
-    columns = {"input": images[shown]}
-    columns.update({f"{k} truth": v[shown] for k, v in truth.items()})
-    columns.update({"redacted": redacted[shown], "regenerated": regenerated[shown],
-                    "without condition": blind[shown]})
-    return PretrainResult(metrics, {k: v.detach().float().clamp(-1, 1).cpu()
-                                    for k, v in columns.items()})
+            sums["val_mse"] += float(parts["mse"]) / len(redacts)
+            sums["val_lpips"] += float(parts["lpips"]) / len(redacts)
+            sums["val_mse_zero_condition"] += float(F.mse_loss(blind, images)) / len(redacts)
+            sums["val_mse_of_redacted"] += float(F.mse_loss(redacted, images)) / len(redacts)
+    sums["reliance"] = (1.0 - sums["val_mse"] / sums["val_mse_zero_condition"]
+                        if sums["val_mse_zero_condition"] > 0 else 0.0)
+    return sums, (images, redacted, regenerated, blind)
 
 
 def pretrain_into(spec: object, directory: str | Path,
@@ -133,9 +170,14 @@ def pretrain_into(spec: object, directory: str | Path,
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
         start = time.perf_counter()
-        result = pretrain_crm(spec.train_config(), spec.settings["iterations"],
-                              tmp / crm_store.WEIGHTS_FILE, lpips_net,
-                              lr=spec.settings["lr"], redactions=spec.redaction_configs())
+        settings = spec.settings
+        result = pretrain_crm(spec.train_config(), settings["iterations"],
+                              tmp / crm_store.WEIGHTS_FILE, lpips_net, lr=settings["lr"],
+                              redactions=spec.redaction_configs(),
+                              min_reliance=settings.get("min_reliance", 0.0),
+                              max_iterations=crm_store.iteration_cap(
+                                  settings["iterations"], settings.get("max_iterations")),
+                              condition_dropout=settings.get("condition_dropout", 0.0))
         result.metrics["train_s"] = time.perf_counter() - start
         regeneration_figure(result.columns).save(tmp / FIGURE_FILE)
         (tmp / crm_store.SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2))
@@ -161,16 +203,28 @@ def _main(argv: list[str]) -> int:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="where to write the CRM weights")
     parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--min-reliance", type=float, default=0.0,
+                        help="go on past --iterations until the reliance reaches this")
+    parser.add_argument("--max-iterations", type=int, default=None,
+                        help="the most iterations in all (default: 4 x --iterations)")
+    parser.add_argument("--condition-dropout", type=float, default=0.1,
+                        help="the share of training images whose conditioning is zeroed")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a training-config key, e.g. dejavu.crm.kind=crm_f")
     args = parser.parse_args(argv)
-    if args.iterations < 1:
-        raise ConfigError(f"--iterations={args.iterations} is not allowed: expected 1 or more")
+    try:  # the space file's checks, named as the flags
+        settings = PretrainSettings(iterations=args.iterations, min_reliance=args.min_reliance,
+                                    max_iterations=args.max_iterations,
+                                    condition_dropout=args.condition_dropout)
+    except ValueError as exc:
+        raise ConfigError(str(exc).replace("crm_pretrain.", "--").replace("_", "-")) from None
     cfg = TrainConfig().replace(**dict(parse_override(o) for o in args.set))
     if cfg.dejavu.crm.weights:
         raise ConfigError("dejavu.crm.weights must be unset when pre-training a CRM")
     check_output_file(args.out, "--out")
-    result = pretrain_crm(cfg, args.iterations, args.out)
+    result = pretrain_crm(cfg, settings.iterations, args.out, min_reliance=settings.min_reliance,
+                          max_iterations=settings.cap,
+                          condition_dropout=settings.condition_dropout)
     print(f"wrote {args.out}: " + ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
     return 0
 

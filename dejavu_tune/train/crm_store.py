@@ -37,11 +37,13 @@ from dejavu_tune.config import (
 )
 
 __all__ = ["PretrainSettings", "PretrainSpec", "CRMPlan", "REDACTION_POOLS", "WEIGHTS_FILE",
-           "SPEC_FILE", "METRICS_FILE", "redaction_pool"]
+           "SPEC_FILE", "METRICS_FILE", "CHECK_EVERY", "iteration_cap", "redaction_pool",
+           "shortfall"]
 
 WEIGHTS_FILE = "crm.pt"
 SPEC_FILE = "spec.json"
 METRICS_FILE = "metrics.json"
+CHECK_EVERY = 50  # iterations between two reliance measurements past ``iterations``
 # mixture: one CRM per architecture learns every redaction the search can sample (drawn
 # per batch); per_kind: one per architecture and redaction kind (docs/benchmarks.md).
 REDACTION_POOLS = ("mixture", "per_kind")
@@ -59,14 +61,49 @@ class PretrainSettings:
     batch_size: int = 16
     redactions: str = "mixture"
     seed: int = 0  # the pre-training's own seed: every trial seed shares the same weights
+    # Reliance on the ground-truth conditioning (held-out images) the CRM must reach after
+    # ``iterations``: below it, training goes on in rounds of CHECK_EVERY iterations up to
+    # ``max_iterations`` (None: 4 x iterations), and a CRM still short stops the search
+    # before any DejaVu trial. 0 turns the check off.
+    min_reliance: float = 0.2
+    max_iterations: int | None = None
+    # The probability that a training image's conditioning is zeroed: the zeroed-condition
+    # measurement behind ``reliance`` is then one the CRM was trained for
+    condition_dropout: float = 0.1
 
     def __post_init__(self) -> None:
         for name, low in (("iterations", 1), ("batch_size", 1), ("seed", 0)):
             check_int(f"crm_pretrain.{name}", getattr(self, name), low)
+        if self.max_iterations is not None:  # at least the iterations every CRM trains
+            check_int("crm_pretrain.max_iterations", self.max_iterations, self.iterations)
         check_float("crm_pretrain.lr", self.lr, 0.0, 1.0, low_open=True)
+        check_float("crm_pretrain.min_reliance", self.min_reliance, 0.0, 0.99)
+        check_float("crm_pretrain.condition_dropout", self.condition_dropout, 0.0, 0.9)
         if self.redactions not in REDACTION_POOLS:
             fail("crm_pretrain.redactions", self.redactions,
                  "one of " + ", ".join(REDACTION_POOLS))
+
+    @property
+    def cap(self) -> int:
+        """The most iterations one CRM may train to reach ``min_reliance``."""
+        return iteration_cap(self.iterations, self.max_iterations)
+
+
+def iteration_cap(iterations: int, max_iterations: int | None) -> int:
+    return max_iterations or 4 * iterations
+
+
+def shortfall(description: str, metrics: dict[str, float], min_reliance: float) -> str | None:
+    """One line on a stored CRM that does not rely on the prediction enough (its trials
+    would measure a CRM that ignores it, docs/method.md), or None."""
+    reliance = metrics.get("reliance", 0.0)
+    if min_reliance <= 0 or reliance >= min_reliance:  # 0: no check, whatever it measured
+        return None
+    return (f"the CRM {description} reached a reliance of {reliance:.2f} on the "
+            f"ground-truth conditioning after {int(metrics.get('iterations', 0))} iterations, "
+            f"below crm_pretrain.min_reliance={min_reliance:g}: raise "
+            "crm_pretrain.max_iterations or crm_pretrain.lr, give the CRM more width "
+            "(dejavu.crm.width), or lower crm_pretrain.min_reliance (0 turns the check off)")
 
 
 def _canonical(value: Any) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from dejavu_tune.cli import OneLineParser, check_output_dir, run
-from dejavu_tune.config import TrainConfig
+from dejavu_tune.config import ConfigError, TrainConfig
 from dejavu_tune.data import build_heldout, build_splits
 from dejavu_tune.errors import DejavuError
 from dejavu_tune.method.crm import build_crm, intended_use
@@ -434,6 +435,7 @@ def _format(metrics: dict[str, float]) -> str:
 def _with_stored_crm(cfg: TrainConfig, store: str) -> TrainConfig:
     """``cfg`` starting from stored CRM weights, pre-trained first if the store lacks them
     (what a search's CRM stage does for every architecture it samples)."""
+    from dejavu_tune.train import crm_store
     from dejavu_tune.train.crm_pretrain import pretrain_into
     from dejavu_tune.train.crm_store import CRMPlan
 
@@ -447,7 +449,12 @@ def _with_stored_crm(cfg: TrainConfig, store: str) -> TrainConfig:
         print(f"pre-training the CRM ({spec.describe()}, {spec.settings['iterations']} "
               f"iterations) into {plan.directory(spec)}", flush=True)
         metrics = pretrain_into(spec, plan.directory(spec))
-        print(f"  reliance on the conditioning: {metrics['reliance']:.2f}", flush=True)
+        print(f"  reliance on the conditioning: {metrics['reliance']:.2f} after "
+              f"{int(metrics['iterations'])} iterations", flush=True)
+    metrics = json.loads((plan.directory(spec) / crm_store.METRICS_FILE).read_text())
+    short = crm_store.shortfall(spec.describe(), metrics, plan.settings.min_reliance)
+    if short:
+        raise ConfigError(short)
     return plan.attach(cfg)
 
 
