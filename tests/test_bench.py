@@ -47,3 +47,39 @@ def test_b5_presets_measure_the_seeds_rows_only():
         for name in bench.PRESET_VARIANTS[preset]:
             crm = {**bench.VARIANTS, **bench.BREAKDOWN}[name].get("crm")
             assert crm is None or (crm["kind"], crm["steps"]) == ("crm_r", 20)
+
+
+def test_the_std_interval_is_the_chi_square_one():
+    from dejavu_tune.bench.noise_floor import std_interval
+
+    # sd = sqrt(2.5); chi2(4) quantiles 0.025 / 0.975: 0.484419 / 11.143287
+    sd, low, high = std_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert sd == pytest.approx(1.581139, abs=1e-6)
+    assert low == pytest.approx(1.581139 * (4 / 11.143287) ** 0.5, abs=1e-5)
+    assert high == pytest.approx(1.581139 * (4 / 0.484419) ** 0.5, abs=1e-5)
+    assert low == pytest.approx(0.9473, abs=1e-4) and high == pytest.approx(4.5435, abs=1e-4)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seeds", "1"], "--seeds=1 is not allowed: expected 2 or more"),
+    (["--lr", "0"], "--lr=0.0 is not allowed: expected a positive number"),
+    (["--set", "optim.epochz=2"], "optim.epochz"),
+])
+def test_noise_floor_refuses_bad_input_before_any_run(capsys, argv, message):
+    assert bench.main(["noise-floor", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "seed 1:" not in err
+
+
+@pytest.mark.slow
+def test_noise_floor_trains_every_seed_and_prints_the_spread(capsys):
+    assert bench.main(["noise-floor", "--seeds", "2", "--lr", "0.1", "--workers", "2",
+                       "--set", "optim.epochs=1", "--set", "data.num_train=16",
+                       "--set", "data.num_val=8", "--set", "model.width=8"]) == 0
+    out = capsys.readouterr().out
+    values = [float(line.split(": ")[1].split()[0]) for line in out.splitlines()
+              if line.startswith("  lr 0.1 seed ")]
+    assert len(values) == 2 and all(0 < v < 1 for v in values)
+    (row,) = [line.split() for line in out.splitlines() if line.startswith("    0.1 ")]
+    assert float(row[1]) == pytest.approx(sum(values) / 2, abs=1e-4)
+    assert float(row[2]) == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5, abs=1e-4)

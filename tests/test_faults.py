@@ -109,7 +109,10 @@ def test_a_dead_cluster_remembered_on_this_machine_does_not_hang_a_local_search(
         proc = subprocess.run(
             [sys.executable, "-m", "dejavu_tune.search", "--storage-path",
              str(tmp_path / "runs"), "--name", "dead", "--num-samples", "1",
-             "--set", "optim.epochs=1", *SMALL, "--set", "data.num_train=32"],
+             "--set", "optim.epochs=1", *SMALL,
+             # what is tested is joining Ray, not training: the landscape, no CRM stage
+             "--set", "search.trainer=dejavu_tune.train.landscape:trainer",
+             "--set", "dejavu.crm.init=scratch"],
             cwd=ROOT, capture_output=True, text=True, timeout=300,
             env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"})
     finally:
@@ -199,16 +202,22 @@ def _search(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_killed_driver_resumes_to_the_same_best_configuration_as_an_undisturbed_run(tmp_path):
-    # One trial at a time and a seeded TPE: the undisturbed run is the reference.
+    # One trial at a time and a seeded TPE: the undisturbed run is the reference. The
+    # paced landscape (1.5 s an epoch, no compute) keeps a trial running while the driver
+    # dies, the unpaced one gives the reference the same values at once (real training's
+    # resume from a checkpoint: the killed-worker test above).
     args = ["--num-samples", "4", "--max-concurrent", "1", "--seed", "3",
-            "--storage-path", str(tmp_path), *SMALL, "--set", "data.num_train=64",
-            "--set", "optim.epochs=4"]
+            "--storage-path", str(tmp_path), *SMALL, "--set", "optim.epochs=8",
+            "--set", "dejavu.crm.init=scratch"]  # the landscape trains no CRM
     start = time.monotonic()
-    calm = _search(*args, "--name", "calm")
+    calm = _search(*args, "--set", "search.trainer=dejavu_tune.train.landscape:trainer",
+                   "--name", "calm")
     calm_s = time.monotonic() - start
     assert calm.returncode == 0, calm.stderr[-3000:]
     driver = subprocess.Popen(
-        [sys.executable, "-m", "dejavu_tune.search", *args, "--name", "killed"], cwd=ROOT,
+        [sys.executable, "-m", "dejavu_tune.search", *args,
+         "--set", "search.trainer=dejavu_tune.train.landscape:paced", "--name", "killed"],
+        cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         def sampled_trial_checkpointed():

@@ -313,6 +313,7 @@ def _main(argv: list[str]) -> int:
     from dejavu_tune.bench import bounds as bench_bounds
     from dejavu_tune.bench import crm_usage as bench_crm
     from dejavu_tune.bench import efficiency as bench_efficiency
+    from dejavu_tune.bench import noise_floor as bench_noise
     from dejavu_tune.bench import scale as bench_scale
     from dejavu_tune.bench import verdicts as bench_verdicts
     from dejavu_tune.bench import warm_start as bench_warm
@@ -323,6 +324,7 @@ def _main(argv: list[str]) -> int:
     bench_warm.add_parser(sub)
     bench_bounds.add_parser(sub)
     bench_verdicts.add_parser(sub)
+    bench_noise.add_parser(sub)
     one = sub.add_parser("_measure", help=argparse.SUPPRESS)
     one.add_argument("config")
     one.add_argument("--iters", type=int, default=10)
@@ -342,6 +344,8 @@ def _main(argv: list[str]) -> int:
         return bench_bounds.run(args)
     if args.command == "verdicts":
         return bench_verdicts.run(args)
+    if args.command == "noise-floor":
+        return bench_noise.run(args)
     if args.command == "_measure":
         print(json.dumps(measure(_measure_config(args.config), args.iters, args.warmup)))
         return 0
