@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from dejavu_tune.bench import cli as bench
@@ -64,11 +66,22 @@ def test_the_std_interval_is_the_chi_square_one():
     (["--seeds", "1"], "--seeds=1 is not allowed: expected 2 or more"),
     (["--lr", "0"], "--lr=0.0 is not allowed: expected a positive number"),
     (["--set", "optim.epochz=2"], "optim.epochz"),
+    (["--run-timeout", "0"], "--run-timeout=0.0 is not allowed: expected a positive number"),
 ])
 def test_noise_floor_refuses_bad_input_before_any_run(capsys, argv, message):
     assert bench.main(["noise-floor", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "seed 1:" not in err
+
+
+def test_noise_floor_stops_at_its_bound_when_a_run_hangs(capsys):
+    # a spawned process needs seconds to import torch: no run can finish within 0.2 s
+    started = time.monotonic()
+    assert bench.main(["noise-floor", "--seeds", "2", "--lr", "0.1", "--workers", "1",
+                       "--run-timeout", "0.2"]) == 2
+    err = capsys.readouterr().err
+    assert "the run at lr 0.1, seed 1 did not finish within --run-timeout=0.2 s" in err
+    assert time.monotonic() - started < 30  # its process was ended, not waited for
 
 
 @pytest.mark.slow
@@ -83,3 +96,39 @@ def test_noise_floor_trains_every_seed_and_prints_the_spread(capsys):
     (row,) = [line.split() for line in out.splitlines() if line.startswith("    0.1 ")]
     assert float(row[1]) == pytest.approx(sum(values) / 2, abs=1e-4)
     assert float(row[2]) == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5, abs=1e-4)
+
+
+def test_verdict_check_simulates_the_design_the_searches_run():
+    import argparse
+
+    from dejavu_tune.bench.verdict_check import FAST, _model
+
+    args = argparse.Namespace(space=None, seed_noise=0.03, run_noise=0.004, image_noise=0.001)
+    model, space = _model(args, {**FAST, "search.num_samples": 4, "search.confirm_top": 2})
+    # hypot(0.03, 0.004) = 0.030265; the shared share 0.0009 / 0.000916 = 0.98253
+    assert model.seed_sd == pytest.approx(0.030265, abs=1e-6)
+    assert model.pairing == pytest.approx(0.98253, abs=1e-5)
+    assert (model.trials, model.top, model.first, model.max_seeds) == (4, 2, 3, 8)
+    assert model.image_sd == 0.001 and model.min_effect == space.search.min_effect == 0.005
+    assert model.design().looks == (3, 5, 7, 8)
+
+
+def test_every_configuration_planted_counts_any_winner_as_a_detection():
+    from dejavu_tune.bench.verdicts import EVERY, Model, simulate
+
+    model = Model(seed_sd=0.003, image_sd=0.0, pairing=0.5, min_effect=0.005, trials=4, top=2)
+    _, new = simulate(model, EVERY, reps=200, seed=1)
+    # private noise 0.0021 against a planted 0.01: every search finds a significant gain
+    assert new.false_winner == 0 and new.detected == new.reps == 200
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--searches", "0"], "--searches=0 is not allowed: expected 1 or more"),
+    (["--run-noise", "-1"], "--run-noise=-1.0 is not allowed: expected 0 or more"),
+    (["--set", "search.confirm_top=0"], "needs a search that confirms"),
+    (["--set", "search.num_sample=3"], "search.num_sample"),
+])
+def test_verdict_check_refuses_bad_input_before_any_search(capsys, argv, message):
+    assert bench.main(["verdict-check", *argv]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and "search 0:" not in captured.out

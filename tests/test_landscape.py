@@ -37,3 +37,24 @@ def test_state_round_trip():
     other = LandscapeTrainer(TrainConfig())
     other.load_state_dict(trainer.state_dict())
     assert other.epoch == 1 and other.evaluate() == trainer.evaluate()
+
+
+def test_the_landscape_from_the_environment(monkeypatch):
+    from dejavu_tune.train.landscape import LANDSCAPE_ENV, from_env
+
+    monkeypatch.setenv(LANDSCAPE_ENV, '{"seed_noise": 0, "run_noise": 0, "tau": 0.25, '
+                                      '"effect": 0.01}')
+    cfg = TrainConfig().replace(seed=3)
+    dejavu, base = from_env(cfg), from_env(cfg.replace(**{"dejavu.enabled": False}))
+    for trainer in (dejavu, base):
+        trainer.train_epoch()
+        trainer.train_epoch()
+    # after 2 epochs at tau 0.25 the metric is its ceiling times 1 - e^-8 (0.99966)
+    assert dejavu.evaluate()["val_miou"] == pytest.approx(0.81 * (1 - math.exp(-8)))
+    assert base.evaluate()["val_miou"] == pytest.approx(0.80 * (1 - math.exp(-8)))
+    monkeypatch.setenv(LANDSCAPE_ENV, '{"run_nose": 0}')
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['run_nose'\]"):
+        from_env(cfg)
+    monkeypatch.delenv(LANDSCAPE_ENV)
+    with pytest.raises(ValueError, match="must hold a JSON object"):
+        from_env(cfg)

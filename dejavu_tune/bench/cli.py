@@ -1,5 +1,6 @@
 """Benchmarks that print numbers: ``python -m dejavu_tune.bench overhead`` (and ``search``,
-``efficiency``, ``crm-usage``, ``scale``, ``warm-start``, ``bounds``, ``verdicts``).
+``efficiency``, ``crm-usage``, ``scale``, ``warm-start``, ``bounds``, ``verdicts``,
+``verdict-check``, ``noise-floor``).
 
 ``overhead`` measures, side by side in one run, seconds per training iteration
 and peak memory of the baseline step and of DejaVu steps (CRM-F 2 stages,
@@ -315,6 +316,7 @@ def _main(argv: list[str]) -> int:
     from dejavu_tune.bench import efficiency as bench_efficiency
     from dejavu_tune.bench import noise_floor as bench_noise
     from dejavu_tune.bench import scale as bench_scale
+    from dejavu_tune.bench import verdict_check as bench_check
     from dejavu_tune.bench import verdicts as bench_verdicts
     from dejavu_tune.bench import warm_start as bench_warm
 
@@ -325,6 +327,7 @@ def _main(argv: list[str]) -> int:
     bench_bounds.add_parser(sub)
     bench_verdicts.add_parser(sub)
     bench_noise.add_parser(sub)
+    bench_check.add_parser(sub)
     one = sub.add_parser("_measure", help=argparse.SUPPRESS)
     one.add_argument("config")
     one.add_argument("--iters", type=int, default=10)
@@ -344,6 +347,8 @@ def _main(argv: list[str]) -> int:
         return bench_bounds.run(args)
     if args.command == "verdicts":
         return bench_verdicts.run(args)
+    if args.command == "verdict-check":
+        return bench_check.run(args)
     if args.command == "noise-floor":
         return bench_noise.run(args)
     if args.command == "_measure":

@@ -28,6 +28,7 @@ from typing import Any
 from dejavu_tune.bench.inputs import at_least, positive
 from dejavu_tune.cli import check_output_dir, check_output_file
 from dejavu_tune.config import is_baseline
+from dejavu_tune.outcome import direction
 from dejavu_tune.outcome.paired import spearman
 from dejavu_tune.search.record import SearchRecord
 
@@ -120,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     check(args)
     space = load_space(args.space or DEFAULT_SPACE)
     epochs, metric = space.base_config().optim.epochs, space.search.metric
-    sign = 1 if space.search.mode == "max" else -1
+    sign = direction.sign(space.search.mode)
     budget = args.full_trials * epochs
     stop_metric = space.search.stop_metric
     runs = {(s, seed): search_trials(_search(args, s, seed, epochs), metric, stop_metric)

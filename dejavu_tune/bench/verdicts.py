@@ -41,6 +41,7 @@ _DEFAULTS = SearchSettings()  # the search's own: the design a default search ru
 __all__ = ["Model", "Rates", "add_parser", "run", "simulate", "SCENARIOS"]
 
 SCENARIOS = ("a: no effect", "b: δ on one", "b: 2δ on one", "c: 2δ on the search split only")
+EVERY = "d: 2δ on every one"  # verdict-check's planted case: whichever is chosen, it gains
 
 
 @dataclass(frozen=True)
@@ -69,12 +70,13 @@ class Rates:
     inconclusive: int = 0
     runs: list[int] | None = None
 
-    def add(self, winner: int | None, planted: int | None, true_effect: np.ndarray,
+    def add(self, winner: int | None, planted: np.ndarray, true_effect: np.ndarray,
             verdict: str, runs: int) -> None:
+        """One search's outcome; ``planted``: which configurations carry the planted gain."""
         self.reps += 1
         if winner is not None and true_effect[winner] <= 0:
             self.false_winner += 1
-        if winner is not None and planted is not None and winner == planted:
+        if winner is not None and planted[winner]:
             self.detected += 1
         self.no_gain += verdict == seq.NO_GAIN
         self.inconclusive += verdict == seq.INCONCLUSIVE
@@ -88,18 +90,18 @@ class Rates:
         return f"{100 * p:.1f}% [{100 * max(0, centre - half):.1f}, {100 * (centre + half):.1f}]"
 
 
-def _scenario(name: str, trials: int, delta: float) -> tuple[np.ndarray, np.ndarray, int | None]:
-    """(true effect on the search split, on the held-out split, the planted configuration)."""
+def _scenario(name: str, trials: int, delta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(true effect on the search split, on the held-out split, which carry a planted gain)."""
     search, heldout = np.zeros(trials), np.zeros(trials)
-    if name.startswith("b: δ"):
+    if name == EVERY:
+        search[:] = heldout[:] = 2 * delta
+    elif name.startswith("b: δ"):
         search[0] = heldout[0] = delta
-        return search, heldout, 0
-    if name.startswith("b: 2δ"):
+    elif name.startswith("b: 2δ"):
         search[0] = heldout[0] = 2 * delta
-        return search, heldout, 0
-    if name.startswith("c:"):
+    elif name.startswith("c:"):
         search[0] = 2 * delta
-    return search, heldout, None
+    return search, heldout, heldout > 0
 
 
 def simulate(model: Model, scenario: str, reps: int, seed: int = 0) -> tuple[Rates, Rates]:

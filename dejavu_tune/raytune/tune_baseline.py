@@ -19,6 +19,7 @@ from ray.tune.schedulers.async_hyperband import _Bracket
 from ray.tune.search import Searcher
 
 from dejavu_tune.config import is_baseline
+from dejavu_tune.outcome import direction
 
 __all__ = ["BaselineFirst", "BaselineExemptASHA", "ParetoASHA", "FixedConfigs"]
 
@@ -102,7 +103,7 @@ class ParetoASHA(BaselineExemptASHA):
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if all(m in result for m, _ in self.costs):
             self.trial_costs[trial.trial_id] = tuple(
-                float(result[m]) * (1 if mode == "min" else -1) for m, mode in self.costs)
+                -direction.sign(mode) * float(result[m]) for m, mode in self.costs)
         return super().on_trial_result(tune_controller, trial, result)
 
 

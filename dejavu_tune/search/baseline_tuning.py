@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from dejavu_tune.outcome import direction
 from dejavu_tune.search.trial_records import TrialRecord
 
 __all__ = ["sobol_points", "best", "describe"]
@@ -46,7 +47,7 @@ def sobol_points(params: Sequence[Any], count: int, seed: int) -> list[dict[str,
 
 
 def best(records: Sequence[TrialRecord], mode: str) -> TrialRecord | None:
-    sign = 1 if mode == "max" else -1
+    sign = direction.sign(mode)
     done = [r for r in records if r.final is not None]
     return max(done, key=lambda r: sign * r.final) if done else None
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dejavu_tune.config import ENABLED_KEY
-from dejavu_tune.outcome import sequential
+from dejavu_tune.outcome import direction, sequential
 from dejavu_tune.outcome.paired import Paired, compare
 from dejavu_tune.search import pareto
 from dejavu_tune.search.trial_records import HELDOUT_KEY, TrialRecord
@@ -74,7 +74,7 @@ def candidates(records: Sequence[TrialRecord], mode: str, top: int,
     """The ``top`` DejaVu trials of the search by their full-budget metric; trials stopped
     early (no value at the full budget) and inert ones are not candidates. With several
     ``objectives`` only the Pareto front's members are, best metric first."""
-    sign = 1 if mode == "max" else -1
+    sign = direction.sign(mode)
     full = [r for r in records if r.phase == "search" and not r.is_baseline
             and r.final is not None and not r.inert]
     if len(objectives) > 1:
@@ -139,7 +139,7 @@ def evaluate(chosen: Sequence[TrialRecord], values: dict[str, dict[int, float]],
              result: sequential.Result) -> list[Confirmed]:
     """Each candidate with its values per seed, its paired differences and its last
     look's interval and decision (turned back into the metric's own direction)."""
-    sign = 1 if mode == "max" else -1
+    sign = direction.sign(mode)
     out = []
     for record in chosen:
         look = result.final.get(record.trial_id)

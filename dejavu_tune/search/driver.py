@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from dejavu_tune.config import ENABLED_KEY
-from dejavu_tune.outcome import sequential
+from dejavu_tune.outcome import direction, sequential
 from dejavu_tune.raytune import ray_adapter
 from dejavu_tune.search import baseline_tuning, confirm, crm_stage, forest_plot, pareto, settle
 from dejavu_tune.search.optuna_plots import HTML_FILE, log_optuna_plots
@@ -389,7 +389,7 @@ def _confirm(drv: Driver, space: SearchSpace,
               "confirming against those", file=sys.stderr)
     if not baseline:
         return None
-    sign = 1 if s.mode == "max" else -1
+    sign = direction.sign(s.mode)
     by_id = {r.trial_id: r for r in chosen}
     values: dict[str, dict[int, float]] = {}
 

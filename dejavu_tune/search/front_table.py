@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dejavu_tune.outcome import direction
 from dejavu_tune.outcome.paired import compare
 from dejavu_tune.search.pareto import dominates, front
 
@@ -41,7 +42,7 @@ def parse_objectives(text: str) -> list[tuple[str, str]]:
             continue
         name, _, mode = part.partition(":")
         mode = mode or ("max" if not out else "min")
-        if mode not in ("max", "min"):
+        if mode not in direction.MODES:
             raise ValueError(f"objective {part!r}: expected METRIC, METRIC:max or METRIC:min")
         out.append((name, mode))
     return out
@@ -79,7 +80,7 @@ def front_table(trials: Sequence[Any], objectives: Sequence[tuple[str, str]],
     members = {id(s) for s in front(settings, modes)}
     base_point = ((statistics.fmean(baseline.values()), *([1.0] * (len(names) - 1)))
                   if baseline else None)
-    sign = 1 if mode == "max" else -1
+    sign = direction.sign(mode)
     settings.sort(key=lambda s: (id(s) not in members, -sign * s.values[0]))
     lines = [f"## Pareto front: {' vs '.join(names)}", "",
              f"{len(members)} of {len(settings)} settings on the front (means over seeds; "

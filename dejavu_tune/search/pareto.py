@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dejavu_tune.outcome import direction
 from dejavu_tune.search.trial_records import TrialRecord, short_params
 
 __all__ = ["Point", "points", "dominates", "front", "front_rows", "front_markdown",
@@ -46,7 +47,7 @@ def points(records: Sequence[TrialRecord], objectives: Sequence[tuple[str, str]]
 
 def dominates(a: Sequence[float], b: Sequence[float], modes: Sequence[str]) -> bool:
     """``a`` is no worse than ``b`` on every objective and better on one."""
-    signs = [1 if m == "max" else -1 for m in modes]
+    signs = [direction.sign(m) for m in modes]
     no_worse = all(s * x >= s * y for s, x, y in zip(signs, a, b, strict=True))
     return no_worse and any(s * x > s * y for s, x, y in zip(signs, a, b, strict=True))
 
@@ -55,7 +56,7 @@ def front(candidates: Sequence[Point], modes: Sequence[str]) -> list[Point]:
     """The points no other point dominates, best quality first."""
     kept = [p for p in candidates
             if not any(dominates(q.values, p.values, modes) for q in candidates)]
-    sign = 1 if modes[0] == "max" else -1
+    sign = direction.sign(modes[0])
     return sorted(kept, key=lambda p: -sign * p.values[0])
 
 

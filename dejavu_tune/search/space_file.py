@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from dejavu_tune.config import ConfigError, TrainConfig, load_yaml
+from dejavu_tune.outcome import direction
 from dejavu_tune.plugins import PluginError, is_plugin, load_object
 from dejavu_tune.search import preflight
 from dejavu_tune.search.space import (
@@ -379,7 +380,7 @@ def _metric_and_mode(path: str, prefix: str, metric: Any, mode: Any,
     if metric is not None and (not isinstance(metric, str) or not metric):
         raise space_error(path, f"{where}metric", f"{metric!r} is not allowed: "
                    "expected a metric name such as val_miou")
-    if mode is not None and mode not in ("max", "min"):
+    if mode is not None and mode not in direction.MODES:
         raise space_error(path, f"{where}mode", f"{mode!r} is not allowed: expected max or min")
     if metric is None and default is not None:
         if mode is not None and mode != default[1]:

@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from dejavu_tune.outcome import power, sequential
+from dejavu_tune.outcome import direction, power, sequential
 from dejavu_tune.outcome.paired import noise_floor
 from dejavu_tune.search import pareto
 from dejavu_tune.search.confirm import Confirmation, Confirmed
@@ -142,7 +142,7 @@ class Outcome:
 
     def best_single(self, inert: bool = True) -> TrialRecord | None:
         """The best full-budget DejaVu trial of the search (``inert``: inert ones too)."""
-        sign = 1 if self.mode == "max" else -1
+        sign = direction.sign(self.mode)
         full = [r for r in self.records if r.phase == "search" and not r.is_baseline
                 and r.final is not None and (inert or not r.inert)]
         return max(full, key=lambda r: sign * r.final) if full else None
@@ -158,7 +158,7 @@ def headline(o: Outcome) -> list[str]:
         result = o.confirmation.result
         judged = [c for c in o.confirmed if c.paired.verdict not in (
             sequential.DROPPED, sequential.OUTRUN)] or o.confirmed
-        best = max(judged, key=lambda c: (1 if o.mode == "max" else -1) * (
+        best = max(judged, key=lambda c: direction.sign(o.mode) * (
             c.paired.mean if math.isfinite(c.paired.mean) else -math.inf))
         delta = f"δ = {result.design.min_effect:g}"
         if o.verdict == sequential.INCONCLUSIVE:
@@ -195,7 +195,7 @@ def _fmt(value: float | None, digits: int = 4, sign: bool = False) -> str:
 
 
 def _ranked(o: Outcome, top: int | None = None) -> list[str]:
-    sign = 1 if o.mode == "max" else -1
+    sign = direction.sign(o.mode)
     trials = [r for r in o.records if r.phase == "search" and not r.is_baseline]
     full = sorted((r for r in trials if r.final is not None), key=lambda r: -sign * r.final)
     stopped = sorted((r for r in trials if r.status == "stopped_early" and r.curve),

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from dejavu_tune.config import ConfigError
+from dejavu_tune.outcome import direction
 from dejavu_tune.search.record import SearchRecord
 from dejavu_tune.search.space import Param, SearchSpace
 
@@ -199,7 +200,7 @@ def _best_configs(best: dict[str, Any] | None, trials: list[dict[str, Any]] | No
     """The earlier search's best configurations, best first: its confirmed ones by their
     paired gain, then its complete trials by their (first) value."""
     out: list[dict[str, Any]] = []
-    sign = 1 if mode == "max" else -1
+    sign = direction.sign(mode)
     if best:
         confirmed = sorted((c for c in best.get("confirmation") or [] if isinstance(c, dict)),
                            key=lambda c: -sign * (c.get("mean") if _finite(c.get("mean"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -32,8 +33,8 @@ from dejavu_tune.config import TrainConfig
 from dejavu_tune.train.cost_probe import MEM_RATIO, STEP_TIME_RATIO
 from dejavu_tune.train.trainer import Trainer, heldout_name
 
-__all__ = ["LandscapeTrainer", "trainer", "planted", "narrow", "paced", "PLANTED_EFFECT",
-           "PACED_EPOCH_S"]
+__all__ = ["LandscapeTrainer", "trainer", "planted", "narrow", "paced", "from_env",
+           "PLANTED_EFFECT", "PACED_EPOCH_S", "LANDSCAPE_ENV"]
 
 
 def _z(*parts: Any) -> float:
@@ -151,3 +152,27 @@ def narrow(cfg: TrainConfig) -> LandscapeTrainer:
                                - (math.log(loss.gamma2 / 0.2) / 0.8) ** 2)
 
     return LandscapeTrainer(cfg, effect=effect)
+
+
+LANDSCAPE_ENV = "DEJAVU_TUNE_LANDSCAPE"
+_NOISE_KEYS = ("base", "seed_noise", "run_noise", "image_noise", "tau")
+
+
+def from_env(cfg: TrainConfig) -> LandscapeTrainer:
+    """The landscape the environment variable ``DEJAVU_TUNE_LANDSCAPE`` describes, as JSON:
+    any of ``base``, ``seed_noise``, ``run_noise``, ``image_noise``, ``tau``, and
+    ``effect``, a gain every DejaVu run has. ``python -m dejavu_tune.bench verdict-check``
+    runs real searches on it with the noise its simulation assumes (Ray's workers inherit
+    the driver's environment)."""
+    try:
+        spec = json.loads(os.environ[LANDSCAPE_ENV])
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"{LANDSCAPE_ENV} must hold a JSON object of the landscape's "
+                         f"settings ({type(exc).__name__}: {exc})") from None
+    unknown = set(spec) - {*_NOISE_KEYS, "effect"}
+    if unknown:
+        raise ValueError(f"{LANDSCAPE_ENV}: unknown key(s) {sorted(unknown)}; allowed: "
+                         f"{[*_NOISE_KEYS, 'effect']}")
+    gain = float(spec.get("effect", 0.0))
+    return LandscapeTrainer(cfg, effect=lambda c: gain,
+                            **{k: float(spec[k]) for k in _NOISE_KEYS if k in spec})
