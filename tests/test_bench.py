@@ -127,6 +127,7 @@ def test_every_configuration_planted_counts_any_winner_as_a_detection():
     (["--run-noise", "-1"], "--run-noise=-1.0 is not allowed: expected 0 or more"),
     (["--set", "search.confirm_top=0"], "needs a search that confirms"),
     (["--set", "search.num_sample=3"], "search.num_sample"),
+    (["--storage-path", "/etc/hostname/runs"], "--storage-path '/etc/hostname/runs' cannot be made"),
 ])
 def test_verdict_check_refuses_bad_input_before_any_search(capsys, argv, message):
     assert bench.main(["verdict-check", *argv]) == 2

@@ -138,8 +138,11 @@ def _welch(x: list[int], y: list[int]) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dejavu_tune.cli import check_output_dir
     from dejavu_tune.config import parse_override
 
+    if args.storage_path:
+        check_output_dir(args.storage_path, "--storage-path")  # before any search starts
     at_least(1, searches=args.searches, reps=args.reps, search_timeout=args.search_timeout,
              parallel=args.parallel)
     at_least(0, seed_noise=args.seed_noise, run_noise=args.run_noise,
