@@ -172,8 +172,11 @@ def run(args: argparse.Namespace) -> int:
             runs = int((result.get("design") or {}).get("runs", 0))
             named = 0 if result["winner"] is not None else None  # any one: all are alike
             real.add(named, planted, gains, result["verdict"], runs)
-            print(f"  search {i}: {result['verdict']}, {runs} confirmation runs "
-                  f"({seconds:.0f} s)", flush=True)
+            went_on = max((len(c.get("seeds", [])) for c in result.get("confirmation", [])),
+                          default=0)
+            print(f"  search {i}: {result['verdict']}, {runs} confirmation runs, "
+                  f"{len(result.get('confirmation', []))} candidates, the furthest to "
+                  f"{went_on} seeds ({seconds:.0f} s)", flush=True)
     real_s = time.perf_counter() - started
     _, sim = simulate(model, scenario, args.reps, seed=args.first_seed)
     print(f"\n| rate | real searches ({real.reps}) | simulation ({sim.reps}) | Fisher p |")
