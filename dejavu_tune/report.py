@@ -26,6 +26,7 @@ import yaml
 from dejavu_tune import cli
 from dejavu_tune.config import ENABLED_KEY, MAE_EPOCHS_KEY
 from dejavu_tune.errors import DejavuError
+from dejavu_tune.outcome.numbers import num, spread
 from dejavu_tune.outcome.paired import Paired, compare
 from dejavu_tune.search.front_table import front_table, parse_objectives
 from dejavu_tune.tracking import runs as tracking
@@ -228,8 +229,8 @@ def ablation_table(rows: list[Trial], metric: str, columns: str | None = None,
             runs = cells[setting].get(value, [])
             counts.add(len(runs))
             mean = statistics.fmean(runs) if runs else math.nan
-            line.append(_DASH if not runs else f"{mean:.{digits}f}" if len(runs) == 1 else
-                        f"{mean:.{digits}f} ± {statistics.stdev(runs):.{digits}f}")
+            std = statistics.stdev(runs) if len(runs) > 1 else None
+            line.append(spread(mean, std, digits, sign=False) if runs else _DASH)
             if not baselines:
                 continue
             ref = match(setting)
@@ -240,9 +241,8 @@ def ablation_table(rows: list[Trial], metric: str, columns: str | None = None,
             pairs = compare(by_seed[setting][value], by_seed[ref][value], metric, "max")
             if pairs.n >= 2:
                 line.append(_paired_cell(pairs, scale, digits))
-            else:  # + 0.0 turns a rounded -0.0 into +0.0
-                delta = round(mean - statistics.fmean(ref_runs), digits) + 0.0
-                line.append(f"{delta:+.{digits}f}")
+            else:
+                line.append(num(mean - statistics.fmean(ref_runs), digits, sign=True))
         table.append(line)
     return "\n".join(_render(table, title, common, short, metric, scale, counts, excluded,
                              bool(baselines), any(SEED in t.params for t in rows)))
@@ -263,9 +263,7 @@ def _paired_cell(pairs: Paired, scale: float, digits: int) -> str:
     t interval excludes 0 (the sign of a metric's better direction is the reader's)."""
     low, high = pairs.ci
     significant = low > 0 or high < 0
-    mean = round(pairs.mean * scale, digits) + 0.0
-    return (f"{mean:+.{digits}f} ± {pairs.std * scale:.{digits}f} "
-            f"{'sig.' if significant else 'n.s.'}")
+    return f"{pairs.cell(scale, digits)} {'sig.' if significant else 'n.s.'}"
 
 
 def _render(table: list[list[str]], title: str | None, common: dict[str, str],

@@ -240,3 +240,66 @@ def test_killed_driver_resumes_to_the_same_best_configuration_as_an_undisturbed_
     assert any("dejavu.resumed_from_epoch" in r.data.tags for r in runs)
     assert best_config(tmp_path, "killed") == best_config(tmp_path, "calm")
     print(f"killed driver: undisturbed search {calm_s:.1f} s, resumed search {resumed_s:.1f} s")
+
+
+def _running_in(step_dir: Path) -> bool:
+    """Whether the driver's saved state of one step holds a trial running past its first
+    epoch (so the kill lands inside that look, with a checkpoint registered)."""
+    for state in step_dir.glob("experiment_state-*.json"):
+        try:
+            trials = json.loads(state.read_text())["trial_data"]
+        except (OSError, ValueError, KeyError):  # being written
+            continue
+        if any(json.loads(trial)["status"] == "RUNNING"
+               and (json.loads(runtime).get("last_result") or {}).get(
+                   "training_iteration", 0) >= 1 for trial, runtime in trials):
+            return True
+    return False
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_killed_driver_resumes_a_sequential_confirmation_in_its_second_look(tmp_path):
+    # Every DejaVu configuration gains 0.05 on the landscape, so the confirmation goes on
+    # to a second look; the driver dies while that look trains and the resumed one must
+    # reach the undisturbed run's verdict with each look's runs once (the first look is
+    # read back, not trained again).
+    args = ["--num-samples", "4", "--max-concurrent", "1", "--seed", "3",
+            "--storage-path", str(tmp_path), "--set", "search.baseline_trials=0",
+            "--set", "search.trainer=dejavu_tune.train.landscape:from_env",
+            "--set", "dejavu.crm.init=scratch", "--set", "optim.epochs=4",
+            "--set", "search.grace_period=1", "--set", "device=cpu"]
+    landscape = {"effect": 0.05}
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS",
+                                                            "MLFLOW_TRACKING_URI")}
+    calm = subprocess.run([sys.executable, "-m", "dejavu_tune.search", *args, "--name", "calm"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**env, "DEJAVU_TUNE_LANDSCAPE": json.dumps(landscape)})
+    assert calm.returncode == 0, calm.stderr[-3000:]
+    paced = {**env, "DEJAVU_TUNE_LANDSCAPE": json.dumps({**landscape, "epoch_s": 1.0})}
+    driver = subprocess.Popen([sys.executable, "-m", "dejavu_tune.search", *args,
+                               "--name", "killed"], cwd=ROOT, env=paced,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)
+    try:
+        def second_look_running():
+            assert driver.poll() is None, driver.stdout.read()[-3000:]
+            return _running_in(tmp_path / "killed" / "confirm-2")
+
+        wait_until(second_look_running, 420, "the confirmation's second look", poll=0.2)
+    finally:
+        kill(driver)
+    resumed = subprocess.run([sys.executable, "-m", "dejavu_tune.search", "--resume",
+                              "--storage-path", str(tmp_path), "--name", "killed"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=600, env=paced)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+    results = {name: json.loads((tmp_path / name / "best_config.json").read_text())
+               for name in ("calm", "killed")}
+    for key in ("verdict", "design", "config"):
+        assert results["killed"][key] == results["calm"][key], key
+    assert results["killed"]["winner"]["seeds"] == results["calm"]["winner"]["seeds"]
+    assert results["killed"]["verdict"] == "significant gain"
+    # the baseline and its 3 replicates, 4 trials and the confirmation's runs, each once
+    runs = 4 + 4 + results["calm"]["design"]["runs"]
+    assert_accounted_once(tmp_path, "calm", trials=runs)
+    assert_accounted_once(tmp_path, "killed", trials=runs)

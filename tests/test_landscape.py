@@ -1,6 +1,7 @@
 """The landscape trainer: a known truth for testing the search's statistics."""
 
 import math
+import time
 
 import pytest
 
@@ -52,6 +53,11 @@ def test_the_landscape_from_the_environment(monkeypatch):
     # after 2 epochs at tau 0.25 the metric is its ceiling times 1 - e^-8 (0.99966)
     assert dejavu.evaluate()["val_miou"] == pytest.approx(0.81 * (1 - math.exp(-8)))
     assert base.evaluate()["val_miou"] == pytest.approx(0.80 * (1 - math.exp(-8)))
+    monkeypatch.setenv(LANDSCAPE_ENV, '{"epoch_s": 0.2}')
+    paced = from_env(cfg)
+    start = time.perf_counter()
+    paced.train_epoch()
+    assert paced.epoch_s == 0.2 and time.perf_counter() - start >= 0.2
     monkeypatch.setenv(LANDSCAPE_ENV, '{"run_nose": 0}')
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['run_nose'\]"):
         from_env(cfg)

@@ -15,6 +15,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from dejavu_tune.outcome.numbers import interval, spread
+
 __all__ = ["GAIN", "LOSS", "WITHIN_NOISE", "Paired", "compare", "noise_floor", "spearman"]
 
 GAIN = "significant gain"
@@ -74,15 +76,21 @@ class Paired:
             return GAIN if better else LOSS
         return WITHIN_NOISE
 
+    def cell(self, scale: float = 1.0, digits: int = 4) -> str:
+        """``+1.20 ± 0.80``: the per-seed differences' mean and sample std."""
+        return spread(self.mean, self.std, digits, scale)
+
+    def interval_text(self, scale: float = 1.0, digits: int = 4) -> str:
+        """``[-0.79, +3.19]``, or why there is no interval."""
+        return interval(*self.ci, digits, scale) or "no CI from one seed"
+
     def text(self, scale: float = 1.0, digits: int = 4) -> str:
         """``Δ +1.20 ± 0.80 (95% CI [-0.79, +3.19], 3 seeds): within noise``"""
-        low, high = self.ci
-        std = "" if math.isnan(self.std) else f" ± {self.std * scale:.{digits}f}"
         kind = "family-wise sequential CI" if self.bounds is not None else "CI"
-        ci = (f"{self.confidence * 100:.4g}% {kind} [{low * scale:+.{digits}f}, "
-              f"{high * scale:+.{digits}f}]"
-              if math.isfinite(low) else "no CI from one seed")
-        return (f"Δ {self.mean * scale:+.{digits}f}{std} ({ci}, {self.n} seed"
+        bounds = interval(*self.ci, digits, scale)
+        ci = (f"{self.confidence * 100:.4g}% {kind} {bounds}" if bounds
+              else "no CI from one seed")
+        return (f"Δ {self.cell(scale, digits)} ({ci}, {self.n} seed"
                 f"{'s' if self.n != 1 else ''}): {self.verdict}")
 
     def to_dict(self) -> dict[str, object]:

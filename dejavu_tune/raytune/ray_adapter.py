@@ -109,8 +109,12 @@ def use_cluster_auth() -> None:
 
     Clusters from `ray start` (and so `ray up`) require the token in ~/.ray/auth_token by
     default, but a client sends it only in token mode, which Ray reads at import; a
-    cluster without authentication accepts such a client as well."""
-    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    cluster without authentication accepts such a client as well. Without a token on this
+    machine token mode would fail every join at once, also to a cluster that needs none:
+    then Ray's own default stands, and a cluster that wants a token says so."""
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or os.path.isfile(path):
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 
 def start_ray(address: str | None = None) -> None:

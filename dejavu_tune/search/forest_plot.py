@@ -8,6 +8,7 @@ import math
 import textwrap
 from typing import Any
 
+from dejavu_tune.outcome.numbers import num
 from dejavu_tune.outcome.sequential import DROPPED, OUTRUN
 from dejavu_tune.search.confirm import Confirmation
 from dejavu_tune.search.trial_records import short_params
@@ -78,7 +79,7 @@ def plot(c: Confirmation, metric: str, noise_floor: float) -> Any:
     ax.set_xlim(lo, hi)
     better = "right" if rows and rows[0].paired.mode == "max" else "left"
     ax.set_xlabel(f"held-out {metric}: DejaVu − baseline on the same seed ({better} is better)")
-    floor = f"{noise_floor:.4f}" if math.isfinite(noise_floor) else "n/a"
+    floor = num(noise_floor, missing="n/a")
     ax.set_title(f"{c.verdict} (intervals: 95% for every candidate and look at once)\n"
                  f"the baseline's seed-to-seed std: {floor}", fontsize=9)
     fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=7,

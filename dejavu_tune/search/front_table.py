@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dejavu_tune.outcome import direction
+from dejavu_tune.outcome.numbers import num
 from dejavu_tune.outcome.paired import compare
 from dejavu_tune.search.pareto import dominates, front
 
@@ -85,7 +86,7 @@ def front_table(trials: Sequence[Any], objectives: Sequence[tuple[str, str]],
     lines = [f"## Pareto front: {' vs '.join(names)}", "",
              f"{len(members)} of {len(settings)} settings on the front (means over seeds; "
              "costs over the baseline step's, 1.0 = the baseline)"
-             + (f"; baseline {quality} {base_point[0]:.{digits}f}" if base_point else "")
+             + (f"; baseline {quality} {num(base_point[0], digits)}" if base_point else "")
              + ".", "",
              "| setting | seeds | " + " | ".join(names) + f" | {quality} Δ vs baseline "
              "(paired) | front |", "|---|---|" + "---|" * len(names) + "---|---|"]
@@ -96,7 +97,7 @@ def front_table(trials: Sequence[Any], objectives: Sequence[tuple[str, str]],
         elif baseline:  # the search's trials and its baseline replicates share no seed
             gap = (statistics.fmean(s.by_seed.values())
                           - statistics.fmean(baseline.values()))
-            delta = f"{gap:+.{digits}f} (difference of means: no common seed)"
+            delta = f"{num(gap, digits, sign=True)} (difference of means: no common seed)"
         else:
             delta = "no baseline"
         on = "yes" if id(s) in members else "no"
@@ -104,7 +105,7 @@ def front_table(trials: Sequence[Any], objectives: Sequence[tuple[str, str]],
             on += " (the baseline dominates it)"
         label = ", ".join(f"{k.removeprefix('dejavu.')}={v}" for k, v in s.params) or "—"
         lines.append(f"| {label} | {len(s.by_seed)} | "
-                     + " | ".join(f"{v:.{digits}f}" for v in s.values)
+                     + " | ".join(num(v, digits) for v in s.values)
                      + f" | {delta} | {on} |")
     return "\n".join(lines) + "\n"
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dejavu_tune.outcome import direction
+from dejavu_tune.outcome.numbers import num, spread
 from dejavu_tune.search.trial_records import TrialRecord, short_params
 
 __all__ = ["Point", "points", "dominates", "front", "front_rows", "front_markdown",
@@ -91,19 +92,19 @@ def front_markdown(rows: Sequence[dict[str, Any]], objectives: Sequence[tuple[st
              f"{len(rows)} of {counted} full-budget, non-inert DejaVu trials are on the front "
              f"({names[0]} after the full budget, on the search's seed; costs are the step's "
              "time and memory over the baseline step's, measured in each trial). The "
-             f"baseline is the reference: {names[0]} {baseline_quality:.4f} (mean over its "
+             f"baseline is the reference: {names[0]} {num(baseline_quality)} (mean over its "
              "seeds), cost 1.0. Early stopping compared each trial only with trials that "
              "cost no more, so a trial it stopped was dominated where it stopped.", "",
              "| trial | configuration | " + " | ".join(names) + " | confirmed Δ (paired) |",
              "|---|---|" + "---|" * len(names) + "---|"]
     for row in rows:
         c = row["confirmed"]
-        verdict = (f"{c['mean']:+.4f} ± {c['std']:.4f}, {c['verdict']}" if c else
+        verdict = (f"{spread(c['mean'], c['std'])}, {c['verdict']}" if c else
                    "not confirmed (beyond search.confirm_top)")
         if row["dominated_by_baseline"]:
             verdict += "; the baseline dominates it (better seed mean, lower cost)"
         lines.append(f"| {describe(row)} | {short_params(row['config'])} | "
-                     + " | ".join(f"{row[n]:.4f}" for n in names) + f" | {verdict} |")
+                     + " | ".join(num(row[n]) for n in names) + f" | {verdict} |")
     return lines + [""]
 
 
@@ -187,7 +188,7 @@ def plot_html(all_points: Sequence[Point], members: Sequence[Point],
             mode="markers+lines" if name == "Pareto front" else "markers",
             line={"shape": "hv"}, marker={"size": size},
             text=[label(p) + "<br>" + short_params(p.record.sampled()) + "".join(
-                f"<br>{n} {v:.4f}" for n, v in zip(names, p.values, strict=True)) for p in pts],
+                f"<br>{n} {num(v)}" for n, v in zip(names, p.values, strict=True)) for p in pts],
             hoverinfo="text"))
     if math.isfinite(baseline_quality):
         fig.add_trace(go.Scatter(x=[1.0], y=[baseline_quality], name="baseline (seed mean)",

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dejavu_tune.outcome import direction, power, sequential
+from dejavu_tune.outcome.numbers import num
 from dejavu_tune.outcome.paired import noise_floor
 from dejavu_tune.search import pareto
 from dejavu_tune.search.confirm import Confirmation, Confirmed
@@ -184,14 +185,8 @@ def headline(o: Outcome) -> list[str]:
            "and none other qualified")
     return [f"not confirmed: {why}; the best single-seed trial "
             f"{trial_number(single.trial_id, single.trial_dir)} has "
-            f"{o.metric}={single.final:.4f} (search split), and one seed says nothing "
+            f"{o.metric}={num(single.final)} (search split), and one seed says nothing "
             "about noise"]
-
-
-def _fmt(value: float | None, digits: int = 4, sign: bool = False) -> str:
-    if value is None or not math.isfinite(value):
-        return ""
-    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
 
 def _ranked(o: Outcome, top: int | None = None) -> list[str]:
@@ -217,8 +212,8 @@ def _ranked(o: Outcome, top: int | None = None) -> list[str]:
         reliance, ratio = r.last.get("crm_reliance"), r.last.get("regen_grad_ratio")
         status = r.status + (" (inert)" if r.inert else "")
         label = str(rank) if r.final is not None else "–"
-        lines.append(f"| {label} | {trial_number(r.trial_id, r.trial_dir) if r.trial_id else '?'} | {status} | {r.epochs} | {_fmt(value)} | "
-                     f"{_fmt(gain, sign=True)} | {_fmt(reliance, 2)} | {_fmt(ratio, 3)} | "
+        lines.append(f"| {label} | {trial_number(r.trial_id, r.trial_dir) if r.trial_id else '?'} | {status} | {r.epochs} | {num(value)} | "
+                     f"{num(gain, sign=True)} | {num(reliance, 2)} | {num(ratio, 3)} | "
                      f"{r.reason or short_params(r.config)} |")
     if top is not None and len(rows) > top:
         rest = rows[top:]
@@ -251,13 +246,10 @@ def _confirmation(o: Outcome) -> list[str]:
              "verdict |", "|---|---|---|---|---|---|"]
     for c in o.confirmed:
         p = c.paired
-        low, high = p.ci
-        per_seed = ", ".join(f"{s}: {v:.4f}" for s, v in sorted(c.values.items()))
-        ci = f"[{low:+.4f}, {high:+.4f}]" if math.isfinite(low) else "(too few seeds)"
-        std = "" if math.isnan(p.std) else f" ± {p.std:.4f}"
+        per_seed = ", ".join(f"{s}: {num(v)}" for s, v in sorted(c.values.items()))
         mark = " **winner**" if o.winner is not None and c.config == o.winner.config else ""
-        lines.append(f"| {short_params(c.config)} | {c.search_value:.4f} | {per_seed} | "
-                     f"{p.mean:+.4f}{std} | {ci} | {p.verdict}{mark} |")
+        lines.append(f"| {short_params(c.config)} | {num(c.search_value)} | {per_seed} | "
+                     f"{p.cell()} | {p.interval_text()} | {p.verdict}{mark} |")
     return lines
 
 
@@ -278,7 +270,7 @@ def report_markdown(o: Outcome, top: int | None = None, front_image: str | None 
     lines += ["", "## How sure", ""]
     if base:
         lines.append(f"- Noise floor: the baseline's {o.metric} after {o.epochs} epochs is "
-                     f"{o.baseline_mean:.4f} ± {_fmt(o.noise) or 'n/a'} (sample std over seeds "
+                     f"{num(o.baseline_mean)} ± {num(o.noise, missing='n/a')} (sample std over seeds "
                      f"{', '.join(str(r.seed) for r in base)}).")
     plan = o.power()
     if plan is not None:
@@ -288,8 +280,8 @@ def report_markdown(o: Outcome, top: int | None = None, front_image: str | None 
         epoch, low, high, sigma = spread
         ratio = (high - low) / sigma if sigma and math.isfinite(sigma) else math.nan
         lines.append(f"- At epoch {epoch}, where ASHA first decides, the search's trials span "
-                     f"{low:.4f}–{high:.4f} ({high - low:.4f}); the baseline's seed-to-seed std "
-                     f"there is {_fmt(sigma) or 'n/a'}" + (
+                     f"{num(low)}–{num(high)} ({num(high - low)}); the baseline's seed-to-seed std "
+                     f"there is {num(sigma, missing='n/a')}" + (
                          f": the configurations differ by {ratio:.1f}× the seed's spread."
                          if math.isfinite(ratio) else "."))
     if o.tuning:

@@ -155,13 +155,14 @@ def narrow(cfg: TrainConfig) -> LandscapeTrainer:
 
 
 LANDSCAPE_ENV = "DEJAVU_TUNE_LANDSCAPE"
-_NOISE_KEYS = ("base", "seed_noise", "run_noise", "image_noise", "tau")
+_SETTINGS = ("base", "seed_noise", "run_noise", "image_noise", "tau", "epoch_s")
 
 
 def from_env(cfg: TrainConfig) -> LandscapeTrainer:
     """The landscape the environment variable ``DEJAVU_TUNE_LANDSCAPE`` describes, as JSON:
-    any of ``base``, ``seed_noise``, ``run_noise``, ``image_noise``, ``tau``, and
-    ``effect``, a gain every DejaVu run has. ``python -m dejavu_tune.bench verdict-check``
+    any of ``base``, ``seed_noise``, ``run_noise``, ``image_noise``, ``tau``, ``epoch_s``
+    (wall seconds an epoch takes, as in ``paced``) and ``effect``, a gain every DejaVu run
+    has. ``python -m dejavu_tune.bench verdict-check``
     runs real searches on it with the noise its simulation assumes (Ray's workers inherit
     the driver's environment)."""
     try:
@@ -169,10 +170,10 @@ def from_env(cfg: TrainConfig) -> LandscapeTrainer:
     except (KeyError, ValueError) as exc:
         raise ValueError(f"{LANDSCAPE_ENV} must hold a JSON object of the landscape's "
                          f"settings ({type(exc).__name__}: {exc})") from None
-    unknown = set(spec) - {*_NOISE_KEYS, "effect"}
+    unknown = set(spec) - {*_SETTINGS, "effect"}
     if unknown:
         raise ValueError(f"{LANDSCAPE_ENV}: unknown key(s) {sorted(unknown)}; allowed: "
-                         f"{[*_NOISE_KEYS, 'effect']}")
+                         f"{[*_SETTINGS, 'effect']}")
     gain = float(spec.get("effect", 0.0))
     return LandscapeTrainer(cfg, effect=lambda c: gain,
-                            **{k: float(spec[k]) for k in _NOISE_KEYS if k in spec})
+                            **{k: float(spec[k]) for k in _SETTINGS if k in spec})
