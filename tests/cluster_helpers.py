@@ -190,7 +190,8 @@ def tune_epochs(storage: Path, name: str) -> dict[str, int]:
             for trial, row in tune_last_results(storage, name).items()}
 
 
-_OPTUNA_STATE = {"completed": "COMPLETE", "stopped_early": "PRUNED", "failed": "FAIL"}
+_OPTUNA_STATE = {"completed": "COMPLETE", "stopped_early": "PRUNED", "failed": "FAIL",
+                 "out_of_memory": "FAIL"}
 
 
 def assert_accounted_once(storage: Path, name: str, trials: int) -> list:

@@ -1,12 +1,14 @@
 """Real searches end to end: local Ray, Optuna + ASHA, a SQLite MLflow store."""
 
 import json
+import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 from cluster_helpers import QUICK, search_meta, trial_runs
 
@@ -157,6 +159,33 @@ def test_diverging_trials_are_failed_with_reason_and_optuna_is_told(tmp_path, fa
         else:
             assert entry["state"] == "COMPLETE", entry
             assert entry["value"] == pytest.approx(run.data.metrics["val_miou"]), entry
+
+
+@pytest.mark.integration
+def test_a_trial_out_of_memory_has_its_own_status_numbers_and_count(tmp_path):
+    # the DejaVu runs of this landscape ask the allocator for a petabyte in epoch 2
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    env.pop("RAY_ADDRESS", None)
+    proc = _search("--storage-path", str(tmp_path), "--name", "oom", "--num-samples", "3",
+                   "--set", "search.trainer=planted:too_large", "--set", "optim.epochs=2",
+                   "--set", "dejavu.crm.init=scratch", "--set", "device=cpu", *QUICK, env=env)
+    # every DejaVu trial failed: the search ends on their error, and it says which one
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "out of memory" in proc.stdout, proc.stdout[-3000:]
+    _, meta, children = _runs(tmp_path, "oom")
+    statuses = sorted(r.data.tags["dejavu.status"] for r in children)
+    assert statuses == ["completed", "out_of_memory", "out_of_memory", "out_of_memory"]
+    for run in children:
+        if run.data.tags["dejavu.status"] == "out_of_memory":
+            reason = run.data.tags["dejavu.failure_reason"]
+            assert "can't allocate memory" in reason and run.info.status == "FAILED"
+            assert re.search(r"\(cpu: peak resident set of the trial's process \d+ MiB\)$",
+                             reason), reason
+            assert run.data.metrics["compute_s"] >= 0  # its first epoch is kept
+    assert "3 ran out of memory (status out_of_memory)" in proc.stderr
+    study = optuna.load_study(study_name="search",
+                              storage=f"sqlite:///{tmp_path / 'oom' / 'optuna.db'}")
+    assert [t.state.name for t in study.trials] == ["FAIL"] * 3
 
 
 @pytest.mark.integration

@@ -28,6 +28,21 @@ def test_the_terminal_shows_the_top_trials_and_counts_the_rest():
     assert "more trials" not in full
 
 
+def test_runs_out_of_memory_are_counted_apart_from_other_failures():
+    records = [_trial(1, "completed", (0.5, 0.6)), _trial(2, "out_of_memory", (0.4,)),
+               _trial(3, "out_of_memory", ()), _trial(4, "failed", ())]
+    outcome = Outcome(metric="val_miou", mode="max", epochs=2, records=records,
+                      replicate_seeds=[])
+    text = report_markdown(outcome)
+    assert ("- Out of memory: 2 of 4 runs (t02, t03; 1 other failure), status "
+            "`out_of_memory`") in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "rank" not in line]
+    # ranked below the full-budget trial, among the failures
+    assert [row.split("|")[2].strip() for row in rows] == ["t01", "t02", "t03", "t04"]
+    assert "Out of memory" not in report_markdown(Outcome(
+        metric="val_miou", mode="max", epochs=2, records=records[:1], replicate_seeds=[]))
+
+
 def _confirmation(decisions, deltas):
     """Two candidates (id1, id2) judged as ``decisions`` on the paired ``deltas``."""
     from dejavu_tune.outcome import sequential as seq

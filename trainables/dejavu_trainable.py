@@ -25,7 +25,7 @@ from dejavu_tune.search.trial_context import TrialContext
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.run_names import run_name
 from dejavu_tune.tracking.trial_recorder import TrialRecorder, now_ms
-from dejavu_tune.train import cost_probe
+from dejavu_tune.train import cost_probe, memory
 from dejavu_tune.train.crm_store import WEIGHTS_FILE
 from dejavu_tune.train.diagnostics import crm_usage
 from dejavu_tune.train.figures import FIGURE_FILE, regeneration_figure
@@ -41,43 +41,62 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
     record = TrialRecorder(context.ref, trial_id, _run_name(context, config, trial_id, kind),
                            kind, context.delivery_retry_s)
     try:
-        record.params(config)
-        node_ip, gpu_ids = ray_adapter.placement()
-        record.tags({tracking.NODE_TAG: node_ip, tracking.GPU_TAG: gpu_ids})
-        cfg = trial_config(context.fixed, config)
-        if context.crm_plan is not None:
-            cfg = context.crm_plan.attach(cfg)
-        record.tags({tracking.PHASE_TAG: context.phase, tracking.CRM_TAG: _crm_origin(cfg)})
-        trainer = (load_object(context.trainer, "search.trainer") if context.trainer
-                   else Trainer)(cfg)
-        probe = trainer.first_batch(cfg.optim.batch_size) if trainer.crm is not None else None
-        cost = _cost(trainer, cfg, probe)
-        state, skipped = ray_adapter.restore_state()
-        if state is not None:
-            trainer.load_state_dict(state)
-            record.resumed(trainer.epoch, skipped)
-        start = time.perf_counter()
-        for metrics in trainer.epochs():
-            if probe is not None:
-                metrics.update(crm_usage(trainer, probe))
-            metrics.update(cost, compute_s=time.perf_counter() - start)
-            figure = (_png(regeneration_figure(trainer.sample(context.figure_images),
-                                               legend=trainer.legend()))
-                      if context.figure_images > 0 else None)
-            stamp = now_ms()
-            record.epoch(metrics, trainer.epoch, figure, stamp)
-            # The figure, the placement and the record's time go to Tune with the epoch
-            # too: the driver delivers them from there if this trial's queue dies with it.
-            ray_adapter.report({**metrics, ray_adapter.GPU_IDS_KEY: gpu_ids,
-                                ray_adapter.RECORDED_MS_KEY: stamp}, trainer.state_dict(),
-                               {FIGURE_FILE: figure} if figure else {})
-            start = time.perf_counter()
+        _train(config, context, record)
         record.finished("completed")
     except Exception as exc:
-        record.finished("failed", f"{type(exc).__name__}: {exc}")
+        record.finished(*_failure(exc))
+        memory.forget(exc)  # Tune keeps the error: not the trial's tensors with it
         raise
     finally:
         record.close()
+        memory.release()  # a reused worker's next trial starts from a clean device
+
+
+def _train(config: dict[str, Any], context: TrialContext, record: TrialRecorder) -> None:
+    """The trial's epochs; what it allocates lives in this frame only, so it is gone
+    when the trial ends, however it ends."""
+    record.params(config)
+    node_ip, gpu_ids = ray_adapter.placement()
+    record.tags({tracking.NODE_TAG: node_ip, tracking.GPU_TAG: gpu_ids})
+    cfg = trial_config(context.fixed, config)
+    if context.crm_plan is not None:
+        cfg = context.crm_plan.attach(cfg)
+    record.tags({tracking.PHASE_TAG: context.phase, tracking.CRM_TAG: _crm_origin(cfg)})
+    trainer = (load_object(context.trainer, "search.trainer") if context.trainer
+               else Trainer)(cfg)
+    probe = trainer.first_batch(cfg.optim.batch_size) if trainer.crm is not None else None
+    cost = _cost(trainer, cfg, probe)
+    state, skipped = ray_adapter.restore_state()
+    if state is not None:
+        trainer.load_state_dict(state)
+        record.resumed(trainer.epoch, skipped)
+    del state
+    start = time.perf_counter()
+    for metrics in trainer.epochs():
+        if probe is not None:
+            metrics.update(crm_usage(trainer, probe))
+        metrics.update(cost, compute_s=time.perf_counter() - start)
+        figure = (_png(regeneration_figure(trainer.sample(context.figure_images),
+                                           legend=trainer.legend()))
+                  if context.figure_images > 0 else None)
+        stamp = now_ms()
+        record.epoch(metrics, trainer.epoch, figure, stamp)
+        # The figure, the placement and the record's time go to Tune with the epoch
+        # too: the driver delivers them from there if this trial's queue dies with it.
+        ray_adapter.report({**metrics, ray_adapter.GPU_IDS_KEY: gpu_ids,
+                            ray_adapter.RECORDED_MS_KEY: stamp}, trainer.state_dict(),
+                           {FIGURE_FILE: figure} if figure else {})
+        start = time.perf_counter()
+
+
+def _failure(exc: Exception) -> tuple[str, str]:
+    """(status, reason) of a trial that raised; an allocation failure says how much
+    memory there was, the numbers a user sizes the trial by."""
+    reason = f"{type(exc).__name__}: {exc}"
+    if memory.is_out_of_memory(exc):
+        cuda = isinstance(exc, torch.OutOfMemoryError)
+        return memory.OUT_OF_MEMORY, f"{reason} ({memory.allocator_report(cuda)})"[:4000]
+    return "failed", reason
 
 
 def _cost(trainer: Any, cfg: TrainConfig, batch: dict[str, Any] | None) -> dict[str, float]:

@@ -44,7 +44,13 @@ from dejavu_tune.search.summary import (
     result_payload,
 )
 from dejavu_tune.search.trial_context import TrialContext
-from dejavu_tune.search.trial_records import TrialRecord, finished_status, from_result
+from dejavu_tune.search.trial_records import (
+    FAILURES,
+    TrialRecord,
+    failure_status,
+    finished_status,
+    from_result,
+)
 from dejavu_tune.search.warm_start import WarmStart
 from dejavu_tune.tracking import mlflow_views
 from dejavu_tune.tracking import runs as tracking
@@ -53,6 +59,7 @@ from dejavu_tune.tracking.run_names import trial_number
 from dejavu_tune.train import crm_store
 from dejavu_tune.train.crm_store import CRMPlan, PretrainSpec
 from dejavu_tune.train.figures import FIGURE_FILE
+from dejavu_tune.train.memory import OUT_OF_MEMORY
 
 __all__ = ["Driver", "run_search", "STUDY_FILE", "STUDY_DB", "RESULT_FILE"]
 
@@ -129,8 +136,9 @@ class Driver:
                   f"epoch(s), {metric}={value:.4f}", flush=True)
 
         def on_error(trial_id: str, reason: str) -> None:
-            settle.set_status(ref, trial_id, "failed", reason, int(time.time() * 1000))
-            print(f"  trial {trial_id}: failed: {reason}", flush=True)
+            status = failure_status(reason)
+            settle.set_status(ref, trial_id, status, reason, int(time.time() * 1000))
+            print(f"  trial {trial_id}: {status.replace('_', ' ')}: {reason}", flush=True)
 
         # Tune's event loop runs these: through the queue, a tracking server that is away
         # never stalls the search (trials wait for the loop to take their reports).
@@ -268,13 +276,18 @@ def _nothing_trained(drv: Driver) -> int:
     """A search whose DejaVu trials all failed has nothing to compare: it ends with their
     error (the most common one first), exit 1, instead of a verdict of "no gain"."""
     trials = [r for r in drv.records("search") if not r.is_baseline]
-    if not trials or any(r.status != "failed" for r in trials):
+    if not trials or any(r.status not in FAILURES for r in trials):
         return 0
     reasons = collections.Counter(r.reason or "no reason recorded" for r in trials)
     reason, count = reasons.most_common(1)[0]
     text = (f"every DejaVu trial failed ({len(trials)} of {len(trials)}); "
             + (f"all with: {reason}" if count == len(trials) else
                f"{count} with: {reason}; {len(reasons) - 1} other reason(s) in the trials' runs"))
+    short = sum(r.status == OUT_OF_MEMORY for r in trials)
+    if short:
+        text += (f"; {short} ran out of memory (status {OUT_OF_MEMORY}): a smaller "
+                 "optim.batch_size or data.image_size, or more of a GPU per trial "
+                 "(--gpus-per-trial)")
     settle.settle(drv, _DRIVER_RETRY_S)
     return _end_without_verdict(drv, "nothing trained", text)
 

@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from dejavu_tune.search.trial_records import FAILURES
 from dejavu_tune.tracking import runs as tracking
 
 __all__ = ["MIN_FULL", "log_optuna_plots", "analysis_study"]
@@ -49,7 +50,7 @@ def analysis_study(space: Any, outcome: Any,
     trials.sort(key=lambda r: (order(r.trial_id) is None, order(r.trial_id) or 0))
     for record in trials:
         value = record.at(epoch)
-        if value is None or record.status == "failed":
+        if value is None or record.status in FAILURES:
             continue
         config = {k: v for k, v in record.config.items() if k in dists}
         study.add_trial(optuna.trial.create_trial(

@@ -15,7 +15,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from dejavu_tune.raytune import ray_adapter
-from dejavu_tune.search.trial_records import from_result
+from dejavu_tune.search.trial_records import FAILURES, from_result
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.run_names import run_name
 from dejavu_tune.train.figures import FIGURE_FILE
@@ -116,6 +116,6 @@ def _settle_run(uri: str, run: Any, status: str, reason: str | None, end_ms: int
         value = str(inert).lower()
         if tags.get(tracking.INERT_TAG) != value:
             tracking.set_tags(uri, run.info.run_id, {tracking.INERT_TAG: value})
-    if tags.get(tracking.STATUS_TAG) == "failed" and status == "failed":
-        return  # the trial's own, more precise reason stays
+    if tags.get(tracking.STATUS_TAG) in FAILURES and status in FAILURES:
+        return  # the trial's own, more precise status and reason stay
     tracking.set_trial_status(uri, run.info.run_id, status, reason, end_ms, run=run)

@@ -24,8 +24,9 @@ from dejavu_tune.outcome.numbers import num
 from dejavu_tune.outcome.paired import noise_floor
 from dejavu_tune.search import pareto
 from dejavu_tune.search.confirm import Confirmation, Confirmed
-from dejavu_tune.search.trial_records import TrialRecord, short_params
+from dejavu_tune.search.trial_records import FAILURES, TrialRecord, short_params
 from dejavu_tune.tracking.run_names import trial_number
+from dejavu_tune.train.memory import OUT_OF_MEMORY
 
 SUMMARY_FILE = "summary.md"  # in the parent run, and the parent's description
 
@@ -195,7 +196,7 @@ def _ranked(o: Outcome, top: int | None = None) -> list[str]:
     full = sorted((r for r in trials if r.final is not None), key=lambda r: -sign * r.final)
     stopped = sorted((r for r in trials if r.status == "stopped_early" and r.curve),
                      key=lambda r: (-r.epochs, -sign * r.curve[-1]))
-    failed = [r for r in trials if r.status == "failed" or (r.status != "completed"
+    failed = [r for r in trials if r.status in FAILURES or (r.status != "completed"
                                                             and not r.curve)]
     reference = o.gain_reference()
     curve = reference[1] if reference else ()
@@ -253,6 +254,21 @@ def _confirmation(o: Outcome) -> list[str]:
     return lines
 
 
+def _out_of_memory(o: Outcome) -> list[str]:
+    """Runs too large for where they ran, counted apart from the runs that failed."""
+    short = [r for r in o.records if r.status == OUT_OF_MEMORY]
+    if not short:
+        return []
+    failed = sum(r.status == "failed" for r in o.records)
+    names = ", ".join(_trial_label(o, r.trial_id) for r in short[:8])
+    return [f"- Out of memory: {len(short)} of {len(o.records)} runs ({names}"
+            f"{', …' if len(short) > 8 else ''}; {failed} other failure"
+            f"{'s' if failed != 1 else ''}), status "
+            "`out_of_memory` with the allocator's numbers in `dejavu.failure_reason`: a "
+            "smaller `optim.batch_size` or `data.image_size`, or more of a GPU per trial "
+            "(`--gpus-per-trial`), lets them run."]
+
+
 def _trial_label(o: Outcome, trial_id: str | None) -> str:
     record = next((r for r in o.records if r.trial_id == trial_id), None)
     return trial_number(trial_id, record.trial_dir if record else None) if trial_id else "?"
@@ -275,6 +291,7 @@ def report_markdown(o: Outcome, top: int | None = None, front_image: str | None 
     plan = o.power()
     if plan is not None:
         lines.append(f"- Power: {plan.text('measured by this search')}.")
+    lines += _out_of_memory(o)
     spread = o.rung_spread()
     if spread is not None:
         epoch, low, high, sigma = spread

@@ -15,11 +15,22 @@ from typing import Any
 
 from dejavu_tune.config import is_baseline
 from dejavu_tune.train.diagnostics import is_inert
+from dejavu_tune.train.memory import OUT_OF_MEMORY, names_out_of_memory
 from dejavu_tune.train.trainer import heldout_name
 
 HELDOUT_KEY = "data.heldout"  # a point's key: the run also scores the held-out split
 
-__all__ = ["HELDOUT_KEY", "TrialRecord", "from_result", "error_reason", "finished_status", "short_params"]
+__all__ = ["HELDOUT_KEY", "FAILURES", "TrialRecord", "from_result", "error_reason",
+           "failure_status", "finished_status", "short_params"]
+
+# a trial that raised: out of memory (too large for where it ran) or any other error
+FAILURES = ("failed", OUT_OF_MEMORY)
+
+
+def failure_status(reason: str | None) -> str:
+    """The status of a trial that raised, from its error's text (all Tune gives the
+    driver of a trial's error)."""
+    return OUT_OF_MEMORY if names_out_of_memory(reason) else "failed"
 
 
 def finished_status(last: dict[str, Any], epochs: int, metric: str) -> tuple[str, str | None]:
@@ -38,7 +49,7 @@ class TrialRecord:
     phase: str  # tuning / search / confirm
     config: dict[str, Any]  # its sampled (dotted) keys; "seed" when it sets its own
     seed: int
-    status: str  # completed / stopped_early / failed
+    status: str  # completed / stopped_early / failed / out_of_memory
     reason: str | None
     curve: tuple[float, ...]  # the search metric per epoch, epoch 1 first
     last: dict[str, Any]  # the last result it reported
@@ -108,7 +119,8 @@ def from_result(result: Any, phase: str, metric: str, epochs: int,
                 base_seed: int) -> TrialRecord:
     last = dict(result.metrics or {})
     if result.error is not None:
-        status, reason = "failed", error_reason(result.error)
+        reason = error_reason(result.error)
+        status = failure_status(reason)
     else:
         status, reason = finished_status(last, epochs, metric)
     config = dict(result.config or {})

@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from dejavu_tune.tracking.run_names import readable
+from dejavu_tune.train.memory import OUT_OF_MEMORY
 
 __all__ = ["STATUS_TAG", "REASON_TAG", "TRIAL_TAG", "KIND_TAG", "NODE_TAG", "GPU_TAG",
            "RESUMED_TAG", "CHECKPOINT_SKIPPED_TAG", "PHASE_TAG", "CRM_TAG", "INERT_TAG",
@@ -41,7 +42,7 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests children under it
 TRIAL_TAG = "dejavu.trial_id"
 KIND_TAG = "dejavu.kind"  # "search", "baseline" or "trial"
-STATUS_TAG = "dejavu.status"  # completed / stopped_early / failed
+STATUS_TAG = "dejavu.status"  # completed / stopped_early / failed / out_of_memory
 REASON_TAG = "dejavu.failure_reason"
 NODE_TAG = "dejavu.node_ip"  # the Ray node the trial (last) ran on
 GPU_TAG = "dejavu.gpu_ids"  # the GPUs Ray gave the trial (its CUDA_VISIBLE_DEVICES)
@@ -53,7 +54,8 @@ INERT_TAG = "dejavu.inert"  # true: the CRM ignored the prediction (dejavu_tune.
 FIGURE_KEY = "regeneration"  # the image key of every run's regeneration figure
 # A trial ASHA stopped ends KILLED: MLflow's runs table then tells it from a completed
 # one at a glance (its reason stays in STATUS_TAG).
-MLFLOW_STATUS = {"completed": "FINISHED", "stopped_early": "KILLED", "failed": "FAILED"}
+MLFLOW_STATUS = {"completed": "FINISHED", "stopped_early": "KILLED", "failed": "FAILED",
+                 OUT_OF_MEMORY: "FAILED"}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,76 @@
+"""A trial's memory: telling an allocation failure from other errors, with the
+allocator's numbers, and giving a finished trial's memory back before the next trial
+starts in the same (reused) worker process.
+
+An out-of-memory error says the trial was too large for where it ran (batch, image size,
+trials per GPU), not that its configuration is bad; the search records it apart."""
+
+from __future__ import annotations
+
+import gc
+import re
+import traceback
+
+__all__ = ["OUT_OF_MEMORY", "is_out_of_memory", "names_out_of_memory", "allocator_report", "forget", "release"]
+
+OUT_OF_MEMORY = "out_of_memory"  # a trial's status (dejavu.status) when it ran out
+
+# CUDA's allocator raises torch.OutOfMemoryError; the CPU's a RuntimeError with this text.
+# Tune hands the driver an error's text only, so the text is what identifies it there.
+_OOM_TEXT = re.compile(r"OutOfMemoryError|out of memory|can't allocate memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and bool(_OOM_TEXT.search(str(exc))))
+
+
+def names_out_of_memory(text: str | None) -> bool:
+    """Whether an error's text (a failure reason) is an allocation failure."""
+    return bool(text) and bool(_OOM_TEXT.search(text))
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:.0f} MiB"
+
+
+def allocator_report(cuda: bool) -> str:
+    """The numbers a user sizes a trial by: for the GPU its allocator's allocated,
+    reserved and peak memory and the device's free and total; for the CPU the process's
+    peak resident set."""
+    import torch
+
+    if cuda and torch.cuda.is_available():
+        index = torch.cuda.current_device()
+        free, total = torch.cuda.mem_get_info(index)
+        return (f"cuda:{index}: allocated {_mib(torch.cuda.memory_allocated(index))}, "
+                f"reserved {_mib(torch.cuda.memory_reserved(index))}, peak allocated "
+                f"{_mib(torch.cuda.max_memory_allocated(index))}, free {_mib(free)} of "
+                f"{_mib(total)}")
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    return f"cpu: peak resident set of the trial's process {_mib(peak)}"
+
+
+def forget(exc: BaseException) -> None:
+    """Drop the local variables of the finished frames an error's traceback holds (the
+    trainer, its batches, its optimiser state): Tune keeps the error, and with it, until
+    then, every tensor the failed trial had."""
+    tb = exc.__traceback__
+    if tb is not None:
+        traceback.clear_frames(tb)
+
+
+def release() -> None:
+    """Collect what a finished trial left and return CUDA's cached blocks to the device, so
+    the next trial in this process starts from the memory it would start from alone."""
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        for index in range(torch.cuda.device_count()):
+            torch.cuda.reset_peak_memory_stats(index)
