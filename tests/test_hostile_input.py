@@ -228,12 +228,13 @@ def silent():
         yield port
 
 
-def _search(tmp_path: Path, *argv: str, timeout: float = 120) -> tuple[int, str, float]:
+def _search(tmp_path: Path, *argv: str, timeout: float = 120,
+            env: dict[str, str] | None = None) -> tuple[int, str, float]:
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "dejavu_tune.search", "--storage-path",
                            str(tmp_path / "runs"), "--set", "optim.epochs=1", *argv],
                           capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
-                          env={**os.environ, "DEJAVU_RAY_CONNECT_S": "8"})
+                          env={**os.environ, "DEJAVU_RAY_CONNECT_S": "8", **(env or {})})
     return proc.returncode, proc.stderr, time.monotonic() - start
 
 
@@ -254,8 +255,15 @@ def test_a_server_that_refuses_or_never_answers_fails_within_its_bound(tmp_path,
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlruns").exists()
 
 
-def test_joining_a_port_that_speaks_no_ray_is_bounded(tmp_path):
-    """A port that answers the probe but is not Ray's: the join's own bound ends it."""
+@pytest.mark.parametrize("token", [True, False])
+def test_joining_a_port_that_speaks_no_ray_is_bounded(tmp_path, token):
+    """A port that answers the probe but is not Ray's: the join's own bound ends it. Without
+    a Ray token on this machine the message names that too: a token-authenticated head
+    refuses such a client in silence (tried by hand with `RAY_AUTH_MODE=token ray start
+    --head`), which looks the same from here."""
+    path = tmp_path / "auth_token"
+    if token:
+        path.write_text("0" * 64)
     server = socket.socket()
     server.bind(("127.0.0.2", 0))
     server.listen(16)
@@ -274,15 +282,18 @@ def test_joining_a_port_that_speaks_no_ray_is_bounded(tmp_path):
     thread = threading.Thread(target=answer_garbage, daemon=True)
     thread.start()
     try:
-        code, err, took = _search(tmp_path, "--address", f"127.0.0.2:{port}")
+        code, err, took = _search(tmp_path, "--address", f"127.0.0.2:{port}",
+                                  env={"RAY_AUTH_TOKEN_PATH": str(path)})
     finally:
         stop.set()
         thread.join(2)
         server.close()
     last = err.strip().splitlines()[-1]
     assert code == 2 and "no Ray cluster answered within 8 s" in last, err[-2000:]
+    assert ("this machine has no Ray auth token" in last) != token, last
     assert took < IMPORT_S + 8 + 20, took
     assert not (tmp_path / "runs").exists()
+
 
 
 # -- a search whose every DejaVu trial failed ------------------------------------------

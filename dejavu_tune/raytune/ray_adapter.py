@@ -112,9 +112,14 @@ def use_cluster_auth() -> None:
     cluster without authentication accepts such a client as well. Without a token on this
     machine token mode would fail every join at once, also to a cluster that needs none:
     then Ray's own default stands, and a cluster that wants a token says so."""
-    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
-    if os.environ.get("RAY_AUTH_TOKEN") or os.path.isfile(path):
+    if _has_token():
         os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+
+def _has_token() -> bool:
+    """Whether this machine has a Ray auth token where Ray looks for one."""
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    return bool(os.environ.get("RAY_AUTH_TOKEN")) or os.path.isfile(path)
 
 
 def start_ray(address: str | None = None) -> None:
@@ -153,7 +158,13 @@ def _join_cluster(ray: Any, address: str) -> None:
         raise RayWaitError(f"--address {address}: no Ray cluster answered within "
                            f"{CONNECT_S:g} s (DEJAVU_RAY_CONNECT_S): check the head's address "
                            "and port (`ray status` on the head) and that this machine can "
-                           "reach it")
+                           "reach it" + ("" if _has_token() else
+                                         "; this machine has no Ray auth token "
+                                         "(~/.ray/auth_token, RAY_AUTH_TOKEN or "
+                                         "RAY_AUTH_TOKEN_PATH), and a cluster with token "
+                                         "authentication (`ray start`'s default) never "
+                                         "answers a client without one: copy the head's "
+                                         "~/.ray/auth_token here"))
     if failed:
         raise failed[0]
 
