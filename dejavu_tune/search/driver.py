@@ -56,7 +56,7 @@ from dejavu_tune.tracking import mlflow_views
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.delivery import DeliveryQueue
 from dejavu_tune.tracking.run_names import trial_number
-from dejavu_tune.train import crm_store
+from dejavu_tune.train import crm_store, memory
 from dejavu_tune.train.crm_store import CRMPlan, PretrainSpec
 from dejavu_tune.train.figures import FIGURE_FILE
 from dejavu_tune.train.memory import OUT_OF_MEMORY
@@ -285,9 +285,7 @@ def _nothing_trained(drv: Driver) -> int:
                f"{count} with: {reason}; {len(reasons) - 1} other reason(s) in the trials' runs"))
     short = sum(r.status == OUT_OF_MEMORY for r in trials)
     if short:
-        text += (f"; {short} ran out of memory (status {OUT_OF_MEMORY}): a smaller "
-                 "optim.batch_size or data.image_size, or more of a GPU per trial "
-                 "(--gpus-per-trial)")
+        text += f"; {short} ran out of memory (status {OUT_OF_MEMORY}): {memory.ADVICE}"
     settle.settle(drv, _DRIVER_RETRY_S)
     return _end_without_verdict(drv, "nothing trained", text)
 

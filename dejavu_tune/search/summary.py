@@ -26,7 +26,7 @@ from dejavu_tune.search import pareto
 from dejavu_tune.search.confirm import Confirmation, Confirmed
 from dejavu_tune.search.trial_records import FAILURES, TrialRecord, short_params
 from dejavu_tune.tracking.run_names import trial_number
-from dejavu_tune.train.memory import OUT_OF_MEMORY
+from dejavu_tune.train.memory import ADVICE, OUT_OF_MEMORY
 
 SUMMARY_FILE = "summary.md"  # in the parent run, and the parent's description
 
@@ -260,13 +260,13 @@ def _out_of_memory(o: Outcome) -> list[str]:
     if not short:
         return []
     failed = sum(r.status == "failed" for r in o.records)
-    names = ", ".join(_trial_label(o, r.trial_id) for r in short[:8])
+    names = ", ".join(trial_number(r.trial_id, r.trial_dir) if r.trial_id else "?"
+                      for r in short[:8])
     return [f"- Out of memory: {len(short)} of {len(o.records)} runs ({names}"
             f"{', …' if len(short) > 8 else ''}; {failed} other failure"
             f"{'s' if failed != 1 else ''}), status "
-            "`out_of_memory` with the allocator's numbers in `dejavu.failure_reason`: a "
-            "smaller `optim.batch_size` or `data.image_size`, or more of a GPU per trial "
-            "(`--gpus-per-trial`), lets them run."]
+            f"`{OUT_OF_MEMORY}` with the allocator's numbers in `dejavu.failure_reason`: "
+            f"{ADVICE} lets them run."]
 
 
 def _trial_label(o: Outcome, trial_id: str | None) -> str:

@@ -11,9 +11,12 @@ import gc
 import re
 import traceback
 
-__all__ = ["OUT_OF_MEMORY", "is_out_of_memory", "names_out_of_memory", "allocator_report", "forget", "release"]
+__all__ = ["OUT_OF_MEMORY", "ADVICE", "is_out_of_memory", "names_out_of_memory", "allocator_report", "forget", "release"]
 
 OUT_OF_MEMORY = "out_of_memory"  # a trial's status (dejavu.status) when it ran out
+# what lets such a trial run, wherever the search says it ran out
+ADVICE = ("a smaller optim.batch_size or data.image_size, or more of a GPU per trial "
+          "(--gpus-per-trial)")
 
 # CUDA's allocator raises torch.OutOfMemoryError; the CPU's a RuntimeError with this text.
 # Tune hands the driver an error's text only, so the text is what identifies it there.
@@ -24,7 +27,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     import torch
 
     return isinstance(exc, torch.OutOfMemoryError) or (
-        isinstance(exc, RuntimeError) and bool(_OOM_TEXT.search(str(exc))))
+        isinstance(exc, RuntimeError) and names_out_of_memory(str(exc)))
 
 
 def names_out_of_memory(text: str | None) -> bool:
