@@ -378,6 +378,9 @@ class ModelConfig:
     # **options)``); logged with the run's configuration, searchable as ``model.options.<key>``
     options: dict[str, Any] = field(default_factory=dict)
     mae: MAEConfig = field(default_factory=MAEConfig)
+    # a trial on several data-parallel workers: BatchNorm over the global batch (false:
+    # each rank normalises its own rows, as plain DDP does)
+    sync_batchnorm: bool = True
 
     __hash__ = _json_hash
 
@@ -388,6 +391,8 @@ class ModelConfig:
         _check_path(f"{prefix}.pretrained", self.pretrained)
         _check_choice(f"{prefix}.attention", self.attention, ATTENTION_DIMS)
         self.mae.validate(f"{prefix}.mae")
+        if not isinstance(self.sync_batchnorm, bool):
+            fail(f"{prefix}.sync_batchnorm", self.sync_batchnorm, "true or false")
         if self.mae.epochs and ":" in str(self.name):
             fail(f"{prefix}.mae.epochs", self.mae.epochs, "0 for a plug-in network (the "
                  "pre-training decodes the built-in networks' trunk features)")

@@ -36,6 +36,15 @@ from dejavu_tune.method.text_supervision import (
 from dejavu_tune.models import build_model
 from dejavu_tune.models.device import resolve_device
 from dejavu_tune.tasks import Batch, TaskError, build_task
+from dejavu_tune.train.distributed import (
+    JointModule,
+    Ranks,
+    ShardedBatches,
+    mean_across,
+    shard_redaction,
+    sum_meter,
+    sync_batchnorm,
+)
 from dejavu_tune.train.figures import CHANGE_COLUMN, change_map
 
 __all__ = ["OPTIMIZERS", "Trainer", "train", "NonFiniteLossError", "NonFiniteGradientError",
@@ -87,10 +96,15 @@ def heldout_name(metric: str) -> str:
 
 
 class Trainer:
-    """One training run of a base network, with or without DejaVu."""
+    """One training run of a base network, with or without DejaVu; with ``ranks`` (inside
+    an initialised process group) one of its data-parallel ranks (``train.distributed``)."""
 
-    def __init__(self, cfg: TrainConfig, lpips_net: nn.Module | None = None) -> None:
+    def __init__(self, cfg: TrainConfig, lpips_net: nn.Module | None = None,
+                 ranks: Ranks | None = None) -> None:
         self.cfg = cfg
+        self.ranks = ranks
+        if ranks is not None:
+            ranks.local_batch(cfg.optim.batch_size)  # refused before anything is built
         self.device = resolve_device(cfg.device)
         self.train_set, self.val_set = build_splits(cfg.data)
         self.task = build_task(cfg.task, self.train_set, f"data.name={cfg.data.name!r}")
@@ -105,11 +119,17 @@ class Trainer:
             self.crm = (build_crm(dv.crm, self.task.condition_channels, use=intended_use(cfg))
                         if dv.uses_crm else None)
         self.model.to(self.device)
+        if ranks is not None and model_cfg.sync_batchnorm:
+            self.model = sync_batchnorm(self.model, self.device)
         params = list(self.model.parameters())
         if self.crm is not None:
             self.crm.to(self.device)
             params += list(self.crm.parameters())
+        # ``redact`` draws for the images it is given (figures, diagnostics: the same batch
+        # on every rank); training batches are a rank's rows of the global batch
         self.redact = build_redaction(dv.redaction) if dv.enabled else None
+        self._redact_rows = (shard_redaction(self.redact, ranks)
+                             if ranks is not None and self.redact is not None else self.redact)
         self.lpips = None
         if dv.uses_crm and dv.loss.gamma1 > 0:
             if lpips_net is None:
@@ -142,6 +162,11 @@ class Trainer:
         autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
         self._autocast_dtype = autocast_dtype
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
+        self._ddp: nn.Module | None = None
+        if ranks is not None:
+            self._ddp = nn.parallel.DistributedDataParallel(
+                JointModule(self.model, self.crm, self.forward_losses),
+                device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
     # -- one step ---------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -160,7 +185,7 @@ class Trainer:
             regen_parts, cl, ts, extras = None, None, None, {"preds": preds}
             if self.crm is not None:
                 with torch.autocast(self.device.type, enabled=False):
-                    redacted = self.redact(images, self.redact_rng)
+                    redacted = self._redact_rows(images, self.redact_rng)
                 regenerated = self.crm(redacted, self.condition(preds))
                 regen_parts = regeneration_loss(regenerated, images, dv.loss, self.lpips)
                 if dv.loss.cl_weight > 0:
@@ -180,7 +205,7 @@ class Trainer:
         scale and the learning rate stay the baseline's."""
         images, size = batch["image"], batch["image"].shape[0]
         with torch.autocast(self.device.type, enabled=False):
-            redacted = self.redact(images, self.redact_rng)
+            redacted = self._redact_rows(images, self.redact_rng)
         with self._autocast():
             both = self.model(torch.cat([images, redacted]))
             preds = {k: v[:size] for k, v in both.items()}
@@ -214,13 +239,18 @@ class Trainer:
         self.model.train()
         if self.crm is not None:
             self.crm.train()
-        parts, _ = self.forward_losses(batch)
+        parts, _ = (self._ddp if self._ddp is not None else self.forward_losses)(batch)
         loss = parts["loss"]
-        value = float(loss.detach())
+        values = {k: float(v.detach()) for k, v in parts.items()}
+        if self.ranks is not None:
+            # every rank judges the same (mean) loss: one rank raising alone would leave
+            # the others waiting in the gradients' all-reduce
+            values = mean_across(values, self.device)
+        value = values["loss"]
         if not math.isfinite(value):
             raise NonFiniteLossError(
                 f"loss became {value} at epoch {self.epoch + 1}, iteration {self.iteration + 1} "
-                f"(parts: {', '.join(f'{k}={float(v.detach()):.4g}' for k, v in parts.items())})")
+                f"(parts: {', '.join(f'{k}={v:.4g}' for k, v in values.items())})")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)  # a no-op without fp16 loss scaling
@@ -243,7 +273,7 @@ class Trainer:
                 "at every step")
         self.scheduler.step()
         self.iteration += 1
-        return {k: float(v.detach()) for k, v in parts.items()}
+        return values
 
     def _check_gradients(self) -> None:
         for name, module in (("network", self.model), ("CRM", self.crm)):
@@ -258,17 +288,23 @@ class Trainer:
                     f"iteration {self.iteration + 1} (the loss was finite)")
 
     def _loader(self, dataset: Any, shuffle: bool) -> torch.utils.data.DataLoader:
-        workers = self.cfg.data.num_workers
+        workers, batch_size = self.cfg.data.num_workers, self.cfg.optim.batch_size
+        # The loader draws its workers' base seed from ``generator``: without one it would
+        # consume the global RNG, which a run must leave alone.
+        generator = self.data_rng if shuffle else torch.Generator().manual_seed(0)
+        common = {"num_workers": workers, "pin_memory": self.device.type == "cuda",
+                  "generator": generator}
+        if shuffle and self.ranks is not None:
+            return torch.utils.data.DataLoader(dataset, batch_sampler=ShardedBatches(
+                dataset, batch_size, self.data_rng, self.ranks), **common)
+        if self.ranks is not None:
+            dataset = torch.utils.data.Subset(dataset, self.ranks.shard(len(dataset)))
         # The sampler draws from data_rng, which the checkpoint saves: a resumed run sees
         # the same batches as an uninterrupted one.
         sampler = (torch.utils.data.RandomSampler(dataset, generator=self.data_rng) if shuffle
                    else torch.utils.data.SequentialSampler(dataset))
-        # The loader draws its workers' base seed from ``generator``: without one it would
-        # consume the global RNG, which a run must leave alone.
-        generator = self.data_rng if shuffle else torch.Generator().manual_seed(0)
-        return torch.utils.data.DataLoader(
-            dataset, batch_size=self.cfg.optim.batch_size, sampler=sampler, drop_last=shuffle,
-            num_workers=workers, pin_memory=self.device.type == "cuda", generator=generator)
+        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler,
+                                           drop_last=shuffle, **common)
 
     def _to_device(self, batch: Batch) -> Batch:
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
@@ -334,18 +370,21 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, dataset: Any = None) -> dict[str, float]:
-        """The task's metrics on ``dataset`` (default: the search split)."""
+        """The task's metrics on ``dataset`` (default: the search split); every rank scores
+        its shard and the meters are summed, so all ranks return the whole split's."""
         self.model.eval()
         meter = self.task.meter()
-        seen = 0
-        for batch in self._loader(self.val_set if dataset is None else dataset,
-                                  shuffle=False):
+        dataset = self.val_set if dataset is None else dataset
+        seen = self.ranks.shard(len(dataset)).start if self.ranks is not None else 0
+        for batch in self._loader(dataset, shuffle=False):
             batch = self._to_device(batch)
             images = self._noisy(batch["image"], seen)
             seen += images.shape[0]
             with self._autocast():
                 preds = self.model(images)
             meter.update(self.task.decode({k: v.float() for k, v in preds.items()}), batch)
+        if self.ranks is not None:
+            sum_meter(meter)
         return meter.compute()
 
     def evaluate_heldout(self) -> dict[str, float]:
