@@ -6,6 +6,11 @@ the trial's MLflow child run (``dejavu_tune.tracking.delivery``: delivered in th
 retried while the tracking server is away), and reports to Tune with a checkpoint of
 the whole trainer state (networks, optimiser, schedule, epoch, RNG). A restarted trial
 resumes exactly from ``tune.get_checkpoint()`` and continues its own MLflow run.
+
+A trial of several data-parallel ranks (``resources.workers``, or ``resources.gpu`` above
+1) runs the same body on every rank of a Ray Train run inside the Tune trial
+(``ray_adapter.fit_ranks``): every rank trains, evaluates its shard and reports; rank 0
+alone writes the MLflow run and the checkpoint.
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ from dejavu_tune.raytune import ray_adapter
 from dejavu_tune.search.trial_context import TrialContext
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.run_names import run_name
-from dejavu_tune.tracking.trial_recorder import TrialRecorder, now_ms
+from dejavu_tune.tracking.trial_recorder import RankRecorder, TrialRecorder, now_ms
 from dejavu_tune.train import cost_probe, memory
 from dejavu_tune.train.crm_store import WEIGHTS_FILE
 from dejavu_tune.train.diagnostics import crm_usage
+from dejavu_tune.train.distributed import Ranks, gather
 from dejavu_tune.train.figures import FIGURE_FILE, regeneration_figure
 from dejavu_tune.train.trainer import Trainer
 
@@ -35,11 +41,28 @@ __all__ = ["dejavu_trainable"]
 
 
 def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
+    if context.ranks > 1:
+        ray_adapter.fit_ranks(_rank, {"config": config, "context": context}, context.ranks,
+                              context.cpus, context.rank_gpu, context.ranks_storage)
+    else:
+        _trial(config, context)
+
+
+def _rank(loop_config: dict[str, Any]) -> None:
+    """One rank of a data-parallel trial, in its Train worker."""
+    ray_adapter.enter_rank(loop_config)
+    _trial(loop_config["config"], loop_config["context"])
+
+
+def _trial(config: dict[str, Any], context: TrialContext) -> None:
     torch.set_num_threads(max(1, int(context.cpus)))
     trial_id = ray_adapter.trial_id()
     kind = "baseline" if is_baseline(config) else "trial"
-    record = TrialRecorder(context.ref, trial_id, _run_name(context, config, trial_id, kind),
-                           kind, context.delivery_retry_s)
+    record: TrialRecorder | RankRecorder = RankRecorder()
+    if ray_adapter.rank() == 0:
+        record = TrialRecorder(context.ref, trial_id,
+                               _run_name(context, config, trial_id, kind), kind,
+                               context.delivery_retry_s)
     try:
         _train(config, context, record)
         record.finished("completed")
@@ -52,18 +75,26 @@ def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
         memory.release()  # a reused worker's next trial starts from a clean device
 
 
-def _train(config: dict[str, Any], context: TrialContext, record: TrialRecorder) -> None:
+def _train(config: dict[str, Any], context: TrialContext,
+           record: TrialRecorder | RankRecorder) -> None:
     """The trial's epochs; what it allocates lives in this frame only, so it is gone
     when the trial ends, however it ends."""
     record.params(config)
+    ranks = Ranks.current()
     node_ip, gpu_ids = ray_adapter.placement()
     record.tags({tracking.NODE_TAG: node_ip, tracking.GPU_TAG: gpu_ids})
+    if ranks is not None:
+        record.tags({tracking.RANKS_TAG: " · ".join(
+            f"rank {r}: {ip} GPU {gpus or 'none'}"
+            for r, (ip, gpus) in enumerate(gather((node_ip, gpu_ids))))})
     cfg = trial_config(context.fixed, config)
+    if ranks is not None and context.rank_gpu > 0:
+        cfg = cfg.replace(device=ray_adapter.rank_device())  # not every rank's cuda:0
     if context.crm_plan is not None:
         cfg = context.crm_plan.attach(cfg)
     record.tags({tracking.PHASE_TAG: context.phase, tracking.CRM_TAG: _crm_origin(cfg)})
-    trainer = (load_object(context.trainer, "search.trainer") if context.trainer
-               else Trainer)(cfg)
+    trainer = (load_object(context.trainer, "search.trainer")(cfg) if context.trainer
+               else Trainer(cfg, ranks=ranks))
     probe = trainer.first_batch(cfg.optim.batch_size) if trainer.crm is not None else None
     cost = _cost(trainer, cfg, probe)
     state, skipped = ray_adapter.restore_state()
@@ -78,7 +109,7 @@ def _train(config: dict[str, Any], context: TrialContext, record: TrialRecorder)
         metrics.update(cost, compute_s=time.perf_counter() - start)
         figure = (_png(regeneration_figure(trainer.sample(context.figure_images),
                                            legend=trainer.legend()))
-                  if context.figure_images > 0 else None)
+                  if context.figure_images > 0 and ray_adapter.rank() == 0 else None)
         stamp = now_ms()
         record.epoch(metrics, trainer.epoch, figure, stamp)
         # The figure, the placement and the record's time go to Tune with the epoch

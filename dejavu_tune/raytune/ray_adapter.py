@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from dejavu_tune.errors import DejavuError
+from dejavu_tune.raytune import ray_train
 
 STUDY_NAME = "search"  # the Optuna study of a search's DejaVu trials, in its study storage
 
-__all__ = ["STUDY_NAME", "GPU_IDS_KEY", "RECORDED_MS_KEY", "trial_id", "trial_dir", "placement", "report", "restore_state",
+__all__ = ["STUDY_NAME", "GPU_IDS_KEY", "RECORDED_MS_KEY", "trial_id", "trial_dir", "rank", "rank_device", "fit_ranks", "enter_rank", "placement", "report", "restore_state",
            "use_cluster_auth", "start_ray", "make_tuner", "run_parallel", "restore_tuner",
            "can_restore", "make_status_callback", "trial_error", "reported_epochs",
            "checkpoint_file", "optuna_trials", "wait_for_nodes", "wait_for_resources",
@@ -37,16 +38,25 @@ class RayWaitError(DejavuError, TimeoutError):
     """A wait on Ray ran past its bound; the message says what was waited for."""
 
 # -- inside a trial ----------------------------------------------------------------
+# (A rank of a data-parallel trial runs in a Train worker, where Tune's session is not:
+# these read the trial from the rank's session, ``ray_train.session()``.)
 def trial_id() -> str:
     from ray import tune
 
-    return tune.get_context().get_trial_id()
+    ranks = ray_train.session()
+    return ranks.trial_id if ranks is not None else tune.get_context().get_trial_id()
 
 
 def trial_dir() -> str | None:
     from ray import tune
 
-    return tune.get_context().get_trial_dir()
+    ranks = ray_train.session()
+    return ranks.trial_dir if ranks is not None else tune.get_context().get_trial_dir()
+
+
+def rank() -> int:
+    """This process's rank in its trial (0 for a trial of one process)."""
+    return ray_train.world_rank() if ray_train.session() is not None else 0
 
 
 # The GPUs of a trial, in every result it reports (Tune adds the node's IP itself), so the
@@ -73,16 +83,43 @@ def report(metrics: dict[str, Any], state: dict[str, Any],
     ``files`` are written beside the state: records of the epoch (its figure) that the
     driver can deliver from the storage path if the trial's own delivery dies with it.
     The checkpoint is complete in a private directory before Tune persists it, so a
-    worker that dies mid-write never leaves a half-written checkpoint registered."""
+    worker that dies mid-write never leaves a half-written checkpoint registered. In a
+    data-parallel trial every rank reports, and rank 0's checkpoint is the trial's."""
     from ray import tune
 
     from dejavu_tune.train import checkpoint_io
 
+    if ray_train.session() is not None and rank() != 0:
+        ray_train.report(metrics, None)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         for name, data in (files or {}).items():
             (Path(tmp) / name).write_bytes(data)
         checkpoint_io.save(state, tmp)
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+        if ray_train.session() is not None:
+            ray_train.report(metrics, tmp)
+        else:
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def fit_ranks(loop: Callable[[dict[str, Any]], None], loop_config: dict[str, Any],
+              ranks: int, cpu: float, gpu: float, storage: str | None) -> None:
+    """The trial as ``ranks`` data-parallel processes running ``loop(loop_config)``
+    (``ray_train.fit_ranks``); ``loop`` starts with ``enter_rank(loop_config)``."""
+    if storage is None:
+        raise ValueError("a data-parallel trial needs its ranks' storage directory")
+    ray_train.fit_ranks(loop, loop_config, ranks=ranks, cpu=cpu, gpu=gpu, storage=storage,
+                        wait_s=TASK_S)
+
+
+def rank_device() -> str:
+    """The GPU of this rank (Ray Train shows a rank every GPU of its node, for NCCL)."""
+    return str(ray_train.device())
+
+
+def enter_rank(loop_config: dict[str, Any]) -> None:
+    """Inside a rank: the trial calls above read its trial from here on."""
+    ray_train.enter(loop_config["rank_session"])
 
 
 def restore_state() -> tuple[dict[str, Any] | None, list[str]]:
@@ -92,10 +129,14 @@ def restore_state() -> tuple[dict[str, Any] | None, list[str]]:
 
     from dejavu_tune.train import checkpoint_io
 
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
+    ranks = ray_train.session()
+    if ranks is not None:
+        newest = Path(ranks.resume) if ranks.resume else None
+    else:
+        checkpoint = tune.get_checkpoint()
+        newest = Path(checkpoint.path) if checkpoint is not None else None
+    if newest is None:
         return None, []
-    newest = Path(checkpoint.path)
     # Tune keeps the newest few (CheckpointConfig.num_to_keep) beside each other.
     older = sorted((p for p in newest.parent.glob("checkpoint_*")
                     if p.is_dir() and p.name < newest.name), reverse=True)
@@ -205,10 +246,27 @@ def wait_for_resources(cpu: float, gpu: float, timeout: float = RESOURCE_WAIT_S,
 
 
 def _trainable(fn: Callable[..., None], resources: Any, **constants: Any) -> Any:
+    """``fn`` holding ``resources``; a data-parallel trial holds only what its driving
+    needs, and its Train run places the ranks (Train reserves their resources itself)."""
     from ray import tune
 
-    return tune.with_resources(tune.with_parameters(fn, **constants),
-                               {"cpu": resources.cpu, "gpu": resources.gpu})
+    held = ({"cpu": ray_train.DRIVER_CPU, "gpu": 0} if resources.ranks > 1
+            else {"cpu": resources.cpu, "gpu": resources.gpu})
+    return tune.with_resources(tune.with_parameters(fn, **constants), held)
+
+
+def _ranks_capacity(resources: Any) -> int:
+    """How many data-parallel trials the cluster holds at once (at least 1). Tune does not
+    see what their Train runs reserve: past this, a trial's ranks would wait for others'
+    resources (or two trials each hold a part and neither starts). An autoscaling cluster
+    is counted as it is now."""
+    import ray
+
+    total = ray.cluster_resources()
+    fits = [total.get("CPU", 0.0) // resources.cpu]
+    if resources.gpu:
+        fits.append(total.get("GPU", 0.0) // resources.gpu)
+    return max(1, int(min(fits)))
 
 
 def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: Any,
@@ -278,6 +336,8 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
     keep = snapshots.apply(num_samples)
     if keep is None:
         callbacks = [*(callbacks or []), snapshots.NewestCheckpointOnly()]
+    if resources.ranks > 1:
+        max_concurrent = min(max_concurrent, _ranks_capacity(resources))
     search_alg = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
     scheduler = None
     if early_stopping:
@@ -290,8 +350,10 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
     # refuses them in TuneConfig then.
     tune_config = tune.TuneConfig(
         num_samples=num_samples, search_alg=search_alg, scheduler=scheduler,
-        # Actor start-up dominates short trials: reuse the worker processes between trials.
-        reuse_actors=True)
+        # Actor start-up dominates short trials: reuse the worker processes between trials
+        # (not a data-parallel trial's: each starts its own Train run, which a reused
+        # actor would not end)
+        reuse_actors=resources.ranks == 1)
     run_config = tune.RunConfig(
         name=name, storage_path=storage_path, callbacks=callbacks or [], verbose=0,
         failure_config=tune.FailureConfig(max_failures=max_failures),

@@ -36,7 +36,8 @@ if not DEFAULT_SPACE.is_file():
 _FLAG_KEYS = {"num_samples": "search.num_samples", "max_concurrent": "search.max_concurrent",
               "seed": "search.seed", "grace_period": "search.grace_period",
               "reduction_factor": "search.reduction_factor",
-              "cpus_per_trial": "resources.cpu", "gpus_per_trial": "resources.gpu"}
+              "cpus_per_trial": "resources.cpu", "gpus_per_trial": "resources.gpu",
+              "workers_per_trial": "resources.workers"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grace-period", type=int, help="ASHA: epochs before a trial can stop")
     p.add_argument("--reduction-factor", type=int, help="ASHA: keep 1/factor at each rung")
     p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial")
-    p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (0.5 = two per GPU)")
+    p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (0.5 = two per GPU; "
+                   "above 1: one data-parallel rank per GPU)")
+    p.add_argument("--workers-per-trial", type=int,
+                   help="data-parallel ranks per trial, sharing its CPUs and GPUs (a Ray "
+                        "Train run inside the trial; default: one per GPU above 1, else 1)")
     p.add_argument("--storage-path", default=os.environ.get("DEJAVU_STORAGE_PATH", "runs"),
                    help="directory for trial checkpoints and search state; on a cluster one "
                         "that every node mounts at the same path (default: "

@@ -119,8 +119,11 @@ class Driver:
                 for s, r in self.results if step is None or s == step]
 
     def context(self, space: SearchSpace, step: str) -> TrialContext:
-        return TrialContext(fixed=space.fixed, ref=self.ref, cpus=space.resources.cpu,
-                            crm_plan=self.plan, phase=step, trainer=space.search.trainer)
+        cpu, gpu = space.resources.per_rank
+        return TrialContext(fixed=space.fixed, ref=self.ref, cpus=cpu, crm_plan=self.plan,
+                            phase=step, trainer=space.search.trainer,
+                            ranks=space.resources.ranks, rank_gpu=gpu,
+                            ranks_storage=str(self.root / step / "ranks"))
 
     def callbacks(self) -> list[Any]:
         # Tune pickles its callbacks with the experiment and restores them on --resume: they

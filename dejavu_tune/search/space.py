@@ -32,10 +32,26 @@ class SpaceError(DejavuError, ValueError):
 
 @dataclass(frozen=True)
 class Resources:
-    """What one trial (and one CRM pre-training) holds on a Ray node."""
+    """What one trial (and one CRM pre-training) holds: ``cpu`` and ``gpu`` for the whole
+    trial; with ``workers`` above 1 (or ``gpu`` above 1) the trial is that many
+    data-parallel ranks (``train.distributed``), each holding its share and one GPU at most,
+    placed by Ray anywhere in the cluster (a trial may span nodes)."""
 
     cpu: float = 1.0
     gpu: float = 0.0  # below 1, trials share a GPU (0.5: two per GPU)
+    workers: int = 0  # data-parallel ranks per trial; 0: one per GPU above 1, else one
+
+    @property
+    def ranks(self) -> int:
+        """How many processes train one trial."""
+        if self.workers:
+            return self.workers
+        return int(self.gpu) if self.gpu > 1 else 1
+
+    @property
+    def per_rank(self) -> tuple[float, float]:
+        """(CPUs, GPUs) of one rank; of the whole trial when it is one process."""
+        return self.cpu / self.ranks, self.gpu / self.ranks
 
     @classmethod
     def parse(cls, path: str, raw: dict[str, Any]) -> Resources:
@@ -44,8 +60,9 @@ class Resources:
         for key, value in raw.items():
             where = f"resources.{key}"
             if key not in names:
-                raise space_error(path, where, "is not a known key: expected cpu or gpu")
-            check_number(path, where, value, integer=False)
+                raise space_error(path, where, "is not a known key: expected cpu, gpu or "
+                                  "workers")
+            check_number(path, where, value, integer=key == "workers")
             if value < 0 or (key == "cpu" and value == 0):
                 raise space_error(path, where, f"{value!r} is not allowed: expected "
                                   + ("a number > 0" if key == "cpu" else "a number >= 0 (e.g. 0.5)"))
@@ -53,7 +70,12 @@ class Resources:
                 raise space_error(path, where, f"{value!r} is not allowed: Ray shares a GPU "
                                   "between trials only below 1 (e.g. 0.5); above 1 use a whole "
                                   "number")
-        return cls(**{k: float(v) for k, v in raw.items()})
+        resources = cls(**{k: int(v) if k == "workers" else float(v) for k, v in raw.items()})
+        if resources.ranks > 1 and resources.gpu not in (0, resources.ranks):
+            raise space_error(path, "resources.gpu", f"{resources.gpu:g} is not allowed with "
+                              f"{resources.ranks} data-parallel workers: expected 0 (CPU "
+                              f"ranks) or {resources.ranks} (one GPU per worker)")
+        return resources
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,14 @@ def parse_space(raw: Any, path: str = "<space>",
                              preflight.metric_min_effects(base))
     resources = Resources.parse(path, raw["resources"])
     preflight.check_device(path, base, resources)
+    if resources.ranks > 1 and search.trainer is not None:
+        raise space_error(path, "search.trainer", f"{search.trainer!r} is not allowed with "
+                          f"{resources.ranks} data-parallel workers per trial: a trainer of "
+                          "one's own runs in one process (expected resources.workers 1)")
+    if resources.ranks > 1 and base.optim.batch_size % resources.ranks:
+        raise space_error(path, "fixed.optim.batch_size", f"{base.optim.batch_size} is not "
+                          f"allowed with {resources.ranks} data-parallel workers per trial: "
+                          f"it is the global batch, expected a multiple of {resources.ranks}")
     space = SearchSpace(path, raw["fixed"], tuple(params.values()), search, resources,
                         _parse_report(path, raw["report"], params),
                         _parse_pretrain(path, raw["crm_pretrain"]))

@@ -30,3 +30,8 @@ class TrialContext:
     crm_plan: CRMPlan | None = None  # the stored CRM weights DejaVu trials start from
     trainer: str | None = None  # 'module:function' building the trainer; None: Trainer
     phase: str = "search"  # which step of the search the trial belongs to (a run tag)
+    # a data-parallel trial (search.space.Resources.ranks): its ranks, each holding
+    # ``cpus`` and ``rank_gpu``, with Ray Train's own files under ``ranks_storage``
+    ranks: int = 1
+    rank_gpu: float = 0.0
+    ranks_storage: str | None = None

@@ -46,6 +46,8 @@ STATUS_TAG = "dejavu.status"  # completed / stopped_early / failed / out_of_memo
 REASON_TAG = "dejavu.failure_reason"
 NODE_TAG = "dejavu.node_ip"  # the Ray node the trial (last) ran on
 GPU_TAG = "dejavu.gpu_ids"  # the GPUs Ray gave the trial (its CUDA_VISIBLE_DEVICES)
+# a data-parallel trial's ranks, each with its node and GPUs (the two above are rank 0's)
+RANKS_TAG = "dejavu.ranks"
 RESUMED_TAG = "dejavu.resumed_from_epoch"  # set when a restarted trial loaded a checkpoint
 CHECKPOINT_SKIPPED_TAG = "dejavu.checkpoints_skipped"  # damaged ones it fell back from
 PHASE_TAG = "dejavu.phase"  # crm / tuning / search / confirm: the step of the search

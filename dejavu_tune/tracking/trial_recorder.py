@@ -124,3 +124,27 @@ def _log_new_figure(uri: str, run_id: str, png: bytes, step: int) -> None:
     """The figure of an epoch run again after a restart, unless the run has it already."""
     if step not in tracking.figure_steps(uri, run_id):
         tracking.log_figure(uri, run_id, png, step)
+
+
+class RankRecorder:
+    """What a rank other than 0 of a data-parallel trial records: nothing. The trial's
+    run is rank 0's alone (one writer per run); the other ranks train the same weights."""
+
+    def params(self, params: dict[str, Any]) -> None:
+        del params
+
+    def tags(self, tags: dict[str, Any]) -> None:
+        del tags
+
+    def resumed(self, epoch: int, skipped: list[str]) -> None:
+        del epoch, skipped
+
+    def epoch(self, metrics: dict[str, float], step: int, figure: bytes | None,
+              timestamp_ms: int | None = None) -> None:
+        del metrics, step, figure, timestamp_ms
+
+    def finished(self, status: str, reason: str | None = None) -> None:
+        del status, reason
+
+    def close(self) -> None:
+        pass

@@ -36,7 +36,7 @@ from torch.utils.data import BatchSampler, RandomSampler, Sampler
 from dejavu_tune.config import ConfigError
 
 __all__ = ["Ranks", "ShardedBatches", "shard_redaction", "GlooSyncBatchNorm",
-           "sync_batchnorm", "sum_meter", "mean_across", "JointModule"]
+           "sync_batchnorm", "sum_meter", "mean_across", "gather", "JointModule"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +194,13 @@ def mean_across(values: dict[str, float], device: torch.device) -> dict[str, flo
     dist.all_reduce(stacked)
     stacked /= dist.get_world_size()
     return dict(zip(keys, stacked.tolist(), strict=True))
+
+
+def gather(value: Any) -> list[Any]:
+    """Every rank's ``value`` (picklable), in rank order, on every rank."""
+    values: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
 
 
 class JointModule(nn.Module):

@@ -1,0 +1,68 @@
+"""A search whose trials are two data-parallel ranks each (Ray Train inside Tune, gloo on
+the CPU), end to end: one MLflow run per trial, written by rank 0, every epoch once."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cluster_helpers import QUICK, search_meta, trial_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--set", "optim.epochs=2", "--set", "data.num_train=64", "--set", "data.num_val=16",
+         "--set", "model.width=8", "--set", "dejavu.crm.width=8", "--set", "device=cpu", *QUICK]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_search_of_two_rank_trials_records_each_trial_once(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "dejavu_tune.search", "--num-samples", "1", "--storage-path",
+         str(tmp_path), "--name", "ddp", "--workers-per-trial", "2", "--cpus-per-trial", "2",
+         *SMALL], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    meta = search_meta(tmp_path, "ddp")
+    client, children = trial_runs(meta)
+    assert sorted(r.data.tags["dejavu.kind"] for r in children) == ["baseline", "trial"]
+    for run in children:
+        tags = run.data.tags
+        assert tags["dejavu.status"] in ("completed", "stopped_early"), tags
+        ranks = tags["dejavu.ranks"].split(" · ")
+        assert [r.split(":")[0] for r in ranks] == ["rank 0", "rank 1"], ranks
+        history = client.get_metric_history(run.info.run_id, "val_miou")
+        assert [m.step for m in history] == list(range(1, len(history) + 1))
+        assert 0.0 <= history[-1].value <= 1.0
+
+
+def _space(tmp_path, text):
+    from dejavu_tune.search.space_file import load_space
+
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    return load_space(str(path))
+
+
+def test_a_trial_is_one_rank_per_gpu_above_one_or_as_many_workers_as_asked(tmp_path):
+    from dejavu_tune.search.space import Resources
+
+    assert Resources(cpu=8, gpu=4).ranks == 4 and Resources(cpu=8, gpu=4).per_rank == (2, 1)
+    assert Resources(cpu=2, workers=2).per_rank == (1, 0) and Resources(gpu=0.5).ranks == 1
+    space = _space(tmp_path, "resources: {cpu: 2, workers: 2}\n")
+    assert space.resources.ranks == 2
+
+
+@pytest.mark.parametrize("text, message", [
+    ("resources: {workers: 1.5}\n", r"resources.workers: 1.5 is not allowed: expected an "
+                                    "integer"),
+    ("resources: {gpu: 3, workers: 2}\n", r"resources.gpu: 3 is not allowed with 2 "
+                                          r"data-parallel workers: expected 0 \(CPU ranks\) "
+                                          r"or 2 \(one GPU per worker\)"),
+    ("fixed: {optim: {batch_size: 9}}\nresources: {workers: 2}\n",
+     r"fixed.optim.batch_size: 9 is not allowed with 2 data-parallel workers per trial: it "
+     "is the global batch, expected a multiple of 2"),
+])
+def test_a_data_parallel_trial_that_cannot_run_is_refused_before_ray(tmp_path, text, message):
+    from dejavu_tune.search.space import SpaceError
+
+    with pytest.raises(SpaceError, match=message):
+        _space(tmp_path, text)
