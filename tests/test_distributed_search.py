@@ -47,6 +47,9 @@ def test_a_trial_is_one_rank_per_gpu_above_one_or_as_many_workers_as_asked(tmp_p
 
     assert Resources(cpu=8, gpu=4).ranks == 4 and Resources(cpu=8, gpu=4).per_rank == (2, 1)
     assert Resources(cpu=2, workers=2).per_rank == (1, 0) and Resources(gpu=0.5).ranks == 1
+    # a CRM pre-training holds one rank's share: one process, one GPU
+    assert Resources(cpu=8, gpu=4).one_rank() == Resources(cpu=2, gpu=1)
+    assert Resources(cpu=2, gpu=0.5).one_rank() == Resources(cpu=2, gpu=0.5)
     space = _space(tmp_path, "resources: {cpu: 2, workers: 2}\n")
     assert space.resources.ranks == 2
 

@@ -89,14 +89,15 @@ def report(metrics: dict[str, Any], state: dict[str, Any],
 
     from dejavu_tune.train import checkpoint_io
 
-    if ray_train.session() is not None and rank() != 0:
+    ranked = ray_train.session() is not None
+    if ranked and rank() != 0:
         ray_train.report(metrics, None)
         return
     with tempfile.TemporaryDirectory() as tmp:
         for name, data in (files or {}).items():
             (Path(tmp) / name).write_bytes(data)
         checkpoint_io.save(state, tmp)
-        if ray_train.session() is not None:
+        if ranked:
             ray_train.report(metrics, tmp)
         else:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))

@@ -181,7 +181,8 @@ def run_search(space: SearchSpace, root: Path, record: SearchRecord,
     tracking.bound_http_waits()
     ray_adapter.start_ray(address)
     if address:
-        ray_adapter.wait_for_resources(space.resources.cpu, space.resources.gpu)
+        # a node for a CRM pre-training, or for one rank of a data-parallel trial
+        ray_adapter.wait_for_resources(*space.resources.per_rank)
     try:
         return _run(space, root, record, trainable, address, max_failures, resume,
                     time.time() if started is None else started, warm)
@@ -326,7 +327,8 @@ def _crm_stage(drv: Driver, store: str) -> list[str]:
     def record(spec: PretrainSpec, trained_now: bool) -> None:
         lines.append(_record_pretraining(drv, spec, trained_now))
 
-    crm_stage.prepare(plan, todo, ray_adapter.run_parallel, record, space.resources)
+    crm_stage.prepare(plan, todo, ray_adapter.run_parallel, record,
+                      space.resources.one_rank())
     short = [line for spec in todo if (line := crm_store.shortfall(
         spec.describe(), json.loads((plan.directory(spec) / crm_store.METRICS_FILE)
                                     .read_text()), plan.settings.min_reliance))]

@@ -53,6 +53,12 @@ class Resources:
         """(CPUs, GPUs) of one rank; of the whole trial when it is one process."""
         return self.cpu / self.ranks, self.gpu / self.ranks
 
+    def one_rank(self) -> Resources:
+        """What one process of the trial holds: a CRM pre-training (one process per
+        CRM), or the node a rank needs (the ranks of a trial may span nodes)."""
+        cpu, gpu = self.per_rank
+        return Resources(cpu=cpu, gpu=gpu)
+
     @classmethod
     def parse(cls, path: str, raw: dict[str, Any]) -> Resources:
         """The ``resources:`` section of the space file at ``path``, checked."""
