@@ -111,6 +111,31 @@ def test_iteration_budgets_are_the_seeds(name, tmp_path):
     assert {"ade20k": 64, "ade20k_vit": 64, "coco_panoptic": 22}[name] == opt.epochs
 
 
+# preset: GPUs per trial (the seed's A100s of C.1-C.3; one GPU where it names none)
+SEED_GPUS = {"cityscapes": 4, "cityscapes_cl": 4, "cityscapes_sa": 4, "coco_panoptic": 4,
+             "ade20k": 2, "ade20k_vit": 2, "kitti_depth": 1, "nyud_multitask": 1}
+
+
+@pytest.mark.parametrize("name", sorted(SEED))
+def test_a_trial_runs_on_the_seeds_gpus_with_its_global_batch(name, tmp_path):
+    space = _load(name, tmp_path)
+    resources, batch = space.resources, space.base_config().optim.batch_size
+    assert (resources.gpu, resources.ranks) == (SEED_GPUS[name], SEED_GPUS[name])
+    assert batch % resources.ranks == 0 and resources.per_rank[1] == 1
+    assert resources.one_rank().gpu == 1  # the CRM stage's pre-training: one GPU
+    # --gpus-per-trial 1: one process trains the same global batch
+    one = _load(name, tmp_path, **{"resources.gpu": 1})
+    assert one.resources.ranks == 1 and one.base_config().optim.batch_size == batch
+
+
+def test_the_dry_run_says_how_a_trial_splits_into_ranks(tmp_path):
+    from dejavu_tune.search.cli import describe
+
+    text = describe(_load("cityscapes", tmp_path))
+    assert ("resources per trial: 16 CPU, 4 GPU, as 4 data-parallel ranks of 4 CPU, 1 GPU "
+            "each (global batch 8, 2 per rank; CRM pre-training on one rank's share)") in text
+    assert "data-parallel" not in describe(_load("kitti_depth", tmp_path))
+
 def test_nyud_runs_the_mtpsl_200_epochs(tmp_path):
     cfg = _load("nyud_multitask", tmp_path).base_config()
     assert cfg.optim.epochs == 200  # C.5

@@ -22,7 +22,7 @@ from dejavu_tune.config import ConfigError, parse_override
 from dejavu_tune.raytune import ray_adapter
 from dejavu_tune.search import run_checks, warm_start
 from dejavu_tune.search.record import RECORD_FILE, SearchRecord, latest
-from dejavu_tune.search.space import SearchSpace
+from dejavu_tune.search.space import Resources, SearchSpace
 from dejavu_tune.search.space_file import load_space
 
 __all__ = ["main", "build_parser", "DEFAULT_SPACE"]
@@ -120,9 +120,19 @@ def describe(space: SearchSpace, name: str | None = None) -> str:
         f"reduction factor {s.reduction_factor}",
         f"budget: at most {sum(r for _, r in steps[1:])} runs x {cfg.optim.epochs} epochs = "
         f"{sum(r for _, r in steps[1:]) * cfg.optim.epochs} trial-epochs; resources per "
-        f"trial: {space.resources.cpu:g} CPU, {space.resources.gpu:g} GPU",
+        f"trial: {space.resources.cpu:g} CPU, {space.resources.gpu:g} GPU"
+        + _ranks_line(space.resources, cfg.optim.batch_size),
     ]
     return "\n".join(lines)
+
+
+def _ranks_line(resources: Resources, batch: int) -> str:
+    if resources.ranks == 1:
+        return ""
+    cpu, gpu = resources.per_rank
+    return (f", as {resources.ranks} data-parallel ranks of {cpu:g} CPU, {gpu:g} GPU each "
+            f"(global batch {batch}, {batch // resources.ranks} per rank; CRM pre-training "
+            "on one rank's share)")
 
 
 def power_statement(space: SearchSpace, warm: Any = None) -> str:
