@@ -1,3 +1,4 @@
+import json
 import time
 
 import pytest
@@ -21,6 +22,38 @@ def test_bad_iteration_count_is_a_usage_error(capsys):
     assert exit_info.value.code == 2
     assert "--iters must be at least 1" in capsys.readouterr().err
 
+
+
+@pytest.mark.slow
+def test_scaling_times_one_and_two_ranks_and_their_share(capsys, tmp_path):
+    out = tmp_path / "scaling.json"
+    assert bench.main(["scaling", "--iters", "1", "--warmup", "0", "--rounds", "1",
+                       "--batch-size", "4", "--image-size", "32", "--json", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    results = json.loads(out.read_text())
+    assert list(results) == ["baseline", "baseline, BN per rank", "crm_f2"]
+    for name, row in zip(results, lines[2:], strict=True):
+        t = results[name]
+        assert set(t) == {"1 rank", "2 ranks", "one rank's own work"}
+        assert all(v > 0 for v in t.values())
+        # the printed columns are the timings': batch / step time, their ratio, 1 - own/N
+        fields = row[len(name):].split()
+        assert float(fields[0]) == pytest.approx(4 / t["1 rank"], abs=0.05)
+        assert float(fields[1]) == pytest.approx(4 / t["2 ranks"], abs=0.05)
+        assert fields[2] == f"{t['1 rank'] / t['2 ranks']:.2f}x"
+        share = 1 - t["one rank's own work"] / t["2 ranks"]
+        assert fields[4] == f"{share:.1%}"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--ranks", "1"], "--ranks=1 is not allowed: expected 2 or more"),
+    (["--threads", "3"], "--threads 3 and --batch-size 16 must split evenly over --ranks 2"),
+    (["--batch-size", "6", "--ranks", "4", "--threads", "4"], "--batch-size 6 must split"),
+    (["--image-size", "8"], "--image-size=8 is not allowed: expected 16 or more"),
+])
+def test_scaling_refuses_what_cannot_split_before_any_rank_starts(capsys, argv, message):
+    assert bench.main(["scaling", *argv]) == 2
+    assert message in capsys.readouterr().err
 
 @pytest.mark.parametrize("name, classes, size", [("cityscapes", 19, (32, 64)),
                                                  ("ade20k", 150, (48, 48))])

@@ -2,13 +2,20 @@
 errors, its numbers, and a failed trial's tensors given back."""
 
 import gc
+import subprocess
+import sys
+import time
 import weakref
+from pathlib import Path
 
 import pytest
 import torch
+from cluster_helpers import QUICK, kill, search_meta, trial_runs
 
 from dejavu_tune.search.trial_records import FAILURES, failure_status
 from dejavu_tune.train import memory
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _real_cpu_failure() -> RuntimeError:
@@ -63,3 +70,64 @@ def test_a_failed_trials_objects_are_freed_only_once_its_traceback_forgets_them(
     gc.collect()
     assert (box[0]() is None) == forgotten  # the control: the traceback alone keeps it
     del kept
+
+
+# What a reused worker's resident set may grow over its last 25 of 50 trials. It grows
+# over the first ten or so (each new configuration's kernels and caches, LPIPS once, about
+# 20 MB a trial), then levels off: measured +2.5 to +5 MB from trial 25 to 50. A trial that
+# kept its trainer (network, CRM, Adam's state, data) adds over 1 MB each: +33 MB.
+RSS_GROWTH_BOUND_MB = 20.0
+REUSED_TRIALS = 50
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_reused_worker_does_not_grow_over_fifty_trials(tmp_path):
+    """50 real trials (CRM-F with LPIPS, the network, Adam, the synthetic data) one after
+    another in one reused Ray worker; its RSS is sampled as they run and read at each
+    trial's start, after the previous trial gave its memory back."""
+    args = [sys.executable, "-m", "dejavu_tune.search", "--storage-path", str(tmp_path),
+            "--name", "rss", "--num-samples", str(REUSED_TRIALS - 1), "--max-concurrent", "1",
+            "--grace-period", "1", "--set", "optim.epochs=1", "--set", "data.num_train=32",
+            "--set", "data.num_val=8", "--set", "data.image_size=32", "--set",
+            "model.width=8", "--set", "dejavu.crm.width=8", "--set", "dejavu.crm.init=scratch",
+            "--set", "device=cpu", *QUICK]
+    driver = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    samples: dict[int, list[tuple[float, float]]] = {}
+    try:
+        while driver.poll() is None:
+            out = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True,
+                                 text=True).stdout
+            for pid in map(int, out.split()):
+                rss = _rss_mb(pid)
+                if rss is not None:
+                    samples.setdefault(pid, []).append((time.time() * 1000, rss))
+            time.sleep(0.05)
+        out = driver.stdout.read()
+    finally:
+        kill(driver)
+    assert driver.returncode == 0, out[-3000:]
+    _, runs = trial_runs(search_meta(tmp_path, "rss"))
+    starts = sorted(r.info.start_time for r in runs)
+    assert len(starts) == REUSED_TRIALS
+    (pid, series), = [(p, s) for p, s in samples.items() if len(s) > 20]  # one reused worker
+    at_start = [next((rss for t, rss in reversed(series) if t <= start), None)
+                for start in starts]
+    assert None not in at_start[1:], at_start
+    growth = at_start[-1] - at_start[24]
+    print(f"reused worker {pid}: RSS at the start of trial 2 {at_start[1]:.0f} MB, trial 10 "
+          f"{at_start[9]:.0f} MB, trial 25 {at_start[24]:.0f} MB, trial 50 "
+          f"{at_start[-1]:.0f} MB (growth over the last 25 {growth:+.1f} MB, bound "
+          f"{RSS_GROWTH_BOUND_MB:g} MB)")
+    assert growth <= RSS_GROWTH_BOUND_MB, at_start
