@@ -64,3 +64,13 @@ def test_listings_page_through_every_run_and_one_trial_is_found_by_its_tag(tmp_p
     ref = tracking.SearchRef(uri, exp_id, parent)
     assert ref.trial_run("t3").info.run_id == ids["t3"]
     assert ref.trial_run("t9") is None
+
+
+def test_a_data_parallel_trials_ranks_are_told_count_first_by_node():
+    from dejavu_tune.tracking.runs import describe_ranks
+
+    assert describe_ranks([("10.0.0.5", "0"), ("10.0.0.5", "1"), ("10.0.0.6", "0"),
+                           ("10.0.0.6", "1")]) == (
+        "4 ranks on 2 nodes: 10.0.0.5 [0 GPU 0, 1 GPU 1]; 10.0.0.6 [2 GPU 0, 3 GPU 1]")
+    assert describe_ranks([("127.0.0.1", ""), ("127.0.0.1", "")]) == (
+        "2 ranks on 1 node: 127.0.0.1 [0, 1]")

@@ -84,9 +84,7 @@ def _train(config: dict[str, Any], context: TrialContext,
     node_ip, gpu_ids = ray_adapter.placement()
     record.tags({tracking.NODE_TAG: node_ip, tracking.GPU_TAG: gpu_ids})
     if ranks is not None:
-        record.tags({tracking.RANKS_TAG: " · ".join(
-            f"rank {r}: {ip} GPU {gpus or 'none'}"
-            for r, (ip, gpus) in enumerate(gather((node_ip, gpu_ids))))})
+        record.tags({tracking.RANKS_TAG: tracking.describe_ranks(gather((node_ip, gpu_ids)))})
     cfg = trial_config(context.fixed, config)
     if ranks is not None and context.rank_gpu > 0:
         cfg = cfg.replace(device=ray_adapter.rank_device())  # not every rank's cuda:0

@@ -26,7 +26,7 @@ from PIL import Image
 from dejavu_tune.tracking.run_names import readable
 from dejavu_tune.train.memory import OUT_OF_MEMORY
 
-__all__ = ["STATUS_TAG", "REASON_TAG", "TRIAL_TAG", "KIND_TAG", "NODE_TAG", "GPU_TAG",
+__all__ = ["describe_ranks", "STATUS_TAG", "REASON_TAG", "TRIAL_TAG", "KIND_TAG", "NODE_TAG", "GPU_TAG",
            "RESUMED_TAG", "CHECKPOINT_SKIPPED_TAG", "PHASE_TAG", "CRM_TAG", "INERT_TAG",
            "FIGURE_KEY", "MLFLOW_STATUS", "PAGE_SIZE", "SearchRef", "bound_http_waits", "client",
            "default_tracking_uri", "artifact_root", "redact", "open_parent_run",
@@ -80,6 +80,16 @@ class SearchRef:
         return open_trial_run(self.uri, self.experiment_id, self.parent_run_id, trial_id,
                               name, kind, start_ms)
 
+
+def describe_ranks(placements: list[tuple[str, str]]) -> str:
+    """``RANKS_TAG``'s value from each rank's (node IP, GPU ids): the count first, then
+    the ranks by node, so that MLflow's cut-off tag chip still says how the trial ran
+    (``4 ranks on 1 node: 10.0.0.5 [0 GPU 0, 1 GPU 1, 2 GPU 2, 3 GPU 3]``)."""
+    nodes: dict[str, list[str]] = {}
+    for rank, (ip, gpus) in enumerate(placements):
+        nodes.setdefault(ip, []).append(f"{rank} GPU {gpus}" if gpus else str(rank))
+    return (f"{len(placements)} ranks on {len(nodes)} node{'s' * (len(nodes) > 1)}: "
+            + "; ".join(f"{ip} [{', '.join(ranks)}]" for ip, ranks in nodes.items()))
 
 def bound_http_waits(retries: int = 2, timeout_s: int = 30) -> None:
     """MLflow's HTTP client retries a call 7 times with a growing backoff, minutes against
