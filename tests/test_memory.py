@@ -2,6 +2,7 @@
 errors, its numbers, and a failed trial's tensors given back."""
 
 import gc
+import re
 import subprocess
 import sys
 import time
@@ -131,3 +132,30 @@ def test_a_reused_worker_does_not_grow_over_fifty_trials(tmp_path):
           f"{at_start[-1]:.0f} MB (growth over the last 25 {growth:+.1f} MB, bound "
           f"{RSS_GROWTH_BOUND_MB:g} MB)")
     assert growth <= RSS_GROWTH_BOUND_MB, at_start
+
+
+def test_the_probe_step_measures_one_ranks_rows_of_the_base_configuration():
+    from dejavu_tune.config import TrainConfig
+    from dejavu_tune.search.memory_estimate import probe
+    from dejavu_tune.search.space import Resources
+
+    cfg = TrainConfig.from_dict({
+        "device": "cpu", "data": {"image_size": 32, "num_train": 16, "num_val": 4},
+        "model": {"width": 8}, "optim": {"batch_size": 8},
+        "dejavu": {"crm": {"kind": "crm_r", "steps": 3, "width": 8}}})
+    line = probe(cfg, Resources(cpu=2, workers=2))
+    assert re.fullmatch(r"memory per rank: \d+ MiB peak in one probe step of the base "
+                        r"configuration \(small, crm_r 3 steps, 4 image\(s\) per rank\) "
+                        r"\(the process's peak resident set\); sampled parameters change it",
+                        line), line
+    assert int(line.split()[3]) > 100  # MiB: the process holds torch and the trainer
+
+
+def test_a_dry_run_without_a_gpu_says_it_did_not_estimate_memory(tmp_path, capsys):
+    from dejavu_tune.search.cli import main
+
+    assert main(["--dry-run", "--storage-path", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert ("memory per trial: not estimated (the trials would train on the CPU here; on a "
+            "GPU node the dry run measures one probe step)") in out
+    assert not list(tmp_path.iterdir())  # a dry run leaves nothing behind

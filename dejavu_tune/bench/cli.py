@@ -71,51 +71,15 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _status_mb(field: str) -> float:
-    """VmRSS / VmHWM (peak RSS) of this process from /proc, in MiB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 2**10
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
-def _reset_peak_rss() -> None:
-    # Linux >= 4.0: writing 5 to clear_refs resets VmHWM, so the peak covers the steps only.
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
 def measure(raw_config: dict[str, Any], iters: int, warmup: int) -> dict[str, float]:
     """Peak memory of ``iters`` steps of ``Trainer.train_step`` on one fixed batch."""
-    import torch
-
     from dejavu_tune.config import TrainConfig
+    from dejavu_tune.train.memory import step_peak
     from dejavu_tune.train.trainer import Trainer
 
     cfg = TrainConfig.from_dict(raw_config)
     trainer = Trainer(cfg)
-    bs = cfg.optim.batch_size
-    batch = trainer.first_batch(bs)
-    cuda = trainer.device.type == "cuda"
-    for _ in range(warmup):
-        trainer.train_step(batch)
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated() / 2**20
-    else:
-        _reset_peak_rss()
-        before = _status_mb("VmRSS")
-    for _ in range(iters):
-        trainer.train_step(batch)
-    if cuda:
-        torch.cuda.synchronize()
-    if cuda:
-        peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = _status_mb("VmHWM")
-    return {"peak_mb": peak, "step_mb": peak - before}
+    return step_peak(trainer, trainer.first_batch(cfg.optim.batch_size), iters, warmup)
 
 
 def _run_variant(raw: dict[str, Any], iters: int, warmup: int,

@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "best configurations run first, its trials inform the sampler, its "
                         "stored CRM weights are reused)")
     p.add_argument("--dry-run", action="store_true",
-                   help="validate, print the resolved space and budget, start nothing")
+                   help="validate, print the resolved space and budget (on a GPU node also a "
+                        "memory estimate from one probe step), start nothing")
     p.add_argument("--resume", action="store_true",
                    help="continue the search --name (default: the latest) in --storage-path")
     return p
@@ -199,7 +200,10 @@ def _main(argv: list[str]) -> int:
     if not args.address:
         run_checks.check_local_resources(space.resources.cpu, space.resources.gpu)
     if args.dry_run:
+        from dejavu_tune.search.memory_estimate import estimate
+
         print(describe(space, root.name))
+        print(estimate(space))
         if warm is not None:
             print(warm.describe())
         print(power_statement(space, warm))

@@ -10,8 +10,10 @@ from __future__ import annotations
 import gc
 import re
 import traceback
+from typing import Any
 
-__all__ = ["OUT_OF_MEMORY", "ADVICE", "is_out_of_memory", "names_out_of_memory", "allocator_report", "forget", "release"]
+__all__ = ["OUT_OF_MEMORY", "ADVICE", "is_out_of_memory", "names_out_of_memory",
+           "allocator_report", "forget", "release", "step_peak"]
 
 OUT_OF_MEMORY = "out_of_memory"  # a trial's status (dejavu.status) when it ran out
 # what lets such a trial run, wherever the search says it ran out
@@ -77,3 +79,45 @@ def release() -> None:
         torch.cuda.empty_cache()
         for index in range(torch.cuda.device_count()):
             torch.cuda.reset_peak_memory_stats(index)
+
+
+def _status_mb(field: str) -> float:
+    """VmRSS / VmHWM (peak RSS) of this process from /proc, in MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 2**10
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _reset_peak_rss() -> None:
+    # Linux >= 4.0: writing 5 to clear_refs resets VmHWM, so the peak covers the steps only.
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def step_peak(trainer: Any, batch: dict[str, Any], iters: int,
+              warmup: int) -> dict[str, float]:
+    """Peak memory (MiB) of ``iters`` training steps on ``batch`` after ``warmup`` ones:
+    on CUDA the allocator's peak allocated bytes, on the CPU the process's peak resident
+    set; ``step_mb`` is the peak above what was held before the timed steps."""
+    import torch
+
+    cuda = trainer.device.type == "cuda"
+    for _ in range(warmup):
+        trainer.train_step(batch)
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated() / 2**20
+    else:
+        _reset_peak_rss()
+        before = _status_mb("VmRSS")
+    for _ in range(iters):
+        trainer.train_step(batch)
+    if cuda:
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = _status_mb("VmHWM")
+    return {"peak_mb": peak, "step_mb": peak - before}
