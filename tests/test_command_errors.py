@@ -166,14 +166,43 @@ def test_read_weights_reads_a_state_dict_of_tensors(tmp_path):
 
 
 def test_a_diverged_run_is_a_users_error(monkeypatch, tmp_path, capsys):
-    from dejavu_tune.train import trainer
+    from dejavu_tune.train import command, trainer
 
     def diverge(cfg, on_epoch=None):
         raise trainer.NonFiniteLossError("loss became nan at epoch 1, iteration 3")
 
-    monkeypatch.setattr(trainer, "train", diverge)
+    monkeypatch.setattr(command, "train", diverge)
     argv = ["--set", "dejavu.enabled=false", "--crm-store", str(tmp_path / "store")]
-    assert trainer.main(argv) == 2  # main runs itself through dejavu_tune.cli.run
+    assert command.main(argv) == 2  # main runs itself through dejavu_tune.cli.run
     err = capsys.readouterr().err
     assert err.startswith("error: dejavu: loss became nan") and "optim.lr" in err, err
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("init", ["scratch", "pretrained"])
+def test_a_batch_larger_than_the_training_split_is_refused_before_anything_trains(
+        tmp_path, capsys, init):
+    from dejavu_tune.train import command
+
+    store = tmp_path / "store"
+    argv = ["--set", "data.num_train=4", "--set", "optim.batch_size=8", "--set",
+            f"dejavu.crm.init={init}", "--crm-store", str(store)]
+    assert command.main(argv) == 2  # the same error, the same exit, whatever the CRM's init
+    err = capsys.readouterr().err
+    assert err == ("error: optim.batch_size=8 is more than the 4 training image(s) of "
+                   "data.name=synthetic: expected at most 4, or more training images\n")
+    assert not store.exists()  # no CRM was pre-trained first
+
+
+def test_a_search_whose_sampled_batch_outgrows_the_training_split_stops_before_ray(tmp_path):
+    from dejavu_tune.search.space import SpaceError
+    from dejavu_tune.search.space_file import load_space
+
+    path = tmp_path / "space.yaml"
+    path.write_text("fixed:\n  data: {num_train: 6, num_val: 4, image_size: 32}\n"
+                    "params:\n  optim.batch_size: {type: categorical, choices: [4, 8]}\n")
+    with pytest.raises(SpaceError, match=r"optim.batch_size=8 is more than the 6 training "
+                                         r"image\(s\) of data.name=synthetic"):
+        load_space(str(path))
+    path.write_text(path.read_text().replace("[4, 8]", "[4, 6]"))
+    assert load_space(str(path)).search.num_samples > 0

@@ -51,9 +51,10 @@ def run(args: argparse.Namespace) -> int:
     from dejavu_tune.search.cli import DEFAULT_SPACE
     from dejavu_tune.search.crm_stage import plan_for
     from dejavu_tune.search.space_file import load_space
+    from dejavu_tune.train.command import with_stored_crm
     from dejavu_tune.train.crm_pretrain import pretrain_into
     from dejavu_tune.train.diagnostics import crm_usage
-    from dejavu_tune.train.trainer import Trainer, _with_stored_crm
+    from dejavu_tune.train.trainer import Trainer
 
     at_least(1, epochs=args.epochs)
     at_least(0, seed=args.seed)
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
               flush=True)
         pretrain_into(spec, mixture.directory(spec))
     other = (Trainer(base.replace(**{"dejavu.crm.init": "scratch"})) if args.compare == "scratch"
-             else Trainer(_with_stored_crm(base, args.crm_store)))
+             else Trainer(with_stored_crm(base, args.crm_store)))
     trainers = {args.compare: other, "stored": Trainer(mixture.attach(base))}
     batches = {k: t.first_batch(base.optim.batch_size) for k, t in trainers.items()}
     rows: dict[str, list[dict[str, float]]] = {k: [] for k in trainers}

@@ -13,14 +13,15 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from dejavu_tune.config import DataConfig
+from dejavu_tune.config import ConfigError, DataConfig
 from dejavu_tune.data.files import DatasetError
 from dejavu_tune.data.heldout import carve
 from dejavu_tune.data.registry import check_dataset, open_dataset
 from dejavu_tune.data.synthetic import synthetic_heldout, synthetic_splits
 from dejavu_tune.plugins import call_plugin, check_call, is_plugin, wrong_return
 
-__all__ = ["build_splits", "build_heldout", "check_data", "SYNTHETIC_TRAIN", "SYNTHETIC_VAL"]
+__all__ = ["build_splits", "build_heldout", "check_data", "check_batch_fits",
+           "training_images", "SYNTHETIC_TRAIN", "SYNTHETIC_VAL"]
 
 SYNTHETIC_TRAIN, SYNTHETIC_VAL = 384, 96  # split sizes when data.num_train/num_val are null
 # what a plug-in dataset's function is (docs/byo.md)
@@ -88,6 +89,26 @@ def build_heldout(cfg: DataConfig) -> Any:
                                  cfg.num_classes, cfg.seed, cfg.noise)
     return (_plugin(cfg) if is_plugin(cfg.name) else _files(cfg))[2]
 
+
+def training_images(cfg: DataConfig) -> int | None:
+    """How many images the training split holds, cheaply: the synthetic split counted,
+    not rendered; a built-in reader's file index; None for a plugin (whose dataset may
+    be costly to build: its trials check it)."""
+    if cfg.name == "synthetic":
+        return cfg.num_train or SYNTHETIC_TRAIN
+    if is_plugin(cfg.name):
+        return None
+    return len(_files(cfg)[0])
+
+
+def check_batch_fits(batch_size: int, cfg: DataConfig, train_images: int) -> None:
+    """A global batch larger than the training split would train no step at all (the
+    last partial batch is dropped): refused, naming both."""
+    if train_images < batch_size:
+        raise ConfigError(
+            f"optim.batch_size={batch_size} is more than the {train_images} training "
+            f"image(s) of data.name={cfg.name}: expected at most {train_images}, or more "
+            "training images")
 
 def check_data(cfg: DataConfig) -> None:
     """Cheap checks a search runs before Ray starts: the layout is there, the plugin imports

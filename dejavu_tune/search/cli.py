@@ -22,6 +22,7 @@ from dejavu_tune.config import ConfigError, parse_override
 from dejavu_tune.raytune import ray_adapter
 from dejavu_tune.search import run_checks, warm_start
 from dejavu_tune.search.record import RECORD_FILE, SearchRecord, latest
+from dejavu_tune.search.run_plan import plan
 from dejavu_tune.search.space import Resources, SearchSpace
 from dejavu_tune.search.space_file import load_space
 
@@ -111,16 +112,16 @@ def describe(space: SearchSpace, name: str | None = None) -> str:
              f"{height}x{width}px ({counts})   device: {cfg.device}",
              "parameters:"]
     lines += [f"  {p.name:<30} {p.describe()}" for p in space.params]
-    steps = budget_steps(space)
-    lines += ["steps:"] + [f"  {label:<28} {runs:>3} run(s)" for label, runs in steps]
+    runs = plan(space)
+    lines += ["steps:"] + [f"  {label:<28} {n:>3} run(s)" for label, n in runs.steps()]
     lines += [
         f"search: {s.num_samples} {s.algorithm} trials (seed {s.seed}), "
         f"{s.max_concurrent} at once, {s.mode} {s.metric}",
         "early stopping: none (grid: every trial runs the full budget)" if grid else
         f"ASHA on {s.stop_metric} ({s.stop_mode}): grace period {s.grace_period} epoch(s), "
         f"reduction factor {s.reduction_factor}",
-        f"budget: at most {sum(r for _, r in steps[1:])} runs x {cfg.optim.epochs} epochs = "
-        f"{sum(r for _, r in steps[1:]) * cfg.optim.epochs} trial-epochs; resources per "
+        f"budget: at most {runs.full_budget_runs} runs x {cfg.optim.epochs} epochs = "
+        f"{runs.full_budget_runs * cfg.optim.epochs} trial-epochs; resources per "
         f"trial: {space.resources.cpu:g} CPU, {space.resources.gpu:g} GPU"
         + _ranks_line(space.resources, cfg.optim.batch_size),
     ]
@@ -153,23 +154,6 @@ def power_statement(space: SearchSpace, warm: Any = None) -> str:
     else:
         floor, where = s.min_effect, "assumed equal to min_effect; set search.noise_floor"
     return power.plan(design, floor).text(where)
-
-
-def budget_steps(space: SearchSpace) -> list[tuple[str, int]]:
-    """(step, runs) of the search: CRM pre-trainings first, then full-budget runs (at
-    most: ASHA stops some DejaVu trials early)."""
-    from dejavu_tune.search.confirm import max_runs_for
-    from dejavu_tune.search.crm_stage import plan_for, specs
-
-    s = space.search
-    grid = s.algorithm == "grid"
-    tuning = s.baseline_trials if space.shared_params and s.baseline and not grid else 0
-    seeds = s.baseline_seeds if s.baseline and not grid else 0
-    baselines = seeds + (1 if s.baseline and not grid and not tuning else 0)
-    return [("CRM pre-trainings", len(specs(space, plan_for(space, ".")))),
-            ("baseline tuning", tuning), ("baseline replicates", baselines),
-            ("DejaVu search trials", s.num_samples),
-            ("confirmation runs (at most)", max_runs_for(s))]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,7 @@ from dejavu_tune.raytune import ray_adapter
 from dejavu_tune.search import baseline_tuning, confirm, crm_stage, forest_plot, pareto, settle
 from dejavu_tune.search.optuna_plots import HTML_FILE, log_optuna_plots
 from dejavu_tune.search.record import SearchRecord
+from dejavu_tune.search.run_plan import RunPlan, plan
 from dejavu_tune.search.space import SearchSpace
 from dejavu_tune.search.summary import (
     SUMMARY_FILE,
@@ -224,17 +225,17 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
         crm_lines = _crm_stage(drv, record.crm_store or str(root.parent / "crm_store"))
     except CRMShortfall as exc:
         return _end_without_verdict(drv, "CRM short of reliance", str(exc))
+    runs = plan(space)
     tuning, reference = None, None
     dv_space = space  # without a baseline, shared params are searched like any other
-    if s.baseline and not grid:
-        shared, tuning, reference = _tune_baseline(drv)
+    if runs.tuning:
+        shared, tuning, reference = _tune_baseline(drv, runs)
         dv_space = space.with_shared(shared)
-    replicate_seeds = ([drv.seed + 1 + i for i in range(s.baseline_seeds)]
-                       if s.baseline and not grid else [])
+    replicate_seeds = list(runs.replicate_seeds)
     # the replicates score the held-out split too: the confirmation's first look pairs
     # with them (no selection reads it)
     baselines = confirm.baseline_points(replicate_seeds)
-    if s.baseline and reference is None:
+    if runs.search_baseline:
         baselines.insert(0, {ENABLED_KEY: False})  # on the search's own seed: per-epoch gains
     print(f"search: {len(baselines)} baseline run(s) (DejaVu off) and {s.num_samples} "
           f"{s.algorithm} trials, {s.max_concurrent} at once", flush=True)
@@ -363,14 +364,12 @@ def _record_pretraining(drv: Driver, spec: PretrainSpec, trained_now: bool) -> s
             f"reliance {metrics['reliance']:.2f})")
 
 
-def _tune_baseline(drv: Driver) -> tuple[dict[str, Any], dict[str, Any] | None,
-                                            TrialRecord | None]:
+def _tune_baseline(drv: Driver, runs: RunPlan) -> tuple[dict[str, Any], dict[str, Any],
+                                                         TrialRecord]:
     """(best shared values, how they were tuned, the best tuning trial)."""
     space, s = drv.space, drv.space.search
-    if not space.shared_params or not s.baseline_trials:
-        return {}, None, None  # shared params keep their fixed values, for both
     tspace = space.shared_only()
-    points = baseline_tuning.sobol_points(tspace.params, s.baseline_trials, s.seed)
+    points = baseline_tuning.sobol_points(tspace.params, runs.tuning, s.seed)
     print(f"baseline tuning: {len(points)} baseline trials over "
           f"{', '.join(p.name for p in tspace.params)}", flush=True)
     drv.tune("tuning", tspace, num_samples=len(points), sampler="fixed", points=points,
@@ -380,8 +379,8 @@ def _tune_baseline(drv: Driver) -> tuple[dict[str, Any], dict[str, Any] | None,
     if chosen is None:
         raise RuntimeError("every baseline-tuning trial failed: " + "; ".join(
             f"{r.trial_id}: {r.reason}" for r in records))
-    budget = (len(points) + s.baseline_seeds + s.num_samples + confirm.max_runs_for(s))
-    text = baseline_tuning.describe(records, chosen, s.metric, len(points) / budget)
+    text = baseline_tuning.describe(records, chosen, s.metric,
+                                    len(points) / runs.full_budget_runs)
     print(f"baseline tuning: {text}", flush=True)
     values = {p.name: chosen.config[p.name] for p in tspace.params}
     return values, {"params": values, "text": text, "trials": len(points),

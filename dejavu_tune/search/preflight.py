@@ -136,6 +136,23 @@ def check_combinations(space: SearchSpace, samples: int = 64) -> list[TrainConfi
     return configs
 
 
+def check_batches(path: str, configs: list[TrainConfig]) -> None:
+    """Every sampled batch fits the training split it trains on: one that does not would
+    train no step, in every trial, after Ray started."""
+    from dejavu_tune.data import check_batch_fits, training_images
+
+    counts: dict[str, int | None] = {}
+    for cfg in configs:
+        key = repr(cfg.data)
+        if key not in counts:
+            counts[key] = training_images(cfg.data)
+        if counts[key] is None:
+            continue
+        try:
+            check_batch_fits(cfg.optim.batch_size, cfg.data, counts[key])
+        except ConfigError as exc:
+            raise space_error(path, "optim.batch_size", str(exc)) from None
+
 def check_weights(path: str, configs: list[TrainConfig]) -> None:
     """Every weights file the trials would load is read now (tensors only, nothing else is
     ever unpickled), not after the baseline tuning: a network's ``model.pretrained`` must

@@ -1,5 +1,5 @@
 """`python -m dejavu_tune.train`."""
 
-from dejavu_tune.train.trainer import main
+from dejavu_tune.train.command import main
 
 raise SystemExit(main())
