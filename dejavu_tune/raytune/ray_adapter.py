@@ -314,7 +314,7 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
         FixedConfigs,
         ParetoASHA,
     )
-    from dejavu_tune.raytune.tune_outcomes import TruthfulOutcomes
+    from dejavu_tune.raytune.tune_outcomes import TruthfulOutcomes, optuna_internals
 
     if sampler == "fixed":
         searcher: Any = FixedConfigs(points or [], metric=metric, mode=mode)
@@ -329,7 +329,7 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
             mode=[d for _, d in objectives] if several else mode,
             study_name=STUDY_NAME, storage=storage)
         if priors:  # OptunaSearch creates its study at once for a define-by-run space
-            optuna_search._ot_study.add_trials(priors)
+            optuna_internals(optuna_search)[0].add_trials(priors)
         searcher = TruthfulOutcomes(optuna_search, max_epochs)
     if baselines:
         searcher = BaselineFirst(searcher, baselines)
@@ -476,14 +476,17 @@ def optuna_trials(experiment_path: str) -> list[dict[str, Any]]:
     the experiment directory: one entry per Optuna trial, with the Tune trial it ran as."""
     from ray.tune.search.optuna import OptunaSearch
 
+    from dejavu_tune.raytune.tune_outcomes import optuna_internals
+
     searcher = OptunaSearch()
     searcher.restore_from_dir(experiment_path)
-    tune_ids = {trial.number: tid for tid, trial in searcher._ot_trials.items()}
+    study, trials = optuna_internals(searcher)
+    tune_ids = {trial.number: tid for tid, trial in trials.items()}
     # several objectives: "value" is the list of values, in the objectives' order
     return [{"number": t.number, "trial_id": tune_ids.get(t.number), "state": t.state.name,
              "value": t.values[0] if t.values and len(t.values) == 1 else t.values,
              "params": t.params}
-            for t in searcher._ot_study.get_trials(deepcopy=False)]
+            for t in study.get_trials(deepcopy=False)]
 
 
 def wait_for_nodes(count: int, timeout: float, poll: float = 2.0) -> int:

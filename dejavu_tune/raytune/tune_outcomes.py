@@ -82,14 +82,27 @@ class TruthfulOutcomes(Searcher):
         _fail_orphans(self.searcher)
 
 
+def optuna_internals(searcher: Any) -> tuple[Any, dict[str, Any]]:
+    """(the Optuna study, {Tune trial id: Optuna trial}) of Ray's ``OptunaSearch``. They
+    are private attributes, so a Ray release that renames them stops the search here,
+    naming them, rather than silently leaving orphaned trials RUNNING."""
+    try:
+        return searcher._ot_study, searcher._ot_trials
+    except AttributeError:
+        import ray
+
+        raise RuntimeError(
+            f"ray {ray.__version__}: OptunaSearch has no _ot_study / _ot_trials, which "
+            "dejavu-tune reads (the study's record, warm-start priors, trials left RUNNING "
+            "by a killed driver): expected the ray version pyproject.toml pins") from None
+
+
 def _fail_orphans(searcher: Any) -> None:
     """FAIL the study's RUNNING trials that the restored searcher does not hold."""
     from optuna.trial import TrialState
 
-    study = getattr(searcher, "_ot_study", None)
-    if study is None:
-        return
-    held = {trial.number for trial in getattr(searcher, "_ot_trials", {}).values()}
+    study, trials = optuna_internals(searcher)
+    held = {trial.number for trial in trials.values()}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if trial.number not in held:
             study.tell(trial.number, state=TrialState.FAIL)
