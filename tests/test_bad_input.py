@@ -106,6 +106,8 @@ def test_any_yaml_document_is_accepted_or_refused_in_one_line(tmp_path, capsys, 
                               "--dry-run"])
     if code != 0:
         _assert_one_line_error(code, err, document)
+    else:  # accepted: then it named nothing that is not a real section or key
+        assert not _unknown_keys(document), (document, _unknown_keys(document))
 
 
 @SETTINGS
@@ -191,6 +193,15 @@ def test_the_config_paths_are_the_known_ones():
     assert "optim" not in CONFIG_PATHS and "optim.epochs.x" not in CONFIG_PATHS
 
 
+
+def test_an_accepted_document_names_only_real_keys():
+    assert _unknown_keys(None) == [] and _unknown_keys({"search": None}) == []
+    assert _unknown_keys({"fixed": {"optim": {"epochs": 2}}, "search": {"num_samples": 3},
+                          "params": {"optim.lr": {"type": "float"}}}) == []
+    assert _unknown_keys({"fixed": {"optim": {"epochz": 2}}, "searhc": {},
+                          "params": {"optim.lrr": {}}}) == ["optim.epochz", "searhc",
+                                                            "optim.lrr"]
+
 @SETTINGS
 @given(key=near_keys, value=st.text(max_size=8))
 def test_a_set_override_of_no_configuration_key_is_refused_in_one_line(tmp_path, capsys,
@@ -202,6 +213,31 @@ def test_a_set_override_of_no_configuration_key_is_refused_in_one_line(tmp_path,
     elif code != 0:
         _assert_one_line_error(code, err, (key, value))
 
+
+SECTIONS = {"fixed": "", "search": "search.", "resources": "resources.",
+            "crm_pretrain": "crm_pretrain.", "params": None}
+
+
+def _unknown_keys(document) -> list[str]:
+    """The keys of a space document that are no section, configuration key or setting
+    (a parameter's name must be a configuration key; its spec is checked elsewhere)."""
+    if document is None or document == {}:
+        return []
+    if not isinstance(document, dict):
+        return [repr(document)]
+    unknown = []
+    for section, body in document.items():
+        if section not in SECTIONS:
+            unknown.append(str(section))
+        elif isinstance(body, dict) and section == "params":
+            unknown += [str(name) for name in body if name not in CONFIG_PATHS]
+        elif isinstance(body, dict):
+            for path, _ in _paths(body):
+                keys = [str(k) for k in path if isinstance(k, str)]
+                dotted = [SECTIONS[section] + ".".join(keys[:i + 1]) for i in range(len(keys))]
+                if keys and not CONFIG_PATHS & set(dotted):
+                    unknown.append(dotted[-1])
+    return unknown
 
 def _number(text: str) -> bool:
     try:
