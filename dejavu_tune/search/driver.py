@@ -19,6 +19,7 @@ finished ones back.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import shutil
 import sys
@@ -480,16 +481,15 @@ def _log_gains(drv: Driver, outcome: Outcome, runs: dict[str, str]) -> None:
 # -- the parent run ---------------------------------------------------------------------
 def _log_parent_setup(uri: str, parent: str, space: SearchSpace, root: Path,
                       warm: WarmStart | None) -> None:
-    s = space.search
+    """Every search setting (each field of ``SearchSettings``, so a new one is logged
+    without anyone listing it), the resources per trial and the budget."""
+    settings = {f.name: getattr(space.search, f.name) for f in dataclasses.fields(space.search)}
+    settings["objectives"] = ", ".join(f"{m} ({d})" for m, d in space.search.objectives)
+    r = space.resources
     tracking.log_params(uri, parent, {
-        "space_file": Path(space.path).name, "num_samples": s.num_samples, "metric": s.metric,
-        "mode": s.mode, "seed": s.seed, "max_concurrent": s.max_concurrent,
-        "grace_period": s.grace_period, "reduction_factor": s.reduction_factor,
-        "baseline_trials": s.baseline_trials, "baseline_seeds": s.baseline_seeds,
-        "confirm_top": s.confirm_top, "min_effect": s.min_effect, "max_seeds": s.max_seeds,
-        **({"objectives": ", ".join(f"{m} ({d})" for m, d in s.objectives)}
-           if s.objectives else {}),
-        "cpus_per_trial": space.resources.cpu, "gpus_per_trial": space.resources.gpu,
+        "space_file": Path(space.path).name,
+        **{k: v for k, v in settings.items() if v is not None and v != ""},
+        "cpus_per_trial": r.cpu, "gpus_per_trial": r.gpu, "workers_per_trial": r.ranks,
         "epochs": space.base_config().optim.epochs,
         **({"warm_start": warm.source} if warm else {})})
     if warm is not None:
