@@ -12,18 +12,41 @@ reported failed.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from dejavu_tune.raytune import ray_adapter
-from dejavu_tune.search.trial_records import FAILURES, from_result
+from dejavu_tune.search.space import SearchSpace
+from dejavu_tune.search.trial_records import FAILURES, TrialRecord, from_result
 from dejavu_tune.tracking import runs as tracking
+from dejavu_tune.tracking.delivery import DeliveryQueue
 from dejavu_tune.tracking.run_names import run_name
 from dejavu_tune.train.figures import FIGURE_FILE
 
-if TYPE_CHECKING:
-    from dejavu_tune.search.driver import Driver
+__all__ = ["Search", "ended_ms", "set_status", "settle"]
 
-__all__ = ["ended_ms", "set_status", "settle"]
+
+class Search(Protocol):
+    """What settling reads of a search (the driver is one): no import of the driver,
+    which calls settling."""
+
+    space: SearchSpace
+    ref: tracking.SearchRef
+    outbox: DeliveryQueue
+    results: list[tuple[str, Any]]  # (step, Tune result)
+
+    @property
+    def uri(self) -> str: ...
+
+    @property
+    def metric(self) -> str: ...
+
+    @property
+    def epochs(self) -> int: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    def records(self, step: str | None = None) -> list[TrialRecord]: ...
 
 ORPHAN_REASON = "the trial's process ended before it reported a result"
 
@@ -43,7 +66,7 @@ def set_status(ref: tracking.SearchRef, trial_id: str, status: str,
         _settle_run(ref.uri, run, status, reason, end_ms)
 
 
-def settle(drv: Driver, wait_s: float) -> dict[str, str]:
+def settle(drv: Search, wait_s: float) -> dict[str, str]:
     """Every trial's run complete and ended; returns trial id → run id."""
     if not drv.outbox.drain(wait_s):
         print(f"warning: the tracking server took no status updates for {wait_s:.0f} s; "
@@ -68,7 +91,7 @@ def settle(drv: Driver, wait_s: float) -> dict[str, str]:
     return {trial_id: run.info.run_id for trial_id, run in runs.items()}
 
 
-def _backfill(drv: Driver, runs: dict[str, Any], step: str, result: Any) -> None:
+def _backfill(drv: Search, runs: dict[str, Any], step: str, result: Any) -> None:
     """Record what Tune has from a trial that its run lacks: params, epochs, placement
     tags and the newest figure (Tune stops a trial inside its report, so a queue still
     catching up after an outage loses what it holds). A trial that reported but whose
