@@ -17,6 +17,7 @@ from typing import Any
 
 from dejavu_tune.errors import DejavuError
 from dejavu_tune.raytune import ray_train
+from dejavu_tune.raytune.tune_settings import Run, Trials
 
 STUDY_NAME = "search"  # the Optuna study of a search's DejaVu trials, in its study storage
 
@@ -271,37 +272,9 @@ def _ranks_capacity(resources: Any) -> int:
 
 
 def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: Any,
-               *, storage_path: str, name: str, num_samples: int,
-               metric: str, mode: str, max_epochs: int,
-               define_by_run: Callable[[Any], None] | None = None, seed: int = 0,
-               sampler: str = "tpe", max_concurrent: int = 1, grace_period: int = 1,
-               reduction_factor: int = 2, callbacks: list[Any] | None = None,
-               max_failures: int = 0, points: list[dict[str, Any]] | None = None,
-               early_stopping: bool = True, stop_metric: str | None = None,
-               stop_mode: str | None = None,
-               baselines: list[dict[str, Any]] | None = None,
-               study_storage: str | None = None,
-               objectives: tuple[tuple[str, str], ...] = (),
-               priors: list[Any] | None = None) -> Any:
-    """A Tuner of ``num_samples`` trials plus ``baselines``, each holding ``resources``
-    (``cpu`` and ``gpu``: a ``search.space.Resources``).
-
-    ``sampler``: "tpe" (Optuna's seeded TPE over ``define_by_run``), "random" (Optuna's
-    seeded random sampler), or "fixed" (exactly ``points``, in order). With tpe/random, ``points`` are
-    enqueued in the Optuna study before anything is sampled: a grid is ``points`` =
-    every combination with ``num_samples = len(points)``, so every trial is still an
-    Optuna trial. ``early_stopping`` uses ASHA (``grace_period``, ``reduction_factor``)
-    on ``stop_metric``/``stop_mode`` (default: ``metric``/``mode``, which Optuna
-    optimises); without it every trial runs the full budget (FIFO), which ablation
-    tables and confirmation runs need. ``baselines`` (fixed configurations) are the first trials
-    of the same run, on top of ``num_samples``: no slot waits for them, and ASHA and
-    Optuna never see them. ``study_storage``: an Optuna RDB URL that keeps the study
-    (study name ``STUDY_NAME``) where ``optuna-dashboard`` can read it while the search
-    runs. ``objectives`` ((metric, mode), ...; the first is ``metric``): Optuna samples
-    for all of them (TPE handles several), and ASHA compares each trial only with trials
-    that cost no more on the others (``ParetoASHA``). ``priors``: Optuna trials finished
-    elsewhere (``optuna.trial.create_trial``: a warm start), added to the study before it
-    samples anything."""
+               trials: Trials, run: Run) -> Any:
+    """A Tuner of ``trials`` (``tune_settings.Trials``), each holding ``resources``
+    (``cpu`` and ``gpu``: a ``search.space.Resources``), kept and retried as ``run`` says."""
     import optuna
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
@@ -316,48 +289,55 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
     )
     from dejavu_tune.raytune.tune_outcomes import TruthfulOutcomes, optuna_internals
 
-    if sampler == "fixed":
-        searcher: Any = FixedConfigs(points or [], metric=metric, mode=mode)
+    metric, mode, objectives = trials.metric, trials.mode, trials.objectives
+    if trials.sampler == "fixed":
+        searcher: Any = FixedConfigs(trials.points or [], metric=metric, mode=mode)
     else:
-        optuna_sampler = (optuna.samplers.RandomSampler(seed=seed) if sampler == "random"
+        seed = trials.seed
+        optuna_sampler = (optuna.samplers.RandomSampler(seed=seed) if trials.sampler == "random"
                           else optuna.samplers.TPESampler(seed=seed))
-        storage = optuna.storages.RDBStorage(study_storage) if study_storage else None
+        storage = (optuna.storages.RDBStorage(trials.study_storage) if trials.study_storage
+                   else None)
         several = len(objectives) > 1
         optuna_search = OptunaSearch(
-            space=define_by_run, sampler=optuna_sampler, points_to_evaluate=points,
+            space=trials.define_by_run, sampler=optuna_sampler,
+            points_to_evaluate=trials.points,
             metric=[m for m, _ in objectives] if several else metric,
             mode=[d for _, d in objectives] if several else mode,
             study_name=STUDY_NAME, storage=storage)
-        if priors:  # OptunaSearch creates its study at once for a define-by-run space
-            optuna_internals(optuna_search)[0].add_trials(priors)
-        searcher = TruthfulOutcomes(optuna_search, max_epochs)
-    if baselines:
-        searcher = BaselineFirst(searcher, baselines)
-        num_samples += len(baselines)
-    keep = snapshots.apply(num_samples)
+        if trials.priors:  # OptunaSearch creates its study at once for a define-by-run space
+            optuna_internals(optuna_search)[0].add_trials(trials.priors)
+        searcher = TruthfulOutcomes(optuna_search, trials.max_epochs)
+    if trials.baselines:
+        searcher = BaselineFirst(searcher, trials.baselines)
+    callbacks = list(run.callbacks)
+    keep = snapshots.apply(trials.total)
     if keep is None:
-        callbacks = [*(callbacks or []), snapshots.NewestCheckpointOnly()]
+        callbacks.append(snapshots.NewestCheckpointOnly())
+    max_concurrent = trials.max_concurrent
     if resources.ranks > 1:
         max_concurrent = min(max_concurrent, _ranks_capacity(resources))
     search_alg = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
     scheduler = None
-    if early_stopping:
-        asha = dict(time_attr="training_iteration", max_t=max_epochs,
-                    grace_period=min(grace_period, max_epochs), reduction_factor=reduction_factor,
-                    metric=stop_metric or metric, mode=stop_mode or mode)
+    if trials.early_stopping:
+        max_t = trials.max_epochs
+        asha = dict(time_attr="training_iteration", max_t=max_t,
+                    grace_period=min(trials.grace_period, max_t),
+                    reduction_factor=trials.reduction_factor,
+                    metric=trials.stop_metric or metric, mode=trials.stop_mode or mode)
         costs = tuple(o for o in objectives[1:] if o[0] != asha["metric"])
         scheduler = ParetoASHA(costs, **asha) if costs else BaselineExemptASHA(**asha)
     # metric and mode live on the searcher and the scheduler, which may differ: Tune
     # refuses them in TuneConfig then.
     tune_config = tune.TuneConfig(
-        num_samples=num_samples, search_alg=search_alg, scheduler=scheduler,
+        num_samples=trials.total, search_alg=search_alg, scheduler=scheduler,
         # Actor start-up dominates short trials: reuse the worker processes between trials
         # (not a data-parallel trial's: each starts its own Train run, which a reused
         # actor would not end)
         reuse_actors=resources.ranks == 1)
     run_config = tune.RunConfig(
-        name=name, storage_path=storage_path, callbacks=callbacks or [], verbose=0,
-        failure_config=tune.FailureConfig(max_failures=max_failures),
+        name=run.name, storage_path=run.storage_path, callbacks=callbacks, verbose=0,
+        failure_config=tune.FailureConfig(max_failures=run.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=keep))
     return tune.Tuner(_trainable(fn, resources, **constants), tune_config=tune_config,
                       run_config=run_config)

@@ -33,6 +33,7 @@ from typing import Any
 from dejavu_tune.config import ENABLED_KEY
 from dejavu_tune.outcome import direction, sequential
 from dejavu_tune.raytune import ray_adapter
+from dejavu_tune.raytune.tune_settings import Run, Trials
 from dejavu_tune.search import baseline_tuning, confirm, crm_stage, forest_plot, pareto, settle
 from dejavu_tune.search.optuna_plots import HTML_FILE, log_optuna_plots
 from dejavu_tune.search.record import SearchRecord
@@ -150,21 +151,24 @@ class Driver:
         return [ray_adapter.make_status_callback(
             lambda *a: outbox.put(on_complete, *a), lambda *a: outbox.put(on_error, *a))]
 
-    def tune(self, step: str, space: SearchSpace, **settings: Any) -> list[Any]:
+    def trials(self, space: SearchSpace, **sampling: Any) -> Trials:
+        """Trials sampled as ``sampling`` says, on the search's metric, budget and
+        concurrency."""
+        s = space.search
+        return Trials(metric=s.metric, mode=s.mode, max_epochs=self.epochs,
+                      max_concurrent=s.max_concurrent, **sampling)
+
+    def tune(self, step: str, space: SearchSpace, trials: Trials) -> list[Any]:
         """Run (or, on --resume, restore) the Tune experiment of ``step``."""
         path = self.root / step
         constants = {"context": self.context(space, step)}
         if self.resume and ray_adapter.can_restore(str(path)):
-            trials = settings["num_samples"] + len(settings.get("baselines") or [])
             tuner = ray_adapter.restore_tuner(str(path), self.trainable, constants,
-                                              space.resources, trials)
+                                              space.resources, trials.total)
         else:
-            s = space.search
             tuner = ray_adapter.make_tuner(
-                self.trainable, constants, space.resources, name=step,
-                storage_path=str(self.root), metric=s.metric, mode=s.mode,
-                max_epochs=self.epochs, max_concurrent=s.max_concurrent,
-                max_failures=self.max_failures, callbacks=self.callbacks(), **settings)
+                self.trainable, constants, space.resources, trials,
+                Run(step, str(self.root), self.max_failures, tuple(self.callbacks())))
         grid = tuner.fit()
         results = [grid[i] for i in range(len(grid))]
         self.results += [(step, r) for r in results]
@@ -240,16 +244,15 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
         baselines.insert(0, {ENABLED_KEY: False})  # on the search's own seed: per-epoch gains
     print(f"search: {len(baselines)} baseline run(s) (DejaVu off) and {s.num_samples} "
           f"{s.algorithm} trials, {s.max_concurrent} at once", flush=True)
-    drv.tune("search", dv_space, num_samples=s.num_samples,
-             define_by_run=dv_space.define_by_run, seed=s.seed,
-             sampler="random" if s.algorithm == "random" else "tpe",
-             grace_period=s.grace_period, reduction_factor=s.reduction_factor,
-             stop_metric=s.stop_metric, stop_mode=s.stop_mode,
-             points=dv_space.grid_points() if grid else (warm.points if warm else None),
-             priors=warm.optuna_trials(dv_space.params) if warm else None,
-             early_stopping=not grid,
-             baselines=baselines, study_storage=f"sqlite:///{(root / STUDY_DB).resolve()}",
-             objectives=s.objectives)
+    drv.tune("search", dv_space, drv.trials(
+        dv_space, num_samples=s.num_samples, define_by_run=dv_space.define_by_run,
+        seed=s.seed, sampler="random" if s.algorithm == "random" else "tpe",
+        grace_period=s.grace_period, reduction_factor=s.reduction_factor,
+        stop_metric=s.stop_metric, stop_mode=s.stop_mode,
+        points=dv_space.grid_points() if grid else (warm.points if warm else None),
+        priors=warm.optuna_trials(dv_space.params) if warm else None,
+        early_stopping=not grid, baselines=baselines,
+        study_storage=f"sqlite:///{(root / STUDY_DB).resolve()}", objectives=s.objectives))
     failed = _nothing_trained(drv)
     if failed:
         return failed
@@ -373,8 +376,8 @@ def _tune_baseline(drv: Driver, runs: RunPlan) -> tuple[dict[str, Any], dict[str
     points = baseline_tuning.sobol_points(tspace.params, runs.tuning, s.seed)
     print(f"baseline tuning: {len(points)} baseline trials over "
           f"{', '.join(p.name for p in tspace.params)}", flush=True)
-    drv.tune("tuning", tspace, num_samples=len(points), sampler="fixed", points=points,
-             early_stopping=False)
+    drv.tune("tuning", tspace, drv.trials(tspace, num_samples=len(points), sampler="fixed",
+                                          points=points, early_stopping=False))
     records = drv.records("tuning")
     chosen = baseline_tuning.best(records, s.mode)
     if chosen is None:
@@ -416,8 +419,9 @@ def _confirm(drv: Driver, space: SearchSpace,
         configs = confirm.confirm_configs([by_id[n] for n in names], new)
         # the first look pairs with the search's baseline replicates; later ones train
         # the baseline on their new seeds beside the candidates
-        drv.tune(step, space, num_samples=len(configs), sampler="fixed", points=configs,
-                 early_stopping=False, baselines=confirm.baseline_points(new) if k else None)
+        drv.tune(step, space, drv.trials(
+            space, num_samples=len(configs), sampler="fixed", points=configs,
+            early_stopping=False, baselines=confirm.baseline_points(new) if k else None))
         done = drv.records(step)
         if k:
             baseline.update(confirm.baseline_finals(done, new, phase=step))
