@@ -39,6 +39,9 @@ def _plan(tmp_path, text, **search):
                                               "num_samples": 4, "confirm_top": 0},
      (0, (6, 7), True, 3, 4)),
     (SEARCHED, {"baseline": False, "num_samples": 4}, (0, (), False, 0, 4)),
+    # nothing tuned: the shared lr keeps its fixed value for both
+    (SEARCHED, {"baseline_trials": 0, "baseline_seeds": 0, "num_samples": 4,
+                "confirm_top": 0}, (0, (), True, 1, 4)),
     # a grid left at baseline: true runs one baseline on its seed (and no replicates)
     (GRID, {}, (0, (), True, 1, 2)),
     (GRID, {"baseline": False}, (0, (), False, 0, 2)),
@@ -47,6 +50,8 @@ def test_the_plan_counts_each_steps_runs(tmp_path, text, search, expected):
     runs = _plan(tmp_path, BASE + text, **search)
     assert (runs.tuning, runs.replicate_seeds, runs.search_baseline, runs.baselines,
             runs.trials) == expected
+    # the DejaVu trials take the baseline's shared values whenever a baseline is paired
+    assert runs.paired == (search.get("baseline", True) and text != GRID)
     assert runs.full_budget_runs == runs.tuning + runs.baselines + runs.trials + \
         runs.confirmation
 

@@ -233,8 +233,9 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
     runs = plan(space)
     tuning, reference = None, None
     dv_space = space  # without a baseline, shared params are searched like any other
-    if runs.tuning:
-        shared, tuning, reference = _tune_baseline(drv, runs)
+    if runs.paired:  # shared params: tuned for the baseline, else its fixed values
+        shared, tuning, reference = _tune_baseline(drv, runs) if runs.tuning else ({}, None,
+                                                                                   None)
         dv_space = space.with_shared(shared)
     replicate_seeds = list(runs.replicate_seeds)
     # the replicates score the held-out split too: the confirmation's first look pairs

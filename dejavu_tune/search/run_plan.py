@@ -14,6 +14,9 @@ __all__ = ["RunPlan", "plan"]
 @dataclass(frozen=True)
 class RunPlan:
     space: SearchSpace = field(repr=False, compare=False)
+    # DejaVu is compared with the baseline at the baseline's shared values (tuned, or
+    # the fixed ones): a search with a baseline that is not a grid
+    paired: bool
     tuning: int  # baseline-tuning trials over the shared parameters
     replicate_seeds: tuple[int, ...]  # the baseline's replicates (the first look's pairs)
     # a baseline on the search's own seed, for per-epoch gains: where no tuning trial
@@ -57,7 +60,7 @@ def plan(space: SearchSpace) -> RunPlan:
     tuning = s.baseline_trials if paired and space.shared_params else 0
     seed = space.base_config().seed
     return RunPlan(
-        space, tuning=tuning,
+        space, paired=paired, tuning=tuning,
         replicate_seeds=tuple(seed + 1 + i for i in range(s.baseline_seeds if paired else 0)),
         search_baseline=s.baseline and not tuning, trials=s.num_samples,
         confirmation=max_runs_for(s))
