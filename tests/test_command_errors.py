@@ -194,15 +194,18 @@ def test_a_batch_larger_than_the_training_split_is_refused_before_anything_train
     assert not store.exists()  # no CRM was pre-trained first
 
 
-def test_a_search_whose_sampled_batch_outgrows_the_training_split_stops_before_ray(tmp_path):
-    from dejavu_tune.search.space import SpaceError
-    from dejavu_tune.search.space_file import load_space
+def test_a_search_whose_sampled_batch_outgrows_the_training_split_stops_before_ray(
+        tmp_path, capsys):
+    from dejavu_tune.search.cli import main
 
     path = tmp_path / "space.yaml"
     path.write_text("fixed:\n  data: {num_train: 6, num_val: 4, image_size: 32}\n"
                     "params:\n  optim.batch_size: {type: categorical, choices: [4, 8]}\n")
-    with pytest.raises(SpaceError, match=r"optim.batch_size=8 is more than the 6 training "
-                                         r"image\(s\) of data.name=synthetic"):
-        load_space(str(path))
+    argv = ["--space", str(path), "--storage-path", str(tmp_path / "runs"), "--dry-run"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"error: {path}: params.optim.batch_size: optim.batch_size=8 is more than the 6 "
+        "training image(s) of data.name=synthetic: expected at most 6, or more training "
+        "images\n")
     path.write_text(path.read_text().replace("[4, 8]", "[4, 6]"))
-    assert load_space(str(path)).search.num_samples > 0
+    assert main(argv) == 0

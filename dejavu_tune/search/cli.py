@@ -20,7 +20,7 @@ from typing import Any
 from dejavu_tune.cli import OneLineParser, check_output_dir, run
 from dejavu_tune.config import ConfigError, parse_override
 from dejavu_tune.raytune import ray_adapter
-from dejavu_tune.search import run_checks, warm_start
+from dejavu_tune.search import preflight, run_checks, warm_start
 from dejavu_tune.search.record import RECORD_FILE, SearchRecord, latest
 from dejavu_tune.search.run_plan import plan
 from dejavu_tune.search.space import Resources, SearchSpace
@@ -180,6 +180,7 @@ def _main(argv: list[str]) -> int:
     else:
         space, root, record, warm = _started(args, storage)
     check_output_dir(Path(record.crm_store), "--crm-store")
+    preflight.check_batches(space)
     run_checks.check_tracking_uri(record.tracking_uri)
     if not args.address:
         run_checks.check_local_resources(space.resources.cpu, space.resources.gpu)

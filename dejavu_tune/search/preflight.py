@@ -136,22 +136,25 @@ def check_combinations(space: SearchSpace, samples: int = 64) -> list[TrainConfi
     return configs
 
 
-def check_batches(path: str, configs: list[TrainConfig]) -> None:
-    """Every sampled batch fits the training split it trains on: one that does not would
-    train no step, in every trial, after Ray started."""
+def check_batches(space: SearchSpace) -> None:
+    """The largest batch the trials can train fits the training split: one that does not
+    would train no step, in every trial, after Ray started. Run by the search command,
+    not when a space is loaded: a space names its data, whose size only the search's
+    machine knows."""
     from dejavu_tune.data import check_batch_fits, training_images
 
-    counts: dict[str, int | None] = {}
-    for cfg in configs:
-        key = repr(cfg.data)
-        if key not in counts:
-            counts[key] = training_images(cfg.data)
-        if counts[key] is None:
-            continue
-        try:
-            check_batch_fits(cfg.optim.batch_size, cfg.data, counts[key])
-        except ConfigError as exc:
-            raise space_error(path, "optim.batch_size", str(exc)) from None
+    base = space.base_config()
+    images = training_images(base.data)
+    if images is None:
+        return
+    sampled = next((p for p in space.params if p.name == "optim.batch_size"), None)
+    largest = base.optim.batch_size if sampled is None else int(
+        max(sampled.choices) if sampled.type == "categorical" else sampled.high)
+    try:
+        check_batch_fits(largest, base.data, images)
+    except ConfigError as exc:
+        where = "params.optim.batch_size" if sampled else "fixed.optim.batch_size"
+        raise space_error(space.path, where, str(exc)) from None
 
 def check_weights(path: str, configs: list[TrainConfig]) -> None:
     """Every weights file the trials would load is read now (tensors only, nothing else is

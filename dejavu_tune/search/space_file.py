@@ -118,9 +118,7 @@ def parse_space(raw: Any, path: str = "<space>",
                         _parse_pretrain(path, raw["crm_pretrain"]))
     if search.algorithm == "grid":
         space = preflight.as_grid(space)
-    sampled = preflight.check_combinations(space)
-    preflight.check_batches(path, sampled)
-    preflight.check_weights(path, sampled)
+    preflight.check_weights(path, preflight.check_combinations(space))
     preflight.check_crm_stage(space)
     return space
 
