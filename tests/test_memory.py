@@ -2,6 +2,7 @@
 errors, its numbers, and a failed trial's tensors given back."""
 
 import gc
+import os
 import re
 import subprocess
 import sys
@@ -111,6 +112,11 @@ def test_a_reused_worker_does_not_grow_over_fifty_trials(tmp_path):
             out = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True,
                                  text=True).stdout
             for pid in map(int, out.split()):
+                try:  # this search's workers only: not another test's leftovers
+                    if os.getsid(pid) != driver.pid:
+                        continue
+                except ProcessLookupError:
+                    continue
                 rss = _rss_mb(pid)
                 if rss is not None:
                     samples.setdefault(pid, []).append((time.time() * 1000, rss))
