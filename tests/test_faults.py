@@ -71,7 +71,12 @@ def test_killed_trial_worker_resumes_from_its_last_intact_checkpoint(tmp_path):
         def two_checkpoints():
             assert driver.poll() is None, driver.stdout.read()[-3000:]
             found = sorted((storage / "kw" / "search").glob("*/checkpoint_*/trainer.pt"))
-            return found if len(found) >= 2 else None
+            # and Tune has taken both results in (it registers a checkpoint with its
+            # result: a file on disk alone may not be the trial's newest yet, and on a
+            # busy machine it then restored the intact one with nothing to skip)
+            results = [line for path in (storage / "kw" / "search").glob("*/result.json")
+                       for line in path.read_text().splitlines()]
+            return found if len(found) >= 2 and len(results) >= 2 else None
 
         newest = wait_until(two_checkpoints, 300, "two checkpoints", poll=0.1)[-1]
         # The newest checkpoint is damaged on disk, then the trial's worker dies mid-epoch.
