@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dejavu_tune.errors import DejavuError, one_line
 
-__all__ = ["run", "OneLineParser", "PathError", "check_output_file",
+__all__ = ["run", "OneLineParser", "command_parser", "PathError", "check_output_file",
            "check_output_dir"]
 
 
@@ -25,6 +25,15 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"error: {' '.join(message.split())} "
                      f"({self.prog} --help lists the options)\n")
+
+
+def command_parser(prog: str, description: str | None) -> OneLineParser:
+    """The parser of one command (every command builds its own with this): one-line
+    errors, ``description`` (the module's docstring) kept as written, ``--debug`` named."""
+    return OneLineParser(prog=prog, description=description,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         epilog="--debug, anywhere on the line: an error's traceback, "
+                                "not its one line")
 
 
 class PathError(DejavuError, ValueError):

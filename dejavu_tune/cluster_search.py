@@ -10,10 +10,7 @@ checked first: a mistyped space fails at once, not after the wait.
 
 from __future__ import annotations
 
-import argparse
-import sys
-
-from dejavu_tune.cli import OneLineParser, run
+from dejavu_tune.cli import command_parser, run
 from dejavu_tune.raytune import ray_adapter
 from dejavu_tune.search.cli import main as search_main
 
@@ -21,8 +18,7 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(prog="cluster_search.py", description=__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("cluster_search.py", __doc__)
     parser.add_argument("--min-nodes", type=int, default=1,
                         help="wait until this many Ray nodes are alive (the head included)")
     parser.add_argument("--wait-timeout", type=float, default=600.0,
@@ -35,11 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     checked = search_main([*search_args, "--dry-run"])
     if checked != 0 or "--dry-run" in search_args:
         return checked
-    try:
-        alive = ray_adapter.wait_for_nodes(args.min_nodes, args.wait_timeout)
-    except TimeoutError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    alive = ray_adapter.wait_for_nodes(args.min_nodes, args.wait_timeout)  # RayWaitError: 2
     print(f"{alive} Ray node(s) alive; starting the search", flush=True)
     return search_main([*search_args, "--address", "auto"])
 

@@ -297,8 +297,7 @@ def _render(table: list[list[str]], title: str | None, common: dict[str, str],
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = cli.OneLineParser(prog="python -m dejavu_tune.report", description=__doc__,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.command_parser("python -m dejavu_tune.report", __doc__)
     p.add_argument("--experiment", default="dejavu-tune", help="MLflow experiment name")
     p.add_argument("--search", help="name of the search (default: the latest)")
     p.add_argument("--storage-path", default="runs",

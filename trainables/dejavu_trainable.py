@@ -58,13 +58,18 @@ def _trial(config: dict[str, Any], context: TrialContext) -> None:
     torch.set_num_threads(max(1, int(context.cpus)))
     trial_id = ray_adapter.trial_id()
     kind = "baseline" if is_baseline(config) else "trial"
+    # built once: a configuration that does not build fails the trial, under a plain name
+    try:
+        cfg: TrainConfig | ConfigError = trial_config(context.fixed, config)
+    except ConfigError as exc:
+        cfg = exc
     record: TrialRecorder | RankRecorder = RankRecorder()
     if ray_adapter.rank() == 0:
-        record = TrialRecorder(context.ref, trial_id,
-                               _run_name(context, config, trial_id, kind), kind,
-                               context.delivery_retry_s)
+        name = (f"{kind}-{trial_id}" if isinstance(cfg, ConfigError) else
+                run_name(cfg, config, trial_id, context.phase, ray_adapter.trial_dir()))
+        record = TrialRecorder(context.ref, trial_id, name, kind, context.delivery_retry_s)
     try:
-        _train(config, context, record)
+        _train(cfg, config, context, record)
         record.finished("completed")
     except Exception as exc:
         record.finished(*_failure(exc))
@@ -75,7 +80,7 @@ def _trial(config: dict[str, Any], context: TrialContext) -> None:
         memory.release()  # a reused worker's next trial starts from a clean device
 
 
-def _train(config: dict[str, Any], context: TrialContext,
+def _train(cfg: TrainConfig | ConfigError, config: dict[str, Any], context: TrialContext,
            record: TrialRecorder | RankRecorder) -> None:
     """The trial's epochs; what it allocates lives in this frame only, so it is gone
     when the trial ends, however it ends."""
@@ -85,7 +90,8 @@ def _train(config: dict[str, Any], context: TrialContext,
     record.tags({tracking.NODE_TAG: node_ip, tracking.GPU_TAG: gpu_ids})
     if ranks is not None:
         record.tags({tracking.RANKS_TAG: tracking.describe_ranks(gather((node_ip, gpu_ids)))})
-    cfg = trial_config(context.fixed, config)
+    if isinstance(cfg, ConfigError):
+        raise cfg  # after the params and placement: the failed run says what it was
     if ranks is not None and context.rank_gpu > 0:
         cfg = cfg.replace(device=ray_adapter.rank_device())  # not every rank's cuda:0
     if context.crm_plan is not None:
@@ -157,13 +163,3 @@ def _png(figure: Image.Image) -> bytes:
     buffer = io.BytesIO()
     figure.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _run_name(context: TrialContext, config: dict[str, Any], trial_id: str, kind: str) -> str:
-    """The readable name of the trial's run; a configuration that does not build (the
-    trial fails on it at once) keeps the plain one."""
-    try:
-        return run_name(trial_config(context.fixed, config), config, trial_id, context.phase,
-                        ray_adapter.trial_dir())
-    except ConfigError:
-        return f"{kind}-{trial_id}"

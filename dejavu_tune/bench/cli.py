@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from dejavu_tune.bench.inputs import BenchError, finished_search, store_client
-from dejavu_tune.cli import OneLineParser, check_output_file, run
+from dejavu_tune.cli import check_output_file, command_parser, run
 
 __all__ = ["PRESETS", "PRESET_VARIANTS", "VARIANTS", "main", "measure"]
 
@@ -260,8 +260,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     # subcommands inherit the one-line usage errors (argparse builds them with this class)
-    parser = OneLineParser(prog="python -m dejavu_tune.bench", description=__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("python -m dejavu_tune.bench", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     ov = sub.add_parser("overhead", help="baseline vs DejaVu step: time and memory ratios")
     ov.add_argument("--preset", choices=sorted(PRESETS), default="small")

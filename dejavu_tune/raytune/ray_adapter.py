@@ -481,6 +481,6 @@ def wait_for_nodes(count: int, timeout: float, poll: float = 2.0) -> int:
         if alive >= count:
             return alive
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{alive} of --min-nodes {count} Ray nodes alive after "
+            raise RayWaitError(f"{alive} of --min-nodes {count} Ray nodes alive after "
                                f"{timeout:g} s; check `ray monitor` on the cluster config")
         time.sleep(poll)

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dejavu_tune.cli import OneLineParser, check_output_dir, run
+from dejavu_tune.cli import check_output_dir, command_parser, run
 from dejavu_tune.config import ConfigError, parse_override
 from dejavu_tune.raytune import ray_adapter
 from dejavu_tune.search import preflight, run_checks, warm_start
@@ -42,8 +42,7 @@ _FLAG_KEYS = {"num_samples": "search.num_samples", "max_concurrent": "search.max
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="python -m dejavu_tune.search", description=__doc__,
-                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser("python -m dejavu_tune.search", __doc__)
     p.add_argument("--space", default=str(DEFAULT_SPACE), help="search-space YAML file")
     p.add_argument("--num-samples", type=int, help="DejaVu trials (the baseline comes on top)")
     p.add_argument("--max-concurrent", type=int, help="trials running at once")

@@ -37,29 +37,15 @@ class _TooMany(ValueError):
 
 
 def plan_for(space: Any, store: str | Path, device: str = "cpu") -> CRMPlan:
-    """The search's plan: its settings, and the redactions its trials sample (a seeded
-    draw of 64 trials of the space)."""
+    """The search's plan: its settings, and the redactions its trials sample (the space's
+    draw of ``SearchSpace.samples``)."""
     settings = space.crm_pretrain
     return CRMPlan(store=str(Path(store).resolve()), settings=settings,
-                   pool=redaction_pool(_sampled_configs(space, 64, settings.seed),
+                   pool=redaction_pool(list(space.sampled_configs),
                                        seed=settings.seed),
                    device=device,
                    loss={"gamma1": space.base_config().dejavu.loss.gamma1,
                          "gamma2": space.base_config().dejavu.loss.gamma2})
-
-
-def _sampled_configs(space: Any, count: int, seed: int) -> list[Any]:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    configs = []
-    for _ in range(count):
-        trial = study.ask()
-        space.define_by_run(trial)
-        configs.append(space.trial_config(trial.params))
-        study.tell(trial, 0.0)
-    return configs
 
 
 def _values(param: Any) -> list[Any]:

@@ -114,11 +114,9 @@ def _backfill(drv: Search, runs: dict[str, Any], step: str, result: Any) -> None
         run = runs[trial_id] = tracking.client(drv.uri).get_run(run_id)
     run_id, tags = run.info.run_id, run.data.tags
     tracking.log_params(drv.uri, run_id, config, existing=run.data.params)
-    have = tracking.logged_steps(drv.uri, run_id, "compute_s")
     for epoch, (metrics, stamp) in sorted(ray_adapter.reported_epochs(result).items()):
-        if epoch not in have:
+        if tracking.log_new_epoch(drv.uri, run_id, metrics, epoch, stamp):
             print(f"  trial {trial_id}: epoch {epoch} logged from Tune's results", flush=True)
-            tracking.log_epoch(drv.uri, run_id, metrics, step=epoch, timestamp_ms=stamp)
     placement = {tracking.NODE_TAG: last.get("node_ip"),
                  tracking.GPU_TAG: last.get(ray_adapter.GPU_IDS_KEY)}
     missing = {k: v for k, v in placement.items() if k not in tags and v is not None}
@@ -126,10 +124,10 @@ def _backfill(drv: Search, runs: dict[str, Any], step: str, result: Any) -> None
         tracking.set_tags(drv.uri, run_id, missing)
     figure = ray_adapter.checkpoint_file(result, FIGURE_FILE)
     epoch = last.get("training_iteration")
-    if figure is not None and epoch and epoch not in tracking.figure_steps(drv.uri, run_id):
+    if figure is not None and epoch and tracking.log_new_figure(drv.uri, run_id,
+                                                                figure.read_bytes(), epoch):
         print(f"  trial {trial_id}: figure of epoch {epoch} logged from its last checkpoint",
               flush=True)
-        tracking.log_figure(drv.uri, run_id, figure.read_bytes(), epoch)
 
 
 def _settle_run(uri: str, run: Any, status: str, reason: str | None, end_ms: int | None,

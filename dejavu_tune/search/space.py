@@ -6,12 +6,14 @@ checks it before anything runs (``preflight``)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from dejavu_tune.config import ConfigError, TrainConfig, trial_config
+from dejavu_tune.config import ConfigError, TrainConfig, check_int, fail, trial_config
 from dejavu_tune.errors import DejavuError
+from dejavu_tune.plugins import is_plugin
 from dejavu_tune.train.crm_store import PretrainSettings
 
 __all__ = ["SpaceError", "Resources", "Param", "SearchSettings", "SearchSpace", "TRAINING_METRICS",
@@ -24,6 +26,11 @@ TRAINING_METRICS = {"loss": "min", "task_loss": "min", "step_time_ratio": "min",
                     "mem_ratio": "min", "sec_per_iter": "min"}
 # Of those, what a step costs: an objective to trade quality for, never the quality itself.
 COST_METRICS = ("step_time_ratio", "mem_ratio", "sec_per_iter")
+ALGORITHMS = ("tpe", "random", "grid")
+# the most paired seeds a confirmation may ask for (search.max_seeds)
+MAX_SEEDS = 100
+# Trials drawn from a space for the checks that need samples (``SearchSpace.samples``)
+SAMPLES = 64
 
 
 class SpaceError(DejavuError, ValueError):
@@ -177,6 +184,41 @@ class SearchSettings:
     trainer: str | None = None
 
 
+    def __post_init__(self) -> None:
+        """Every setting checked on its own, and the confirmation's against each other;
+        what needs the task (the metric and its direction, δ's default) and a plug-in
+        trainer's import are checked where the space is read (``space_file``)."""
+        if self.algorithm not in ALGORITHMS:
+            fail("search.algorithm", self.algorithm, "one of " + ", ".join(ALGORITHMS))
+        for key, low in (("num_samples", 1), ("max_concurrent", 1), ("seed", 0),
+                         ("grace_period", 1), ("reduction_factor", 2), ("baseline_trials", 0),
+                         ("baseline_seeds", 0), ("confirm_top", 0)):
+            check_int(f"search.{key}", getattr(self, key), low)
+        if not isinstance(self.baseline, bool):
+            fail("search.baseline", self.baseline, "true or false")
+        for key in ("min_effect", "noise_floor"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool)
+                                      or not isinstance(value, (int, float))
+                                      or not 0 < value < math.inf):
+                fail(f"search.{key}", value, "a positive number in the metric's units, or null")
+        if self.trainer is not None and not is_plugin(self.trainer):
+            fail("search.trainer", self.trainer, "'package.module:function' or null")
+        if not self.confirming:
+            return
+        if self.baseline_seeds < 2:
+            fail("search.baseline_seeds", self.baseline_seeds, "2 or more with a confirmation "
+                 "(confirm_top > 0; an interval needs two paired seeds), or 0 for none")
+        if (isinstance(self.max_seeds, bool) or not isinstance(self.max_seeds, int)
+                or not self.baseline_seeds <= self.max_seeds <= MAX_SEEDS):
+            fail("search.max_seeds", self.max_seeds, f"an integer from baseline_seeds "
+                 f"({self.baseline_seeds}) to {MAX_SEEDS}")
+
+    @property
+    def confirming(self) -> bool:
+        """Whether the best configurations are confirmed on the baseline's seeds."""
+        return self.confirm_top > 0 and self.baseline_seeds > 0 and self.baseline
+
     @property
     def costs(self) -> tuple[tuple[str, str], ...]:
         """The objectives after the first (the search metric): what a front trades it for."""
@@ -194,7 +236,43 @@ class SearchSpace:
     crm_pretrain: PretrainSettings = field(default_factory=PretrainSettings)
 
     def base_config(self) -> TrainConfig:
+        """The fixed keys as a validated configuration, built once per space (a
+        ``TrainConfig`` is frozen, so every caller can share it)."""
+        return self._base
+
+    @functools.cached_property
+    def _base(self) -> TrainConfig:
         return TrainConfig.from_dict(self.fixed)
+
+    @functools.cached_property
+    def samples(self) -> tuple[dict[str, Any], ...]:
+        """A seeded random draw of ``SAMPLES`` trials' sampled values, the same one for
+        every check that needs samples (the combinations' validity, the CRM stage's
+        redactions), drawn once per space."""
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        draws = []
+        for _ in range(SAMPLES):
+            trial = study.ask()
+            self.define_by_run(trial)
+            draws.append(dict(trial.params))
+            study.tell(trial, 0.0)
+        return tuple(draws)
+
+    @functools.cached_property
+    def sampled_configs(self) -> tuple[TrainConfig, ...]:
+        """The configurations of ``samples``: parameters that are valid one by one can
+        still clash (e.g. bandstop with band_low >= band_high), which this names."""
+        configs = []
+        for params in self.samples:
+            try:
+                configs.append(self.trial_config(params))
+            except ConfigError as exc:
+                raise space_error(self.path, "params", f"the sampled combination {params} is "
+                                  f"invalid: {exc}") from None
+        return tuple(configs)
 
     @property
     def shared_params(self) -> tuple[Param, ...]:

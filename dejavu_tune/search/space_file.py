@@ -28,7 +28,7 @@ from typing import Any
 
 from dejavu_tune.config import ConfigError, TrainConfig, load_yaml
 from dejavu_tune.outcome import direction
-from dejavu_tune.plugins import PluginError, is_plugin, load_object
+from dejavu_tune.plugins import PluginError, load_object
 from dejavu_tune.search import preflight
 from dejavu_tune.search.space import (
     COST_METRICS,
@@ -266,10 +266,10 @@ def _parse_settings(path: str, raw: dict[str, Any], directions: dict[str, str] |
             raise space_error(path, f"search.{key}", "is not a known key: expected one of "
                        + ", ".join(names))
     objectives = raw.get("objectives")
-    settings = SearchSettings(**{k: v for k, v in raw.items() if k != "objectives"})
-    if settings.algorithm not in ("tpe", "random", "grid"):
-        raise space_error(path, "search.algorithm", f"{settings.algorithm!r} is not allowed: "
-                   "expected tpe, random or grid")
+    try:
+        settings = SearchSettings(**{k: v for k, v in raw.items() if k != "objectives"})
+    except ConfigError as exc:
+        raise SpaceError(f"{path}: {exc}") from None
     metric, mode = _metric_and_mode(path, "", settings.metric, settings.mode, directions,
                                     None)
     # ASHA compares the search metric unless the space names its own
@@ -279,21 +279,8 @@ def _parse_settings(path: str, raw: dict[str, Any], directions: dict[str, str] |
                                    stop_mode=stop_mode)
     if objectives is not None:
         settings = _objectives(path, objectives, settings, directions, raw)
-    for key, low in (("num_samples", 1), ("max_concurrent", 1), ("seed", 0),
-                     ("grace_period", 1), ("reduction_factor", 2), ("baseline_trials", 0),
-                     ("baseline_seeds", 0), ("confirm_top", 0)):
-        value = getattr(settings, key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise space_error(path, f"search.{key}", f"{value!r} is not allowed: expected an "
-                       f"integer of {low} or more")
     settings = _confirmation_settings(path, settings, min_effects or {})
-    if not isinstance(settings.baseline, bool):
-        raise space_error(path, "search.baseline", f"{settings.baseline!r} is not allowed: "
-                   "expected true or false")
     if settings.trainer is not None:
-        if not is_plugin(settings.trainer):
-            raise space_error(path, "search.trainer", f"{settings.trainer!r} is not allowed: expected "
-                       "'package.module:function' or null")
         try:
             load_object(settings.trainer, "search.trainer")
         except PluginError as exc:
@@ -301,29 +288,11 @@ def _parse_settings(path: str, raw: dict[str, Any], directions: dict[str, str] |
     return settings
 
 
-MAX_SEEDS = 100
-
-
 def _confirmation_settings(path: str, s: SearchSettings,
                            min_effects: dict[str, float]) -> SearchSettings:
-    """``min_effect``, ``max_seeds`` and ``noise_floor``: checked, δ's default resolved."""
-    for key in ("min_effect", "noise_floor"):
-        value = getattr(s, key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not 0 < value < float("inf")):
-            raise space_error(path, f"search.{key}", f"{value!r} is not allowed: expected a "
-                              "positive number in the metric's units, or null")
-    confirming = s.confirm_top > 0 and s.baseline_seeds > 0 and s.baseline
-    if not confirming:
+    """δ's default for the search's metric resolved (the task knows it)."""
+    if not s.confirming:
         return s
-    if s.baseline_seeds < 2:
-        raise space_error(path, "search.baseline_seeds", f"{s.baseline_seeds!r} is not allowed "
-                          "with a confirmation (confirm_top > 0): expected 2 or more (an "
-                          "interval needs two paired seeds), or 0 for no confirmation")
-    if (isinstance(s.max_seeds, bool) or not isinstance(s.max_seeds, int)
-            or not s.baseline_seeds <= s.max_seeds <= MAX_SEEDS):
-        raise space_error(path, "search.max_seeds", f"{s.max_seeds!r} is not allowed: expected "
-                          f"an integer from baseline_seeds ({s.baseline_seeds}) to {MAX_SEEDS}")
     min_effect = s.min_effect
     if min_effect is None:
         if s.metric not in min_effects:

@@ -229,6 +229,25 @@ def logged_steps(uri: str, run_id: str, key: str) -> set[int]:
     return {m.step for m in MlflowClient(uri).get_metric_history(run_id, key)}
 
 
+def log_new_epoch(uri: str, run_id: str, metrics: dict[str, float], step: int,
+                  timestamp_ms: int | None = None, key: str = "compute_s") -> bool:
+    """Log one epoch unless the run has it (``key``: a metric every epoch logs), so the
+    writers that may repeat an epoch (a trial run again after a restart, the driver's
+    backfill from Tune's results) keep its first point; True when it was logged."""
+    if step in logged_steps(uri, run_id, key):
+        return False
+    log_epoch(uri, run_id, metrics, step=step, timestamp_ms=timestamp_ms)
+    return True
+
+
+def log_new_figure(uri: str, run_id: str, png: bytes, step: int) -> bool:
+    """``log_figure`` unless the run has a figure at ``step``; True when it was logged."""
+    if step in figure_steps(uri, run_id):
+        return False
+    log_figure(uri, run_id, png, step)
+    return True
+
+
 def set_trial_status(uri: str, run_id: str, status: str, reason: str | None = None,
                      end_ms: int | None = None, run: Any | None = None) -> None:
     """Tag the trial's outcome and end its run; a repeated identical call changes nothing.

@@ -97,10 +97,10 @@ class TrialRecorder:
     # Whether a run is reopened is known only once the queue has opened it, so these
     # decide at delivery.
     def _log_epoch(self, uri: str, run_id: str, rerun: bool, *args: Any) -> None:
-        (_log_new_epoch if rerun or self.reopened else tracking.log_epoch)(uri, run_id, *args)
+        (tracking.log_new_epoch if rerun or self.reopened else tracking.log_epoch)(uri, run_id, *args)
 
     def _log_figure(self, uri: str, run_id: str, rerun: bool, *args: Any) -> None:
-        (_log_new_figure if rerun or self.reopened else tracking.log_figure)(uri, run_id, *args)
+        (tracking.log_new_figure if rerun or self.reopened else tracking.log_figure)(uri, run_id, *args)
 
     def _put(self, fn: Callable[..., Any], *args: Any) -> None:
         self.queue.put(self._log, fn, *args)
@@ -109,21 +109,6 @@ class TrialRecorder:
         if self.run_id is None:
             raise RuntimeError(f"{fn.__name__}: the trial's MLflow run could not be opened")
         fn(self.uri, self.run_id, *args)
-
-
-def _log_new_epoch(uri: str, run_id: str, metrics: dict[str, float], step: int,
-                   timestamp_ms: int) -> None:
-    """A worker that died after logging an epoch but before Tune registered its
-    checkpoint runs that epoch again after its restart (same state and RNG): the first
-    point stays."""
-    if step not in tracking.logged_steps(uri, run_id, "compute_s"):
-        tracking.log_epoch(uri, run_id, metrics, step=step, timestamp_ms=timestamp_ms)
-
-
-def _log_new_figure(uri: str, run_id: str, png: bytes, step: int) -> None:
-    """The figure of an epoch run again after a restart, unless the run has it already."""
-    if step not in tracking.figure_steps(uri, run_id):
-        tracking.log_figure(uri, run_id, png, step)
 
 
 class RankRecorder:

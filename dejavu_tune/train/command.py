@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from dejavu_tune.cli import OneLineParser, check_output_dir, run
+from dejavu_tune.cli import check_output_dir, command_parser, run
 from dejavu_tune.config import ConfigError, TrainConfig
 from dejavu_tune.data import check_batch_fits, training_images
 from dejavu_tune.errors import DejavuError
@@ -57,8 +57,8 @@ def with_stored_crm(cfg: TrainConfig, store: str) -> TrainConfig:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m dejavu_tune.train",
-                           description="Train one configuration on the built-in data.")
+    parser = command_parser("python -m dejavu_tune.train",
+                            "Train one configuration on the built-in data.")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. dejavu.crm.kind=crm_f (repeatable)")
     parser.add_argument("--compare", action="store_true",

@@ -1,0 +1,236 @@
+"""What a search publishes to MLflow from the driver's side: the parent run (its setup,
+its results, summary and plots, or the reason it ended without a verdict), the runs of
+the CRM stage, the Optuna study, and each trial's gain over the baseline on its seed
+(the trials record their own epochs: ``tracking.trial_recorder``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dejavu_tune.raytune import ray_adapter
+from dejavu_tune.search import crm_stage, forest_plot, pareto
+from dejavu_tune.search.optuna_plots import HTML_FILE, log_optuna_plots
+from dejavu_tune.search.space import SearchSpace
+from dejavu_tune.search.step_runner import StepRunner
+from dejavu_tune.search.summary import SUMMARY_FILE, Outcome, report_markdown, result_payload
+from dejavu_tune.search.warm_start import WarmStart
+from dejavu_tune.tracking import mlflow_views
+from dejavu_tune.tracking import runs as tracking
+from dejavu_tune.tracking.run_names import trial_number
+from dejavu_tune.train.crm_store import PretrainSpec
+from dejavu_tune.train.figures import FIGURE_FILE
+
+__all__ = ["STUDY_FILE", "RESULT_FILE", "FINAL_GAIN", "end_without_verdict",
+           "record_pretraining", "record_study", "log_gains", "log_parent_setup",
+           "share_view", "log_parent_results"]
+
+STUDY_FILE = "optuna_trials.json"
+RESULT_FILE = "best_config.json"
+FINAL_GAIN = "final_gain"  # the runs table sorts by it: the outcome at equal budget
+
+
+def end_without_verdict(drv: StepRunner, verdict: str, text: str) -> int:
+    """The search ends with ``text`` in its parent run and on stderr, exit 1."""
+    note = f"## {verdict.capitalize()}: {text}\n\nFix the cause and start a new search.\n"
+    tracking.log_artifact_text(drv.uri, drv.parent, SUMMARY_FILE, note)
+    mlflow_views.set_run_note(drv.uri, drv.parent, note)
+    tracking.set_tags(drv.uri, drv.parent, {"dejavu.verdict": verdict})
+    tracking.set_trial_status(drv.uri, drv.parent, "failed", text[:5000])
+    drv.record.finished = True  # resuming would only repeat the same failures
+    drv.record.save(drv.root)
+    print(f"error: {verdict}: {text}", file=sys.stderr)
+    return 1
+
+
+def record_pretraining(drv: StepRunner, spec: PretrainSpec, trained_now: bool) -> str:
+    """The pre-training as a run of the search: its spec, metrics and figure."""
+    directory = drv.plan.directory(spec)
+    metrics = json.loads((directory / "metrics.json").read_text())
+    # a run of the time the pre-training took; one found in the store took none
+    spent_ms = int(metrics.get("train_s", 0) * 1000) if trained_now else 0
+    run_id, _ = drv.ref.open_trial(f"crm-{spec.key}", f"crm pretrain {spec.describe()}",
+                                   crm_stage.CRM_KIND, int(time.time() * 1000) - spent_ms)
+    tracking.log_params(drv.uri, run_id, {
+        "crm": json.dumps(spec.crm, sort_keys=True), "redactions": len(spec.redactions),
+        "redaction_kinds": ",".join(spec.redaction_kinds), "store_key": spec.key,
+        **{f"pretrain.{k}": v for k, v in spec.settings.items()}})
+    tracking.set_tags(drv.uri, run_id, {tracking.PHASE_TAG: "crm",
+                                        "dejavu.crm_stored": str(directory),
+                                        "dejavu.crm_reused": str(not trained_now).lower()})
+    # a resumed search may have logged them already
+    tracking.log_new_epoch(drv.uri, run_id, metrics, 0, key="reliance")
+    tracking.log_new_figure(drv.uri, run_id, (directory / FIGURE_FILE).read_bytes(), 0)
+    tracking.set_trial_status(drv.uri, run_id, "completed")
+    return (f"{spec.describe()} ({'trained now' if trained_now else 'from the store'}, "
+            f"{int(metrics.get('iterations', spec.settings['iterations']))} iterations, "
+            f"reliance {metrics['reliance']:.2f})")
+
+
+def record_study(drv: StepRunner) -> None:
+    """What Optuna was told about every trial, beside the search and in the parent run."""
+    if not (drv.root / "search").is_dir():
+        return
+    trials = ray_adapter.optuna_trials(str(drv.root / "search"))
+    (drv.root / STUDY_FILE).write_text(json.dumps(trials, indent=2))
+    tracking.log_json(drv.uri, drv.parent, STUDY_FILE, trials)
+    states = sorted({t["state"] for t in trials})
+    print("optuna study: " + ", ".join(
+        f"{sum(t['state'] == st for t in trials)} {st.lower()}" for st in states), flush=True)
+
+
+def log_gains(drv: StepRunner, outcome: Outcome, runs: dict[str, str]) -> None:
+    """Each run's gain over the baseline on the same seed, per epoch, as its ``gain``
+    metric (a baseline's is 0; the search's trials: over ``Outcome.gain_reference``,
+    which carries no selection), and ``final_gain`` for the search's runs that trained the
+    full budget only: sorting by it ranks at equal budget, trials ASHA stopped come last,
+    and a confirmation replicate (one seed of a paired comparison) never tops the table. The
+    baselines train beside the trials, so gains are known only now; steps a run already
+    has are skipped, so a resumed driver logs nothing twice."""
+    by_seed = {r.seed: r.curve for r in outcome.records if r.is_baseline
+               and r.status == "completed"
+               and (r.phase == "search" or r.phase.startswith("confirm"))}
+    reference = outcome.gain_reference()
+    if reference is not None:
+        by_seed.setdefault(drv.seed, reference[1])
+    for record in outcome.records:
+        run_id = runs.get(record.trial_id)
+        base = by_seed.get(record.seed)
+        if run_id is None or base is None or record.phase == "tuning":
+            continue
+        gains = {e: v - base[e - 1] for e, v in enumerate(record.curve, start=1)
+                 if e <= len(base)}
+        tracking.log_series(drv.uri, run_id, "gain", gains)
+        if record.final is not None and record.phase == "search" and drv.epochs in gains:
+            tracking.log_series(drv.uri, run_id, FINAL_GAIN, {drv.epochs: gains[drv.epochs]})
+
+
+def log_parent_setup(uri: str, parent: str, space: SearchSpace, root: Path,
+                      warm: WarmStart | None) -> None:
+    """Every search setting (each field of ``SearchSettings``, so a new one is logged
+    without anyone listing it), the resources per trial and the budget."""
+    settings = {f.name: getattr(space.search, f.name) for f in dataclasses.fields(space.search)}
+    settings["objectives"] = ", ".join(f"{m} ({d})" for m, d in space.search.objectives)
+    r = space.resources
+    tracking.log_params(uri, parent, {
+        "space_file": Path(space.path).name,
+        **{k: v for k, v in settings.items() if v is not None and v != ""},
+        "cpus_per_trial": r.cpu, "gpus_per_trial": r.gpu, "workers_per_trial": r.ranks,
+        "epochs": space.base_config().optim.epochs,
+        **({"warm_start": warm.source} if warm else {})})
+    if warm is not None:
+        tracking.set_tags(uri, parent, {"dejavu.warm_start": warm.describe()[:5000]})
+    tracking.log_artifact_file(uri, parent, root / "space.yaml")
+
+
+def share_view(uri: str, exp_id: str, parent: str, space: SearchSpace) -> str:
+    """The runs-table view this search prints: its trials ranked at equal budget, the
+    metrics that say how each did, the parameters the space samples."""
+    s = space.search
+    metrics = [FINAL_GAIN, s.metric, "gain", *(m for m, _ in s.costs), "crm_reliance",
+               "regen_grad_ratio"]
+    return mlflow_views.share_runs_view(
+        uri, exp_id, parent, FINAL_GAIN, ascending=s.mode == "min", metrics=metrics,
+        params=[p.name for p in space.params],
+        tags=[tracking.STATUS_TAG, tracking.PHASE_TAG, tracking.INERT_TAG])
+
+
+def _parent_note(drv: StepRunner, outcome: Outcome, plots: list[str]) -> str:
+    """The parent run's description: the summary (verdict and its forest plot first),
+    then the plots."""
+    def image(name: str) -> str:
+        return mlflow_views.artifact_image(drv.parent, name, name.removesuffix(".png"))
+
+    forest = image(forest_plot.PLOT_FILE) if forest_plot.PLOT_FILE in plots else None
+
+    front = (f"{image(pareto.PLOT_FILE)}\n\nInteractive, each trial's configuration on "
+             f"hover: the run's `{pareto.PLOT_HTML}`." if pareto.PLOT_FILE in plots else None)
+    images = [image(name) for name in plots
+              if name not in (pareto.PLOT_FILE, forest_plot.PLOT_FILE)]
+    plots_md = (["", "## Optuna analysis", "", *images, "",
+                 f"Interactive: the run's `{HTML_FILE}`."] if images else [])
+    return (report_markdown(outcome, front_image=front, forest_image=forest)
+            + "\n".join(plots_md) + "\n")
+
+
+def log_parent_results(drv: StepRunner, space: SearchSpace, outcome: Outcome,
+                        wall: float) -> None:
+    uri, parent, m = drv.uri, drv.parent, outcome.metric
+    forest = _log_figure(drv, forest_plot.PLOT_FILE, forest_plot.plot(
+        outcome.confirmation, m, outcome.noise)) if outcome.confirmed else []
+    # summary.md sits beside the plot among the parent run's artifacts
+    text = report_markdown(outcome, forest_image=f"![forest plot]({forest_plot.PLOT_FILE})"
+                           if forest else None)
+    tracking.log_artifact_text(uri, parent, SUMMARY_FILE, text)
+    payload = result_payload(outcome, space.trial_config)
+    (drv.root / RESULT_FILE).write_text(json.dumps(payload, indent=2, sort_keys=True))
+    tracking.log_json(uri, parent, RESULT_FILE, payload)
+    metrics: dict[str, float] = {
+        "wall_time_s": round(wall, 1),
+        "trials": float(sum(1 for r in outcome.records if r.phase == "search"
+                            and not r.is_baseline))}
+    if outcome.baselines():
+        metrics[f"baseline_{m}"] = outcome.baseline_mean
+        metrics["noise_floor"] = outcome.noise
+    single = outcome.best_single()
+    if single is not None:
+        metrics[f"best_single_seed_{m}"] = single.final
+    if outcome.winner is not None:
+        p = outcome.winner.paired
+        metrics.update(confirmed_delta=p.mean, confirmed_ci_low=p.ci[0],
+                       confirmed_ci_high=p.ci[1])
+    if outcome.confirmation is not None:
+        metrics["confirmation_runs"] = float(outcome.confirmation.result.runs)
+        plan = outcome.power()
+        if plan is not None and plan.detectable is not None:
+            metrics["detectable_gain"] = plan.detectable  # with 80% power, at this floor
+    tracking.log_epoch(uri, parent, metrics, step=0)
+    tracking.set_tags(uri, parent, {"dejavu.verdict": outcome.verdict})
+    plots = forest + _log_front(drv, outcome) + log_optuna_plots(uri, parent, space, outcome,
+                                                                 _study_order(drv))
+    mlflow_views.set_run_note(uri, parent, _parent_note(drv, outcome, plots))
+    mlflow_views.describe_experiment(uri, drv.exp_id, (
+        f"[{drv.record.name}]({mlflow_views.run_url(uri, drv.exp_id, parent)}): "
+        f"{outcome.verdict}"))
+    tracking.set_trial_status(uri, parent, "completed")
+
+
+def _log_front(drv: StepRunner, outcome: Outcome) -> list[str]:
+    """The Pareto plot of a search with several objectives (PNG and interactive HTML)."""
+    if len(outcome.objectives) < 2:
+        return []
+    candidates = pareto.points(outcome.records, outcome.objectives)
+    members = outcome.front()
+    title = (f"Pareto front: {len(members)} of {len(candidates)} full-budget DejaVu trials\n"
+             f"({outcome.epochs} epochs, one seed each; the confirmation is in the summary)")
+    _log_figure(drv, pareto.PLOT_FILE, pareto.plot_png(
+        candidates, members, outcome.objectives, outcome.baseline_mean, title))
+    tracking.log_artifact_text(drv.uri, drv.parent, pareto.PLOT_HTML, pareto.plot_html(
+        candidates, members, outcome.objectives, outcome.baseline_mean, title,
+        lambda p: trial_number(p.record.trial_id, p.record.trial_dir)))
+    return [pareto.PLOT_FILE]
+
+
+def _log_figure(drv: StepRunner, name: str, figure: Any) -> list[str]:
+    """A matplotlib figure as the parent run's PNG artifact ``name``; returns [name]."""
+    import matplotlib.pyplot as plt
+
+    with tempfile.TemporaryDirectory() as tmp:
+        figure.savefig(Path(tmp) / name, dpi=100)
+        plt.close(figure)
+        tracking.log_artifact_file(drv.uri, drv.parent, Path(tmp) / name)
+    return [name]
+
+
+def _study_order(drv: StepRunner) -> Callable[[str | None], int | None]:
+    """Optuna's trial number of a Tune trial: the order the search sampled them in."""
+    path = drv.root / STUDY_FILE
+    numbers = ({t["trial_id"]: t["number"] for t in json.loads(path.read_text())}
+               if path.is_file() else {})
+    return numbers.get

@@ -1,0 +1,127 @@
+"""What a search keeps across its Tune experiments: where it records, the CRM plan its
+trials start from, and every step's Tune results; and how one step's trials run as a
+Tune experiment (or, on ``--resume``, are restored from it)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dejavu_tune.raytune import ray_adapter
+from dejavu_tune.raytune.tune_settings import Run, Trials
+from dejavu_tune.search import settle
+from dejavu_tune.search.record import SearchRecord
+from dejavu_tune.search.space import SearchSpace
+from dejavu_tune.search.trial_context import TrialContext
+from dejavu_tune.search.trial_records import (
+    TrialRecord,
+    failure_status,
+    finished_status,
+    from_result,
+)
+from dejavu_tune.tracking import runs as tracking
+from dejavu_tune.tracking.delivery import DeliveryQueue
+from dejavu_tune.train.crm_store import CRMPlan
+
+__all__ = ["StepRunner"]
+
+
+@dataclass
+class StepRunner:
+    """One search's state across its steps, and the Tune experiment of each step."""
+
+    space: SearchSpace
+    root: Path
+    record: SearchRecord
+    ref: tracking.SearchRef
+    trainable: Callable[..., None]  # the function every trial runs (``TRAINABLE``)
+    max_failures: int
+    resume: bool
+    outbox: DeliveryQueue
+    plan: CRMPlan | None = None
+    results: list[tuple[str, Any]] = field(default_factory=list)  # (step, Tune result)
+
+    @property
+    def uri(self) -> str:
+        return self.ref.uri
+
+    @property
+    def exp_id(self) -> str:
+        return self.ref.experiment_id
+
+    @property
+    def parent(self) -> str:
+        return self.ref.parent_run_id
+
+    @property
+    def metric(self) -> str:
+        return self.space.search.metric
+
+    @property
+    def epochs(self) -> int:
+        return self.space.base_config().optim.epochs
+
+    @property
+    def seed(self) -> int:
+        return self.space.base_config().seed
+
+    def records(self, step: str | None = None) -> list[TrialRecord]:
+        return [from_result(r, s, self.metric, self.epochs, self.seed)
+                for s, r in self.results if step is None or s == step]
+
+    def context(self, space: SearchSpace, step: str) -> TrialContext:
+        cpu, gpu = space.resources.per_rank
+        return TrialContext(fixed=space.fixed, ref=self.ref, cpus=cpu, crm_plan=self.plan,
+                            phase=step, trainer=space.search.trainer,
+                            ranks=space.resources.ranks, rank_gpu=gpu,
+                            ranks_storage=str(self.root / step / "ranks"))
+
+    def callbacks(self) -> list[Any]:
+        # Tune pickles its callbacks with the experiment and restores them on --resume: they
+        # hold only plain values and the (process-wide, named) queue, never the driver.
+        ref, outbox = self.ref, self.outbox
+        epochs, metric = self.epochs, self.metric
+
+        def on_complete(trial_id: str, last: dict[str, Any]) -> None:
+            status, reason = finished_status(last, epochs, metric)
+            settle.set_status(ref, trial_id, status, reason, settle.ended_ms(last))
+            value = last.get(metric, float("nan"))
+            print(f"  trial {trial_id}: {status} after {last.get('training_iteration', 0)} "
+                  f"epoch(s), {metric}={value:.4f}", flush=True)
+
+        def on_error(trial_id: str, reason: str) -> None:
+            status = failure_status(reason)
+            settle.set_status(ref, trial_id, status, reason, int(time.time() * 1000))
+            print(f"  trial {trial_id}: {status.replace('_', ' ')}: {reason}", flush=True)
+
+        # Tune's event loop runs these: through the queue, a tracking server that is away
+        # never stalls the search (trials wait for the loop to take their reports).
+        return [ray_adapter.make_status_callback(
+            lambda *a: outbox.put(on_complete, *a), lambda *a: outbox.put(on_error, *a))]
+
+    def trials(self, space: SearchSpace, **sampling: Any) -> Trials:
+        """Trials sampled as ``sampling`` says, on the search's metric, budget and
+        concurrency."""
+        s = space.search
+        return Trials(metric=s.metric, mode=s.mode, max_epochs=self.epochs,
+                      max_concurrent=s.max_concurrent, **sampling)
+
+    def tune(self, step: str, space: SearchSpace, trials: Trials) -> list[Any]:
+        """Run (or, on --resume, restore) the Tune experiment of ``step``."""
+        path = self.root / step
+        constants = {"context": self.context(space, step)}
+        if self.resume and ray_adapter.can_restore(str(path)):
+            tuner = ray_adapter.restore_tuner(str(path), self.trainable, constants,
+                                              space.resources, trials.total)
+        else:
+            tuner = ray_adapter.make_tuner(
+                self.trainable, constants, space.resources, trials,
+                Run(step, str(self.root), self.max_failures, tuple(self.callbacks())))
+        grid = tuner.fit()
+        results = [grid[i] for i in range(len(grid))]
+        self.results += [(step, r) for r in results]
+        return results
+
