@@ -30,6 +30,7 @@ from dejavu_tune.cli import check_output_dir, check_output_file
 from dejavu_tune.config import is_baseline
 from dejavu_tune.outcome import direction
 from dejavu_tune.outcome.paired import spearman
+from dejavu_tune.raytune import trial_results
 from dejavu_tune.search.record import SearchRecord
 
 __all__ = ["STRATEGIES", "add_parser", "run", "run_search", "search_trials"]
@@ -88,20 +89,10 @@ def run_search(root: Path, name: str, flags: list[str], bench: str) -> Path:
 
 def search_trials(search_dir: Path, metric: str, stop_metric: str) -> list[dict[str, Any]]:
     """DejaVu trials of a finished search: their curves and when they ended."""
-    out = []
-    for trial_dir in (search_dir / "search").iterdir():
-        params = trial_dir / "params.json"
-        results = trial_dir / "result.json"
-        if not params.is_file() or not results.is_file():
-            continue
-        if is_baseline(json.loads(params.read_text())):
-            continue  # the baseline
-        rows = [json.loads(line) for line in results.read_text().splitlines() if line]
-        rows.sort(key=lambda r: r["training_iteration"])
-        if rows:
-            out.append({"curve": [r[metric] for r in rows], "ended": rows[-1]["timestamp"],
-                        "stop": [r[stop_metric] for r in rows]})
-    return out
+    return [{"curve": list(r.curve(metric)), "ended": r.last["timestamp"],
+             "stop": list(r.curve(stop_metric))}
+            for r in trial_results.read_experiment(search_dir / "search")
+            if not is_baseline(r.config)]
 
 
 def check(args: argparse.Namespace) -> None:

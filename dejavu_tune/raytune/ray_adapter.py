@@ -23,8 +23,7 @@ STUDY_NAME = "search"  # the Optuna study of a search's DejaVu trials, in its st
 
 __all__ = ["STUDY_NAME", "GPU_IDS_KEY", "RECORDED_MS_KEY", "trial_id", "trial_dir", "rank", "rank_device", "fit_ranks", "enter_rank", "placement", "report", "restore_state",
            "use_cluster_auth", "start_ray", "make_tuner", "run_parallel", "restore_tuner",
-           "can_restore", "make_status_callback", "trial_error", "reported_epochs",
-           "checkpoint_file", "optuna_trials", "wait_for_nodes", "wait_for_resources",
+           "can_restore", "make_status_callback", "trial_error", "optuna_trials", "wait_for_nodes", "wait_for_resources",
            "RayWaitError", "join_abandoned", "CONNECT_S", "RESOURCE_WAIT_S", "TASK_S"]
 
 # The bounds of every wait on Ray, in seconds (each can be set in the environment): joining
@@ -416,39 +415,6 @@ def make_status_callback(on_complete: Callable[[str, dict[str, Any]], None],
             on_error(trial.trial_id, trial_error(trial))
 
     return _Status()
-
-
-def reported_epochs(result: Any) -> dict[int, tuple[dict[str, float], int | None]]:
-    """What the trainable reported, per epoch (``training_iteration``), without the keys
-    Tune adds itself, with the time the trial stamped the epoch's record
-    (``RECORDED_MS_KEY``; None for results without it). Tune keeps these rows on disk
-    whatever happened to the worker, exactly as reported (its result.json)."""
-    from ray.tune.result import AUTO_RESULT_KEYS
-
-    frame = result.metrics_dataframe
-    if frame is None or "training_iteration" not in frame:
-        return {}
-    tune_keys = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag",
-                                         "should_checkpoint", "iterations_since_restore",
-                                         RECORDED_MS_KEY}
-    keys = [k for k in frame.columns
-            if k not in tune_keys and "/" not in k and frame[k].dtype.kind in "fiu"]
-    epochs = {}
-    for row in frame.to_dict("records"):
-        stamp = row.get(RECORDED_MS_KEY)
-        epochs[int(row["training_iteration"])] = (
-            {k: float(row[k]) for k in keys},
-            int(stamp) if isinstance(stamp, (int, float)) and stamp == stamp else None)
-    return epochs
-
-
-def checkpoint_file(result: Any, name: str) -> Path | None:
-    """``name`` in the trial's newest checkpoint (see ``report``'s ``files``), if there."""
-    checkpoint = result.checkpoint
-    if checkpoint is None:
-        return None
-    path = Path(checkpoint.path) / name
-    return path if path.is_file() else None
 
 
 def optuna_trials(experiment_path: str) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ import sys
 from typing import Any, Protocol
 
 from dejavu_tune.raytune import ray_adapter
+from dejavu_tune.raytune.trial_results import TrialResult
 from dejavu_tune.search.space import SearchSpace
 from dejavu_tune.search.trial_records import FAILURES, TrialRecord, from_result
 from dejavu_tune.tracking import runs as tracking
@@ -32,7 +33,7 @@ class Search(Protocol):
     space: SearchSpace
     ref: tracking.SearchRef
     outbox: DeliveryQueue
-    results: list[tuple[str, Any]]  # (step, Tune result)
+    results: list[tuple[str, TrialResult]]  # (step, trial)
 
     @property
     def uri(self) -> str: ...
@@ -91,14 +92,13 @@ def settle(drv: Search, wait_s: float) -> dict[str, str]:
     return {trial_id: run.info.run_id for trial_id, run in runs.items()}
 
 
-def _backfill(drv: Search, runs: dict[str, Any], step: str, result: Any) -> None:
+def _backfill(drv: Search, runs: dict[str, Any], step: str, result: TrialResult) -> None:
     """Record what Tune has from a trial that its run lacks: params, epochs, placement
     tags and the newest figure (Tune stops a trial inside its report, so a queue still
     catching up after an outage loses what it holds). A trial that reported but whose
     run was never opened gets its run here, starting when the trial started."""
-    last = result.metrics or {}
-    config = result.config or {}  # Tune has none for a trial that failed at its start
-    trial_id = last.get("trial_id")
+    last, config = result.last, result.config  # no config: a trial failed at its start
+    trial_id = result.trial_id
     if trial_id is None:  # never reported: nothing to log
         return
     run = runs.get(trial_id)
@@ -106,15 +106,14 @@ def _backfill(drv: Search, runs: dict[str, Any], step: str, result: Any) -> None
         record = from_result(result, step, drv.metric, drv.epochs, drv.seed)
         ended = ended_ms(last)
         started = ended - int(last.get("time_total_s", 0) * 1000) if ended is not None else None
-        name = run_name(drv.space.trial_config(config), config, trial_id, step,
-                        str(result.path))
+        name = run_name(drv.space.trial_config(config), config, trial_id, step, result.path)
         run_id, _ = drv.ref.open_trial(trial_id, name,
                                        "baseline" if record.is_baseline else "trial", started)
         tracking.set_tags(drv.uri, run_id, {tracking.PHASE_TAG: step})
         run = runs[trial_id] = tracking.client(drv.uri).get_run(run_id)
     run_id, tags = run.info.run_id, run.data.tags
     tracking.log_params(drv.uri, run_id, config, existing=run.data.params)
-    for epoch, (metrics, stamp) in sorted(ray_adapter.reported_epochs(result).items()):
+    for epoch, (metrics, stamp) in sorted(result.epochs().items()):
         if tracking.log_new_epoch(drv.uri, run_id, metrics, epoch, stamp):
             print(f"  trial {trial_id}: epoch {epoch} logged from Tune's results", flush=True)
     placement = {tracking.NODE_TAG: last.get("node_ip"),
@@ -122,7 +121,7 @@ def _backfill(drv: Search, runs: dict[str, Any], step: str, result: Any) -> None
     missing = {k: v for k, v in placement.items() if k not in tags and v is not None}
     if missing:
         tracking.set_tags(drv.uri, run_id, missing)
-    figure = ray_adapter.checkpoint_file(result, FIGURE_FILE)
+    figure = result.checkpoint_file(FIGURE_FILE)
     epoch = last.get("training_iteration")
     if figure is not None and epoch and tracking.log_new_figure(drv.uri, run_id,
                                                                 figure.read_bytes(), epoch):

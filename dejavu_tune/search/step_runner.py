@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dejavu_tune.raytune import ray_adapter
+from dejavu_tune.raytune import ray_adapter, trial_results
+from dejavu_tune.raytune.trial_results import TrialResult
 from dejavu_tune.raytune.tune_settings import Run, Trials
 from dejavu_tune.search import settle
 from dejavu_tune.search.record import SearchRecord
@@ -42,7 +43,7 @@ class StepRunner:
     resume: bool
     outbox: DeliveryQueue
     plan: CRMPlan | None = None
-    results: list[tuple[str, Any]] = field(default_factory=list)  # (step, Tune result)
+    results: list[tuple[str, TrialResult]] = field(default_factory=list)  # (step, trial)
 
     @property
     def uri(self) -> str:
@@ -109,7 +110,7 @@ class StepRunner:
         return Trials(metric=s.metric, mode=s.mode, max_epochs=self.epochs,
                       max_concurrent=s.max_concurrent, **sampling)
 
-    def tune(self, step: str, space: SearchSpace, trials: Trials) -> list[Any]:
+    def tune(self, step: str, space: SearchSpace, trials: Trials) -> list[TrialResult]:
         """Run (or, on --resume, restore) the Tune experiment of ``step``."""
         path = self.root / step
         constants = {"context": self.context(space, step)}
@@ -120,8 +121,7 @@ class StepRunner:
             tuner = ray_adapter.make_tuner(
                 self.trainable, constants, space.resources, trials,
                 Run(step, str(self.root), self.max_failures, tuple(self.callbacks())))
-        grid = tuner.fit()
-        results = [grid[i] for i in range(len(grid))]
+        results = trial_results.from_grid(tuner.fit())
         self.results += [(step, r) for r in results]
         return results
 

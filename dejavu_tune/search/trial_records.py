@@ -1,4 +1,4 @@
-"""What the driver knows of a finished trial, read once from Tune's result.
+"""What the driver knows of a finished trial, read once from its ``TrialResult``.
 
 ``TrialRecord`` is the unit the confirmation, the summary and the plots work with: the
 trial's sampled configuration, its seed, its outcome, and its metric per epoch. Values
@@ -9,19 +9,19 @@ budget; ``at(epoch)`` gives any trial's value at a common epoch (an ASHA rung).
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from dejavu_tune.config import is_baseline
+from dejavu_tune.raytune.trial_results import TrialResult
 from dejavu_tune.train.diagnostics import is_inert
 from dejavu_tune.train.memory import OUT_OF_MEMORY, names_out_of_memory
 from dejavu_tune.train.trainer import heldout_name
 
 HELDOUT_KEY = "data.heldout"  # a point's key: the run also scores the held-out split
 
-__all__ = ["HELDOUT_KEY", "FAILURES", "TrialRecord", "from_result", "error_reason",
-           "failure_status", "finished_status", "short_params"]
+__all__ = ["HELDOUT_KEY", "FAILURES", "TrialRecord", "from_result", "failure_status",
+           "finished_status", "short_params"]
 
 # a trial that raised: out of memory (too large for where it ran) or any other error
 FAILURES = ("failed", OUT_OF_MEMORY)
@@ -92,43 +92,19 @@ def short_params(config: dict[str, Any]) -> str:
                      if k != "seed")
 
 
-def _curve(result: Any, metric: str) -> tuple[float, ...]:
-    frame = result.metrics_dataframe
-    if frame is None or metric not in frame:
-        return ()
-    return tuple(float(v) for v in frame.sort_values("training_iteration")[metric])
-
-
-def error_reason(error: BaseException) -> str:
-    """A failed trial's own error in one line (``ValueError: ...``), not the wrapper Ray
-    puts around it (a header naming the actor, its process and address)."""
-    seen = set()
-    while getattr(error, "cause", None) is not None and id(error) not in seen:
-        seen.add(id(error))
-        error = error.cause
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if type(error).__name__.startswith(("RayTaskError", "TuneError")) and lines:
-        # only the text is left: its last line naming an error is the trial's own
-        named = [ln for ln in lines if re.match(r"[\w.]*(Error|Exception)\b", ln)]
-        return (named[-1] if named else lines[-1])[:500]
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:500]
-
-
-def from_result(result: Any, phase: str, metric: str, epochs: int,
+def from_result(result: TrialResult, phase: str, metric: str, epochs: int,
                 base_seed: int) -> TrialRecord:
-    last = dict(result.metrics or {})
+    last = dict(result.last)
     if result.error is not None:
-        reason = error_reason(result.error)
+        reason: str | None = result.error
         status = failure_status(reason)
     else:
         status, reason = finished_status(last, epochs, metric)
-    config = dict(result.config or {})
+    config = dict(result.config)
     heldout = last.get(heldout_name(metric))
-    return TrialRecord(trial_id=last.get("trial_id"), phase=phase, config=config,
+    return TrialRecord(trial_id=result.trial_id, phase=phase, config=config,
                        seed=int(config.get("seed", base_seed)), status=status, reason=reason,
-                       curve=_curve(result, metric), last=last,
-                       errored=result.error is not None,
-                       trial_dir=str(result.path) if result.path else None,
+                       curve=result.curve(metric), last=last,
+                       errored=result.error is not None, trial_dir=result.path,
                        heldout=float(heldout) if status == "completed"
                        and isinstance(heldout, (int, float)) else None)

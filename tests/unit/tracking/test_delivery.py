@@ -226,6 +226,7 @@ def test_an_epoch_backfilled_while_the_trials_own_record_is_on_its_way_is_kept_o
     from ray.tune import Result
 
     from dejavu_tune.raytune.ray_adapter import RECORDED_MS_KEY
+    from dejavu_tune.raytune.trial_results import from_tune
     from dejavu_tune.search.settle import _backfill
     from dejavu_tune.tracking.trial_recorder import TrialRecorder
 
@@ -243,7 +244,8 @@ def test_an_epoch_backfilled_while_the_trials_own_record_is_on_its_way_is_kept_o
     result = Result(metrics={**rows[-1], "config": {}}, checkpoint=None, error=None,
                     path=str(tmp_path), metrics_dataframe=pd.json_normalize(rows, sep="/"))
     client = MlflowClient(uri)
-    _backfill(SimpleNamespace(uri=uri), {"t1": client.get_run(record.run_id)}, "search", result)
+    _backfill(SimpleNamespace(uri=uri), {"t1": client.get_run(record.run_id)}, "search",
+              from_tune(result))
     record.epoch(*epochs[1][:2], None, epochs[1][2])  # the trial's own record, late
     record.close()
     for key in ("val_miou", "compute_s"):
