@@ -15,7 +15,6 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,61 +73,57 @@ class Trials(list[Trial]):
         self.report = report  # the space's report: section, metric resolved
 
 
-def _client(uri: str) -> Any:
+def _check_store(uri: str) -> None:
     # MLflow would silently create an empty store at a mistyped SQLite path.
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
         raise ReportError(f"no MLflow store at {uri}: run a search first, or pass "
                           "--tracking-uri/--storage-path of the search")
-    return tracking.client(uri)
 
 
 def collect(uri: str, experiment: str, search: str | None = None) -> Trials:
     """The completed child runs of the search named ``search`` (default: the latest)."""
-    client = _client(uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        known = sorted(e.name for e in client.search_experiments())
+    _check_store(uri)
+    exp_id = tracking.experiment_id(uri, experiment)
+    if exp_id is None:
+        known = tracking.experiment_names(uri)
         raise ReportError(f"experiment {experiment!r} not found at {uri}: expected one of "
                           + (", ".join(known) or "(none)"))
-    parents = tracking.all_runs(uri, [exp.experiment_id],
-                                f"tags.`{tracking.KIND_TAG}` = 'search'",
+    parents = tracking.all_runs(uri, [exp_id], f"tags.`{tracking.KIND_TAG}` = 'search'",
                                 order_by=["attributes.start_time DESC"])
     if not parents:
         raise ReportError(f"experiment {experiment!r} has no search runs "
                           f"(tag {tracking.KIND_TAG}=search)")
-    names = [p.info.run_name for p in parents]
+    names = [p.name for p in parents]
     if search is not None and search not in names:
         raise ReportError(f"no search {search!r} in experiment {experiment!r}: expected one "
                           "of " + ", ".join(sorted(set(names))))
     parent = parents[names.index(search) if search is not None else 0]
     trials, excluded = [], Counter()
-    for run in tracking.child_runs(uri, exp.experiment_id, parent.info.run_id):
-        if run.data.tags.get(tracking.PHASE_TAG, "search") != "search":
+    for run in tracking.child_runs(uri, exp_id, parent.run_id):
+        if run.tags.get(tracking.PHASE_TAG, "search") != "search":
             continue  # CRM pre-trainings, baseline tuning and confirmation are not cells
-        status = run.data.tags.get(tracking.STATUS_TAG, "unfinished")
+        status = run.tags.get(tracking.STATUS_TAG, "unfinished")
         if status != "completed":
             excluded[status] += 1
             continue
-        trials.append(Trial(run.info.run_id, run.info.run_name or run.info.run_id,
-                            run.data.tags.get(tracking.KIND_TAG, "trial"),
-                            dict(run.data.params), dict(run.data.metrics)))
+        trials.append(Trial(run.run_id, run.name, run.tags.get(tracking.KIND_TAG, "trial"),
+                            dict(run.params), dict(run.metrics)))
     if not trials:
-        raise ReportError(f"search {parent.info.run_name!r} has no completed trials"
+        raise ReportError(f"search {parent.name!r} has no completed trials"
                           + (f" ({_excluded_text(excluded)})" if excluded else ""))
-    space = _space(client, parent.info.run_id, parent.info.run_name)
+    space = _space(uri, parent.run_id, parent.name)
     report = dict(space.get("report") or {})
-    search_metric = (space.get("search") or {}).get("metric") or parent.data.params.get("metric")
+    search_metric = (space.get("search") or {}).get("metric") or parent.params.get("metric")
     report.setdefault("metric", search_metric if search_metric not in (None, "None")
                       else "val_miou")
-    return Trials(trials, search=parent.info.run_name, excluded=dict(excluded), report=report,
-                  objectives=parent.data.params.get("objectives", ""))
+    return Trials(trials, search=parent.name, excluded=dict(excluded), report=report,
+                  objectives=parent.params.get("objectives", ""))
 
 
-def _space(client: Any, run_id: str, name: str) -> dict[str, Any]:
-    if "space.yaml" not in {a.path for a in client.list_artifacts(run_id)}:
+def _space(uri: str, run_id: str, name: str) -> dict[str, Any]:
+    text = tracking.read_artifact_text(uri, run_id, "space.yaml")
+    if text is None:
         return {}  # an interrupted search: the table then needs its settings as flags
-    with tempfile.TemporaryDirectory() as tmp:
-        text = Path(client.download_artifacts(run_id, "space.yaml", tmp)).read_text()
     try:
         space = yaml.safe_load(text)
     except yaml.YAMLError as exc:

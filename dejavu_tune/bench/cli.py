@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dejavu_tune.bench.inputs import BenchError, finished_search, store_client
+from dejavu_tune.bench.inputs import BenchError, finished_search, search_runs
 from dejavu_tune.cli import check_output_file, command_parser, run
 
 __all__ = ["PRESETS", "PRESET_VARIANTS", "VARIANTS", "main", "measure"]
@@ -175,32 +175,6 @@ def overhead(args: argparse.Namespace) -> int:
     return 0
 
 
-def _search_runs(record: Any) -> tuple[Any, list[tuple[Any, float]]]:
-    """The parent run and every trial run with its compute seconds, from the search's
-    store; a store that cannot be read, or lacks the runs, is a ``BenchError``."""
-    from dejavu_tune.tracking import runs as tracking
-
-    try:
-        client = store_client(record.tracking_uri)
-        parent = client.get_run(record.parent_run_id)
-        runs = [(trial, sum(m.value for m in client.get_metric_history(trial.info.run_id,
-                                                                       "compute_s")))
-                for trial in tracking.child_runs(record.tracking_uri, record.experiment_id,
-                                                 record.parent_run_id)]
-    except BenchError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - MLflow, SQLAlchemy and HTTP clients each
-        # raise their own kinds for a store that moved, is locked or is not MLflow's
-        raise BenchError(f"cannot read the runs of search {record.name!r} from "
-                         f"{record.tracking_uri}: {type(exc).__name__}: "
-                         f"{(str(exc).strip().splitlines() or [''])[0]}") from exc
-    ended = [(trial, compute) for trial, compute in runs if trial.info.end_time]
-    if "wall_time_s" not in parent.data.metrics or not ended:
-        raise BenchError(f"search {record.name!r} recorded no finished trial runs in "
-                         f"{record.tracking_uri}: expected a search that ran its trials")
-    return parent, ended
-
-
 def search_costs(args: argparse.Namespace) -> int:
     """Wall time, slot utilisation and per-trial overhead of a finished search.
 
@@ -211,17 +185,21 @@ def search_costs(args: argparse.Namespace) -> int:
     parent run, the final summary and plots)."""
     from dejavu_tune.tracking import runs as tracking
 
-    record = finished_search(Path(args.search_dir))
-    parent, runs = _search_runs(record)
-    wall = parent.data.metrics["wall_time_s"]
-    slots = int(parent.data.params["max_concurrent"])
+    search = finished_search(Path(args.search_dir))
+    record = search.with_results()
+    parent, runs = search_runs(search)
+    ended = [(trial, compute) for trial, compute in runs if trial.end_ms]
+    if "wall_time_s" not in parent.metrics or not ended:
+        raise BenchError(f"search {record.name!r} recorded no finished trial runs in "
+                         f"{record.tracking_uri}: expected a search that ran its trials")
+    wall = parent.metrics["wall_time_s"]
+    slots = int(parent.params["max_concurrent"])
     rows, starts, ends = [], [], []
-    for trial, compute in runs:
-        duration = (trial.info.end_time - trial.info.start_time) / 1000
-        starts.append(trial.info.start_time / 1000)
-        ends.append(trial.info.end_time / 1000)
-        rows.append((trial.info.run_name, trial.data.tags.get(tracking.STATUS_TAG),
-                     trial.data.tags.get(tracking.NODE_TAG, ""), compute, duration))
+    for trial, compute in ended:
+        starts.append(trial.start_ms / 1000)
+        ends.append(trial.end_ms / 1000)
+        rows.append((trial.name, trial.tags.get(tracking.STATUS_TAG),
+                     trial.tags.get(tracking.NODE_TAG, ""), compute, trial.seconds))
     busy = sum(r[4] for r in rows)
     total_compute = sum(r[3] for r in rows)
     span = max(ends) - min(starts)

@@ -8,10 +8,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from dejavu_tune.config import ConfigError
 from dejavu_tune.errors import DejavuError
 
-__all__ = ["BenchError", "at_least", "positive", "finished_search", "store_client"]
+__all__ = ["BenchError", "at_least", "positive", "finished_search", "search_runs"]
 
 
 class BenchError(DejavuError, ValueError):
@@ -38,35 +37,24 @@ def _check(ok: Any, allowed: str, values: dict[str, Any]) -> None:
 
 
 def finished_search(root: Path) -> Any:
-    """The record of the finished search in ``root``, one that reported results."""
-    from dejavu_tune.search.record import SearchRecord
-    from dejavu_tune.search.warm_start import BEST_FILE
+    """The finished search in ``root`` (``search.finished.FinishedSearch``), one that
+    reported results; its record and runs are read through it."""
+    from dejavu_tune.search.finished import FinishedSearch, FinishedSearchError
+
+    search = FinishedSearch(root)
+    try:
+        search.with_results()
+    except FinishedSearchError as exc:
+        raise BenchError(str(exc)) from None
+    return search
+
+
+def search_runs(search: Any) -> tuple[Any, list[tuple[Any, float]]]:
+    """The parent run and every trial run with its compute seconds, as ``tracking`` rows;
+    a store that cannot be read, or lacks the runs, is a ``BenchError``."""
+    from dejavu_tune.search.finished import FinishedSearchError
 
     try:
-        record = SearchRecord.load(root)
-    except ConfigError as exc:
-        raise BenchError(f"{root} is not a search directory: {exc}") from None
-    if not record.finished:
-        raise BenchError(f"search {record.name!r} in {root} has not finished (search.json: "
-                         "finished is false): expected a finished search; continue it with "
-                         f"python -m dejavu_tune.search --resume --name {record.name}")
-    if record.parent_run_id is None:
-        raise BenchError(f"search {record.name!r} in {root} names no MLflow run (search.json: "
-                         "parent_run_id is null): expected the record a search wrote")
-    # a search whose trials all failed is finished too, but reports no results
-    if not (root / BEST_FILE).is_file():
-        raise BenchError(f"search {record.name!r} in {root} finished without results (no "
-                         f"{BEST_FILE}: its trials failed): expected a search that "
-                         "reported results")
-    return record
-
-
-def store_client(uri: str | None) -> Any:
-    """The MLflow client of a finished search's store, which must still be there."""
-    from dejavu_tune.tracking import runs as tracking
-
-    # MLflow would silently create an empty store at a missing SQLite path.
-    if not uri or (uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file()):
-        raise BenchError(f"no MLflow store at {uri}: expected the store the search recorded "
-                         "in (search.json: tracking_uri)")
-    return tracking.client(uri)
+        return search.runs()
+    except FinishedSearchError as exc:
+        raise BenchError(str(exc)) from exc

@@ -113,26 +113,21 @@ def measure_size(trials: int, concurrent: int, epochs: int, storage: Path,
 def _tenths(runs: list[Any]) -> list[float]:
     """Wall time per trial (ms) in each tenth of the search, from the runs' start times:
     flat when the cost of a trial does not depend on how many ran before it."""
-    starts = sorted(r.info.start_time for r in runs)
+    starts = sorted(r.start_ms for r in runs)
     cut = [round(i * (len(starts) - 1) / 10) for i in range(11)]
     return [(starts[b] - starts[a]) / max(1, b - a) for a, b in zip(cut[:-1], cut[1:], strict=True)]
 
 
 def _costs(root: Path, slots: int, wall: float) -> dict[str, float]:
-    from dejavu_tune.search.record import SearchRecord
-    from dejavu_tune.tracking import runs as tracking
+    from dejavu_tune.search.finished import FinishedSearch
 
-    record = SearchRecord.load(root)
-    uri = record.tracking_uri
-    runs = tracking.child_runs(uri, record.experiment_id, record.parent_run_id)
-    client = tracking.client(uri)
-    parent = client.get_run(record.parent_run_id)
+    parent, trials = FinishedSearch(root).runs()
+    runs = [run for run, _ in trials]
     # the compute of a landscape epoch is what it reports: near zero
-    compute = [sum(m.value for m in client.get_metric_history(r.info.run_id, "compute_s"))
-               for r in runs]
-    durations = [(r.info.end_time - r.info.start_time) / 1000 for r in runs]
-    last_end = max(r.info.end_time for r in runs) / 1000
+    compute = [c for _, c in trials]
+    durations = [r.seconds for r in runs]
+    last_end = max(r.end_ms for r in runs) / 1000
     return {"wall_s": wall, "compute_s": sum(compute), "tenths_ms": _tenths(runs),
             "cost_per_trial_s": (wall * slots - sum(compute)) / len(runs),
             "in_trial_s": statistics.mean(d - c for d, c in zip(durations, compute, strict=True)),
-            "after_last_s": parent.info.end_time / 1000 - last_end}
+            "after_last_s": parent.end_ms / 1000 - last_end}

@@ -23,7 +23,7 @@ from typing import Any
 from dejavu_tune.bench.efficiency import run_search, search_trials
 from dejavu_tune.bench.inputs import at_least, finished_search
 from dejavu_tune.cli import check_output_dir, check_output_file
-from dejavu_tune.search.warm_start import BEST_FILE
+from dejavu_tune.search.finished import RESULT_FILE
 
 __all__ = ["add_parser", "run", "epochs_to"]
 
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         finished_search(source)  # its best is the target: a source without one has none
         cold = _search(args, f"cold-s{seed}", seed + 100, None)
         warm = _search(args, f"warm-s{seed}", seed + 100, source.name)
-        best = json.loads((source / BEST_FILE).read_text())
+        best = json.loads((source / RESULT_FILE).read_text())
         target = best[metric] - args.tolerance
         row = {"seed": seed, "source_best": best[metric], "source_verdict": best["verdict"],
                "target": target}

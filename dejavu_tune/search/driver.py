@@ -41,6 +41,7 @@ from dejavu_tune.search.warm_start import WarmStart
 from dejavu_tune.tracking import mlflow_views
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.delivery import DeliveryQueue
+from dejavu_tune.tracking.run_log import RunLog
 from dejavu_tune.train import crm_store, memory
 from dejavu_tune.train.crm_store import PretrainSpec
 from dejavu_tune.train.memory import OUT_OF_MEMORY
@@ -79,7 +80,7 @@ def run_search(space: SearchSpace, root: Path, record: SearchRecord,
     except Exception as exc:  # noqa: BLE001 - reported in one line, recorded in MLflow
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
     if record.parent_run_id:
-        tracking.set_trial_status(record.tracking_uri, record.parent_run_id, "failed", reason)
+        RunLog(record.tracking_uri, record.parent_run_id).finish("failed", reason)
     print(f"error: the search stopped: {reason}", file=sys.stderr)
     return 1
 
@@ -96,7 +97,7 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
     record.tracking_uri, record.experiment_id, record.parent_run_id = uri, exp_id, parent
     record.save(root)
     if not resume:
-        publish.log_parent_setup(uri, parent, space, root, warm)
+        publish.log_parent_setup(RunLog(uri, parent), space, root, warm)
     if warm is not None:
         print(warm.describe(), flush=True)
     view = publish.share_view(uri, exp_id, parent, space)

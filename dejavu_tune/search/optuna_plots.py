@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dejavu_tune.search.trial_records import FAILURES
-from dejavu_tune.tracking import runs as tracking
+from dejavu_tune.tracking.run_log import RunLog
 
 __all__ = ["MIN_FULL", "log_optuna_plots", "analysis_study"]
 
@@ -89,7 +89,7 @@ def _most_important(study: Any, evaluator: Any, count: int = 6) -> list[str] | N
         return None
 
 
-def log_optuna_plots(uri: str, parent: str, space: Any, outcome: Any,
+def log_optuna_plots(parent: RunLog, space: Any, outcome: Any,
                      order: Callable[[str | None], int | None]) -> list[str]:
     """Log the plots into the parent run; returns the PNGs drawn."""
     import matplotlib
@@ -127,7 +127,7 @@ def log_optuna_plots(uri: str, parent: str, space: Any, outcome: Any,
                 axes = static(study)
                 figure = interactive(study)
             except (ValueError, RuntimeError, ZeroDivisionError) as exc:
-                tracking.log_artifact_text(uri, parent, f"{name}.txt", f"not drawn: {exc}\n")
+                parent.text(f"{name}.txt", f"not drawn: {exc}\n")
                 continue
             first = axes if hasattr(axes, "figure") else axes.flatten()[0]
             figure_png = first.figure
@@ -135,7 +135,7 @@ def log_optuna_plots(uri: str, parent: str, space: Any, outcome: Any,
             figure_png.tight_layout()
             figure_png.savefig(Path(tmp) / f"{name}.png", dpi=100)
             matplotlib.pyplot.close(figure_png)
-            tracking.log_artifact_file(uri, parent, Path(tmp) / f"{name}.png")
+            parent.file(Path(tmp) / f"{name}.png")
             drawn.append(f"{name}.png")
             figure.update_layout(title=f"{name.replace('_', ' ')}: {budget}")
             html.append(figure.to_html(full_html=False,
@@ -144,5 +144,5 @@ def log_optuna_plots(uri: str, parent: str, space: Any, outcome: Any,
             page = Path(tmp) / HTML_FILE
             page.write_text("<html><head><meta charset='utf-8'><title>Optuna analysis"
                             "</title></head><body>" + "\n".join(html) + "</body></html>")
-            tracking.log_artifact_file(uri, parent, page)
+            parent.file(page)
     return drawn

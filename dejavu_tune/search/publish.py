@@ -16,6 +16,7 @@ from typing import Any
 
 from dejavu_tune.raytune import ray_adapter
 from dejavu_tune.search import crm_stage, forest_plot, pareto
+from dejavu_tune.search.finished import RESULT_FILE, STUDY_FILE
 from dejavu_tune.search.optuna_plots import HTML_FILE, log_optuna_plots
 from dejavu_tune.search.space import SearchSpace
 from dejavu_tune.search.step_runner import StepRunner
@@ -23,26 +24,25 @@ from dejavu_tune.search.summary import SUMMARY_FILE, Outcome, report_markdown, r
 from dejavu_tune.search.warm_start import WarmStart
 from dejavu_tune.tracking import mlflow_views
 from dejavu_tune.tracking import runs as tracking
+from dejavu_tune.tracking.run_log import RunLog
 from dejavu_tune.tracking.run_names import trial_number
 from dejavu_tune.train.crm_store import PretrainSpec
 from dejavu_tune.train.figures import FIGURE_FILE
 
-__all__ = ["STUDY_FILE", "RESULT_FILE", "FINAL_GAIN", "end_without_verdict",
+__all__ = ["FINAL_GAIN", "end_without_verdict",
            "record_pretraining", "record_study", "log_gains", "log_parent_setup",
            "share_view", "log_parent_results"]
 
-STUDY_FILE = "optuna_trials.json"
-RESULT_FILE = "best_config.json"
 FINAL_GAIN = "final_gain"  # the runs table sorts by it: the outcome at equal budget
 
 
 def end_without_verdict(drv: StepRunner, verdict: str, text: str) -> int:
     """The search ends with ``text`` in its parent run and on stderr, exit 1."""
     note = f"## {verdict.capitalize()}: {text}\n\nFix the cause and start a new search.\n"
-    tracking.log_artifact_text(drv.uri, drv.parent, SUMMARY_FILE, note)
-    mlflow_views.set_run_note(drv.uri, drv.parent, note)
-    tracking.set_tags(drv.uri, drv.parent, {"dejavu.verdict": verdict})
-    tracking.set_trial_status(drv.uri, drv.parent, "failed", text[:5000])
+    drv.parent_run.text(SUMMARY_FILE, note)
+    drv.parent_run.note(note)
+    drv.parent_run.tags({"dejavu.verdict": verdict})
+    drv.parent_run.finish("failed", text[:5000])
     drv.record.finished = True  # resuming would only repeat the same failures
     drv.record.save(drv.root)
     print(f"error: {verdict}: {text}", file=sys.stderr)
@@ -57,17 +57,17 @@ def record_pretraining(drv: StepRunner, spec: PretrainSpec, trained_now: bool) -
     spent_ms = int(metrics.get("train_s", 0) * 1000) if trained_now else 0
     run_id, _ = drv.ref.open_trial(f"crm-{spec.key}", f"crm pretrain {spec.describe()}",
                                    crm_stage.CRM_KIND, int(time.time() * 1000) - spent_ms)
-    tracking.log_params(drv.uri, run_id, {
+    run = drv.run_log(run_id)
+    run.params({
         "crm": json.dumps(spec.crm, sort_keys=True), "redactions": len(spec.redactions),
         "redaction_kinds": ",".join(spec.redaction_kinds), "store_key": spec.key,
         **{f"pretrain.{k}": v for k, v in spec.settings.items()}})
-    tracking.set_tags(drv.uri, run_id, {tracking.PHASE_TAG: "crm",
-                                        "dejavu.crm_stored": str(directory),
-                                        "dejavu.crm_reused": str(not trained_now).lower()})
+    run.tags({tracking.PHASE_TAG: "crm", "dejavu.crm_stored": str(directory),
+              "dejavu.crm_reused": str(not trained_now).lower()})
     # a resumed search may have logged them already
-    tracking.log_new_epoch(drv.uri, run_id, metrics, 0, key="reliance")
-    tracking.log_new_figure(drv.uri, run_id, (directory / FIGURE_FILE).read_bytes(), 0)
-    tracking.set_trial_status(drv.uri, run_id, "completed")
+    run.new_epoch(metrics, 0, key="reliance")
+    run.new_figure((directory / FIGURE_FILE).read_bytes(), 0)
+    run.finish("completed")
     return (f"{spec.describe()} ({'trained now' if trained_now else 'from the store'}, "
             f"{int(metrics.get('iterations', spec.settings['iterations']))} iterations, "
             f"reliance {metrics['reliance']:.2f})")
@@ -79,7 +79,7 @@ def record_study(drv: StepRunner) -> None:
         return
     trials = ray_adapter.optuna_trials(str(drv.root / "search"))
     (drv.root / STUDY_FILE).write_text(json.dumps(trials, indent=2))
-    tracking.log_json(drv.uri, drv.parent, STUDY_FILE, trials)
+    drv.parent_run.json(STUDY_FILE, trials)
     states = sorted({t["state"] for t in trials})
     print("optuna study: " + ", ".join(
         f"{sum(t['state'] == st for t in trials)} {st.lower()}" for st in states), flush=True)
@@ -106,27 +106,28 @@ def log_gains(drv: StepRunner, outcome: Outcome, runs: dict[str, str]) -> None:
             continue
         gains = {e: v - base[e - 1] for e, v in enumerate(record.curve, start=1)
                  if e <= len(base)}
-        tracking.log_series(drv.uri, run_id, "gain", gains)
+        run = drv.run_log(run_id)
+        run.series("gain", gains)
         if record.final is not None and record.phase == "search" and drv.epochs in gains:
-            tracking.log_series(drv.uri, run_id, FINAL_GAIN, {drv.epochs: gains[drv.epochs]})
+            run.series(FINAL_GAIN, {drv.epochs: gains[drv.epochs]})
 
 
-def log_parent_setup(uri: str, parent: str, space: SearchSpace, root: Path,
-                      warm: WarmStart | None) -> None:
+def log_parent_setup(parent: RunLog, space: SearchSpace, root: Path,
+                     warm: WarmStart | None) -> None:
     """Every search setting (each field of ``SearchSettings``, so a new one is logged
     without anyone listing it), the resources per trial and the budget."""
     settings = {f.name: getattr(space.search, f.name) for f in dataclasses.fields(space.search)}
     settings["objectives"] = ", ".join(f"{m} ({d})" for m, d in space.search.objectives)
     r = space.resources
-    tracking.log_params(uri, parent, {
+    parent.params({
         "space_file": Path(space.path).name,
         **{k: v for k, v in settings.items() if v is not None and v != ""},
         "cpus_per_trial": r.cpu, "gpus_per_trial": r.gpu, "workers_per_trial": r.ranks,
         "epochs": space.base_config().optim.epochs,
         **({"warm_start": warm.source} if warm else {})})
     if warm is not None:
-        tracking.set_tags(uri, parent, {"dejavu.warm_start": warm.describe()[:5000]})
-    tracking.log_artifact_file(uri, parent, root / "space.yaml")
+        parent.tags({"dejavu.warm_start": warm.describe()[:5000]})
+    parent.file(root / "space.yaml")
 
 
 def share_view(uri: str, exp_id: str, parent: str, space: SearchSpace) -> str:
@@ -161,16 +162,16 @@ def _parent_note(drv: StepRunner, outcome: Outcome, plots: list[str]) -> str:
 
 def log_parent_results(drv: StepRunner, space: SearchSpace, outcome: Outcome,
                         wall: float) -> None:
-    uri, parent, m = drv.uri, drv.parent, outcome.metric
+    parent, m = drv.parent_run, outcome.metric
     forest = _log_figure(drv, forest_plot.PLOT_FILE, forest_plot.plot(
         outcome.confirmation, m, outcome.noise)) if outcome.confirmed else []
     # summary.md sits beside the plot among the parent run's artifacts
     text = report_markdown(outcome, forest_image=f"![forest plot]({forest_plot.PLOT_FILE})"
                            if forest else None)
-    tracking.log_artifact_text(uri, parent, SUMMARY_FILE, text)
+    parent.text(SUMMARY_FILE, text)
     payload = result_payload(outcome, space.trial_config)
     (drv.root / RESULT_FILE).write_text(json.dumps(payload, indent=2, sort_keys=True))
-    tracking.log_json(uri, parent, RESULT_FILE, payload)
+    parent.json(RESULT_FILE, payload)
     metrics: dict[str, float] = {
         "wall_time_s": round(wall, 1),
         "trials": float(sum(1 for r in outcome.records if r.phase == "search"
@@ -190,15 +191,15 @@ def log_parent_results(drv: StepRunner, space: SearchSpace, outcome: Outcome,
         plan = outcome.power()
         if plan is not None and plan.detectable is not None:
             metrics["detectable_gain"] = plan.detectable  # with 80% power, at this floor
-    tracking.log_epoch(uri, parent, metrics, step=0)
-    tracking.set_tags(uri, parent, {"dejavu.verdict": outcome.verdict})
-    plots = forest + _log_front(drv, outcome) + log_optuna_plots(uri, parent, space, outcome,
+    parent.epoch(metrics, 0)
+    parent.tags({"dejavu.verdict": outcome.verdict})
+    plots = forest + _log_front(drv, outcome) + log_optuna_plots(parent, space, outcome,
                                                                  _study_order(drv))
-    mlflow_views.set_run_note(uri, parent, _parent_note(drv, outcome, plots))
-    mlflow_views.describe_experiment(uri, drv.exp_id, (
-        f"[{drv.record.name}]({mlflow_views.run_url(uri, drv.exp_id, parent)}): "
+    parent.note(_parent_note(drv, outcome, plots))
+    mlflow_views.describe_experiment(drv.uri, drv.exp_id, (
+        f"[{drv.record.name}]({mlflow_views.run_url(drv.uri, drv.exp_id, drv.parent)}): "
         f"{outcome.verdict}"))
-    tracking.set_trial_status(uri, parent, "completed")
+    parent.finish("completed")
 
 
 def _log_front(drv: StepRunner, outcome: Outcome) -> list[str]:
@@ -211,7 +212,7 @@ def _log_front(drv: StepRunner, outcome: Outcome) -> list[str]:
              f"({outcome.epochs} epochs, one seed each; the confirmation is in the summary)")
     _log_figure(drv, pareto.PLOT_FILE, pareto.plot_png(
         candidates, members, outcome.objectives, outcome.baseline_mean, title))
-    tracking.log_artifact_text(drv.uri, drv.parent, pareto.PLOT_HTML, pareto.plot_html(
+    drv.parent_run.text(pareto.PLOT_HTML, pareto.plot_html(
         candidates, members, outcome.objectives, outcome.baseline_mean, title,
         lambda p: trial_number(p.record.trial_id, p.record.trial_dir)))
     return [pareto.PLOT_FILE]
@@ -224,7 +225,7 @@ def _log_figure(drv: StepRunner, name: str, figure: Any) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         figure.savefig(Path(tmp) / name, dpi=100)
         plt.close(figure)
-        tracking.log_artifact_file(drv.uri, drv.parent, Path(tmp) / name)
+        drv.parent_run.file(Path(tmp) / name)
     return [name]
 
 

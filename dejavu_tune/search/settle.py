@@ -20,6 +20,7 @@ from dejavu_tune.search.space import SearchSpace
 from dejavu_tune.search.trial_records import FAILURES, TrialRecord, from_result
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.delivery import DeliveryQueue
+from dejavu_tune.tracking.run_log import RunLog
 from dejavu_tune.tracking.run_names import run_name
 from dejavu_tune.train.figures import FIGURE_FILE
 
@@ -72,7 +73,7 @@ def settle(drv: Search, wait_s: float) -> dict[str, str]:
     if not drv.outbox.drain(wait_s):
         print(f"warning: the tracking server took no status updates for {wait_s:.0f} s; "
               "settling the trials' runs now", file=sys.stderr)
-    runs = {r.data.tags.get(tracking.TRIAL_TAG): r for r in drv.ref.children()}
+    runs = {r.tags.get(tracking.TRIAL_TAG): r for r in drv.ref.children()}
     for step, result in drv.results:
         _backfill(drv, runs, step, result)
     settled = set()
@@ -82,17 +83,16 @@ def settle(drv: Search, wait_s: float) -> dict[str, str]:
             _settle_run(drv.uri, run, record.status, record.reason,
                         ended_ms(record.last) if not record.errored else None,
                         inert=record.inert)
-            settled.add(run.info.run_id)
+            settled.add(run.run_id)
     for run in runs.values():
         # Tune has ended every trial: a run still RUNNING lost its process before it
         # reported anything (a killed worker or driver)
-        if run.info.status == "RUNNING" and run.info.run_id not in settled:
-            tracking.set_trial_status(drv.uri, run.info.run_id, "failed", ORPHAN_REASON,
-                                      run=run)
-    return {trial_id: run.info.run_id for trial_id, run in runs.items()}
+        if run.status == "RUNNING" and run.run_id not in settled:
+            RunLog(drv.uri, run.run_id).finish("failed", ORPHAN_REASON, row=run)
+    return {trial_id: run.run_id for trial_id, run in runs.items()}
 
 
-def _backfill(drv: Search, runs: dict[str, Any], step: str, result: TrialResult) -> None:
+def _backfill(drv: Search, runs: dict[str, tracking.RunRow], step: str, result: TrialResult) -> None:
     """Record what Tune has from a trial that its run lacks: params, epochs, placement
     tags and the newest figure (Tune stops a trial inside its report, so a queue still
     catching up after an outage loses what it holds). A trial that reported but whose
@@ -109,33 +109,32 @@ def _backfill(drv: Search, runs: dict[str, Any], step: str, result: TrialResult)
         name = run_name(drv.space.trial_config(config), config, trial_id, step, result.path)
         run_id, _ = drv.ref.open_trial(trial_id, name,
                                        "baseline" if record.is_baseline else "trial", started)
-        tracking.set_tags(drv.uri, run_id, {tracking.PHASE_TAG: step})
-        run = runs[trial_id] = tracking.client(drv.uri).get_run(run_id)
-    run_id, tags = run.info.run_id, run.data.tags
-    tracking.log_params(drv.uri, run_id, config, existing=run.data.params)
+        RunLog(drv.uri, run_id).tags({tracking.PHASE_TAG: step})
+        run = runs[trial_id] = RunLog(drv.uri, run_id).read()
+    log, tags = RunLog(drv.uri, run.run_id), run.tags
+    log.params(config, existing=run.params)
     for epoch, (metrics, stamp) in sorted(result.epochs().items()):
-        if tracking.log_new_epoch(drv.uri, run_id, metrics, epoch, stamp):
+        if log.new_epoch(metrics, epoch, stamp):
             print(f"  trial {trial_id}: epoch {epoch} logged from Tune's results", flush=True)
     placement = {tracking.NODE_TAG: last.get("node_ip"),
                  tracking.GPU_TAG: last.get(ray_adapter.GPU_IDS_KEY)}
     missing = {k: v for k, v in placement.items() if k not in tags and v is not None}
     if missing:
-        tracking.set_tags(drv.uri, run_id, missing)
+        log.tags(missing)
     figure = result.checkpoint_file(FIGURE_FILE)
     epoch = last.get("training_iteration")
-    if figure is not None and epoch and tracking.log_new_figure(drv.uri, run_id,
-                                                                figure.read_bytes(), epoch):
+    if figure is not None and epoch and log.new_figure(figure.read_bytes(), epoch):
         print(f"  trial {trial_id}: figure of epoch {epoch} logged from its last checkpoint",
               flush=True)
 
 
-def _settle_run(uri: str, run: Any, status: str, reason: str | None, end_ms: int | None,
-                inert: bool | None = None) -> None:
-    tags = run.data.tags
+def _settle_run(uri: str, run: tracking.RunRow, status: str, reason: str | None,
+                end_ms: int | None, inert: bool | None = None) -> None:
+    tags, log = run.tags, RunLog(uri, run.run_id)
     if inert is not None and tags.get(tracking.KIND_TAG) == "trial":
         value = str(inert).lower()
         if tags.get(tracking.INERT_TAG) != value:
-            tracking.set_tags(uri, run.info.run_id, {tracking.INERT_TAG: value})
+            log.tags({tracking.INERT_TAG: value})
     if tags.get(tracking.STATUS_TAG) in FAILURES and status in FAILURES:
         return  # the trial's own, more precise status and reason stay
-    tracking.set_trial_status(uri, run.info.run_id, status, reason, end_ms, run=run)
+    log.finish(status, reason, end_ms, row=run)

@@ -25,6 +25,7 @@ from dejavu_tune.search.trial_records import (
 )
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.delivery import DeliveryQueue
+from dejavu_tune.tracking.run_log import RunLog
 from dejavu_tune.train.crm_store import CRMPlan
 
 __all__ = ["StepRunner"]
@@ -68,6 +69,13 @@ class StepRunner:
     @property
     def seed(self) -> int:
         return self.space.base_config().seed
+
+    @property
+    def parent_run(self) -> RunLog:
+        return RunLog(self.uri, self.parent)
+
+    def run_log(self, run_id: str) -> RunLog:
+        return RunLog(self.uri, run_id)
 
     def records(self, step: str | None = None) -> list[TrialRecord]:
         return [from_result(r, s, self.metric, self.epochs, self.seed)

@@ -18,21 +18,24 @@ line, and what can still be used is used.
 
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dejavu_tune.config import ConfigError
 from dejavu_tune.outcome import direction
-from dejavu_tune.search.record import SearchRecord
+from dejavu_tune.search.finished import (
+    RESULT_FILE,
+    STUDY_FILE,
+    FinishedSearch,
+    FinishedSearchError,
+)
 from dejavu_tune.search.space import Param, SearchSpace
 
 __all__ = ["WarmStart", "WarmStartError", "load", "searched_params", "BEST_FIRST"]
 
-BEST_FILE = "best_config.json"
-TRIALS_FILE = "optuna_trials.json"
 BEST_FIRST = 3  # earlier configurations evaluated first, at most
 
 
@@ -82,7 +85,7 @@ def searched_params(space: SearchSpace) -> tuple[Param, ...]:
 
 def _source(ref: str, storage: Path) -> Path:
     path = Path(ref).expanduser()
-    if path.is_file() and path.name in (BEST_FILE, TRIALS_FILE):
+    if path.is_file() and path.name in (RESULT_FILE, STUDY_FILE):
         return path.parent.resolve()
     if path.is_dir():
         return path.resolve()
@@ -90,26 +93,16 @@ def _source(ref: str, storage: Path) -> Path:
         return (storage / ref).resolve()
     raise WarmStartError(f"--warm-start {ref!r}: no search of that name in {storage} and no "
                          f"such file or directory: expected a search name, its directory, or "
-                         f"its {BEST_FILE} / {TRIALS_FILE}")
+                         f"its {RESULT_FILE} / {STUDY_FILE}")
 
 
-def _read(path: Path, shape: type) -> Any:
-    """The JSON file a search wrote: a mapping (``best_config.json``) or a list of
-    mappings (``optuna_trials.json``); anything else is refused, not half-used."""
+def _read(read: Callable[[], Any]) -> Any:
+    """One of the earlier search's files, through ``FinishedSearch``; a refusal names
+    the flag."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise WarmStartError(f"--warm-start: {path} cannot be read ({type(exc).__name__}: "
-                             f"{exc})") from None
-    items = data if isinstance(data, list) else []
-    if not isinstance(data, shape) or not all(isinstance(t, dict) for t in items) or (
-            shape is dict and not all(isinstance(data.get(k), t) or data.get(k) is None
-                                      for k, t in (("confirmation", list), ("config", dict)))):
-        want = ("a mapping with verdict, config and confirmation" if shape is dict else
-                "a list of trials, each a mapping with number, state, value and params")
-        raise WarmStartError(f"--warm-start: {path} is not what a search writes there: "
-                             f"expected {want} (a {type(data).__name__} was found)")
-    return data
+        return read()
+    except FinishedSearchError as exc:
+        raise WarmStartError(f"--warm-start: {exc}") from None
 
 
 def _data_differs(best: dict[str, Any] | None, space: SearchSpace) -> str:
@@ -158,11 +151,11 @@ def load(ref: str, storage: Path, space: SearchSpace) -> WarmStart:
         raise WarmStartError("--warm-start is not allowed with search.algorithm: grid (a grid "
                              "evaluates every combination anyway): expected tpe or random")
     root = _source(ref, storage)
-    best = _read(root / BEST_FILE, dict) if (root / BEST_FILE).is_file() else None
-    trials = _read(root / TRIALS_FILE, list) if (root / TRIALS_FILE).is_file() else None
+    found = FinishedSearch(root)
+    best, trials = _read(found.result), _read(found.study)
     if best is None and trials is None:
-        raise WarmStartError(f"--warm-start {ref!r}: {root} has neither {BEST_FILE} nor "
-                             f"{TRIALS_FILE}: the search has not finished")
+        raise WarmStartError(f"--warm-start {ref!r}: {root} has neither {RESULT_FILE} nor "
+                             f"{STUDY_FILE}: the search has not finished")
     params = searched_params(space)
     names = {p.name for p in params}
     s = space.search
@@ -186,8 +179,8 @@ def load(ref: str, storage: Path, space: SearchSpace) -> WarmStart:
         priors, skipped = _priors(best, trials, params, s)
     if skipped:
         notes.append(skipped)
-    record = SearchRecord.path(root)
-    store = SearchRecord.load(root).crm_store if record.is_file() else None
+    record = _read(found.record)
+    store = record.crm_store if record is not None else None
     floor = ((best or {}).get("noise_floor") or {}).get("std") if isinstance(
         (best or {}).get("noise_floor"), dict) else None
     measured = (float(floor) if _finite(floor) and floor > 0 and not other

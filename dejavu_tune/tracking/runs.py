@@ -33,7 +33,8 @@ __all__ = ["describe_ranks", "STATUS_TAG", "REASON_TAG", "TRIAL_TAG", "KIND_TAG"
            "find_trial_run", "open_trial_run", "log_epoch", "log_series", "logged_steps", "run_tags",
            "log_params", "set_tags", "set_trial_status", "log_artifact_text",
            "log_artifact_file", "log_figure", "figure_steps", "log_json",
-           "all_runs", "child_runs"]
+           "all_runs", "child_runs", "RunRow", "get_run", "metric_total",
+           "experiment_id", "experiment_names", "read_artifact_text"]
 
 # MLflow prints "View run ... at: <tracking URI>" whenever an HTTP run ends: noise for
 # every trial, and it would print a password embedded in the URI.
@@ -61,6 +62,63 @@ MLFLOW_STATUS = {"completed": "FINISHED", "stopped_early": "KILLED", "failed": "
 
 
 @dataclass(frozen=True)
+class RunRow:
+    """One MLflow run as the project reads it, from a listing or by its id: nothing
+    outside ``tracking/`` reads MLflow's own entities."""
+
+    run_id: str
+    name: str
+    status: str  # MLflow's: RUNNING, FINISHED, FAILED or KILLED (ours is tags[STATUS_TAG])
+    start_ms: int | None
+    end_ms: int | None
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: dict[str, float]  # the latest value of each
+
+    @property
+    def seconds(self) -> float | None:
+        """From the run's start to its end; None while it runs."""
+        if self.start_ms is None or self.end_ms is None:
+            return None
+        return (self.end_ms - self.start_ms) / 1000
+
+
+def _row(run: Any) -> RunRow:
+    return RunRow(run_id=run.info.run_id, name=run.info.run_name or run.info.run_id,
+                  status=run.info.status, start_ms=run.info.start_time,
+                  end_ms=run.info.end_time, params=dict(run.data.params),
+                  tags=dict(run.data.tags), metrics=dict(run.data.metrics))
+
+
+def get_run(uri: str, run_id: str) -> RunRow:
+    return _row(MlflowClient(uri).get_run(run_id))
+
+
+def experiment_id(uri: str, name: str) -> str | None:
+    """The id of the experiment ``name``; None when the store has none of that name."""
+    experiment = MlflowClient(uri).get_experiment_by_name(name)
+    return None if experiment is None else experiment.experiment_id
+
+
+def experiment_names(uri: str) -> list[str]:
+    return sorted(e.name for e in MlflowClient(uri).search_experiments())
+
+
+def read_artifact_text(uri: str, run_id: str, name: str) -> str | None:
+    """The text of the run's artifact ``name`` (at the artifacts' top); None if absent."""
+    client = MlflowClient(uri)
+    if name not in {a.path for a in client.list_artifacts(run_id)}:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        return Path(client.download_artifacts(run_id, name, tmp)).read_text()
+
+
+def metric_total(uri: str, run_id: str, key: str) -> float:
+    """The sum of every logged value of ``key`` (e.g. a trial's compute seconds)."""
+    return sum(m.value for m in MlflowClient(uri).get_metric_history(run_id, key))
+
+
+@dataclass(frozen=True)
 class SearchRef:
     """Where a search records: its tracking URI, experiment and parent run. Plain values:
     it travels to Ray workers and into the callbacks Tune pickles."""
@@ -69,10 +127,10 @@ class SearchRef:
     experiment_id: str
     parent_run_id: str
 
-    def children(self) -> list[Any]:
+    def children(self) -> list[RunRow]:
         return child_runs(self.uri, self.experiment_id, self.parent_run_id)
 
-    def trial_run(self, trial_id: str) -> Any | None:
+    def trial_run(self, trial_id: str) -> RunRow | None:
         return find_trial_run(self.uri, self.experiment_id, self.parent_run_id, trial_id)
 
     def open_trial(self, trial_id: str, name: str, kind: str = "trial",
@@ -152,14 +210,14 @@ def open_parent_run(uri: str, experiment: str, search_name: str,
 
 
 def find_trial_run(uri: str, experiment_id: str, parent_run_id: str,
-                   trial_id: str) -> Any | None:
+                   trial_id: str) -> RunRow | None:
     """The run of one trial of a search, by its tags (one run, not a listing)."""
     found = MlflowClient(uri).search_runs(
         [experiment_id],
         filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
                       f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
         max_results=1)
-    return found[0] if found else None
+    return _row(found[0]) if found else None
 
 
 def open_trial_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: str,
@@ -173,9 +231,9 @@ def open_trial_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: s
     client = MlflowClient(uri)
     run = find_trial_run(uri, experiment_id, parent_run_id, trial_id)
     if run is not None:
-        if run.info.status != "RUNNING":  # a retried trial: its run is live again
-            client.update_run(run.info.run_id, status="RUNNING")
-        return run.info.run_id, True
+        if run.status != "RUNNING":  # a retried trial: its run is live again
+            client.update_run(run.run_id, status="RUNNING")
+        return run.run_id, True
     run = client.create_run(experiment_id, run_name=trial_name, start_time=start_ms,
                             tags={PARENT_TAG: parent_run_id, TRIAL_TAG: trial_id, KIND_TAG: kind})
     return run.info.run_id, False
@@ -212,7 +270,7 @@ def set_tags(uri: str, run_id: str, tags: dict[str, str]) -> None:
 
 
 def run_tags(uri: str, run_id: str) -> dict[str, str]:
-    return MlflowClient(uri).get_run(run_id).data.tags
+    return get_run(uri, run_id).tags
 
 
 def log_series(uri: str, run_id: str, key: str, values: dict[int, float]) -> None:
@@ -249,24 +307,24 @@ def log_new_figure(uri: str, run_id: str, png: bytes, step: int) -> bool:
 
 
 def set_trial_status(uri: str, run_id: str, status: str, reason: str | None = None,
-                     end_ms: int | None = None, run: Any | None = None) -> None:
+                     end_ms: int | None = None, run: RunRow | None = None) -> None:
     """Tag the trial's outcome and end its run; a repeated identical call changes nothing.
 
     ``end_ms``: when the trial ended (default: now), so a status delivered late does not
     stretch the run. ``run``: the run as the caller has just read it, saving a request."""
     client = MlflowClient(uri)
-    run = client.get_run(run_id) if run is None else run
-    if run.info.status != "RUNNING" and run.data.tags.get(STATUS_TAG) == status:
+    run = get_run(uri, run_id) if run is None else run
+    if run.status != "RUNNING" and run.tags.get(STATUS_TAG) == status:
         return  # keeps the end time of the first call
     tags = [RunTag(STATUS_TAG, status)]
     if reason:
         tags.append(RunTag(REASON_TAG, reason[:4000]))
-    elif REASON_TAG in run.data.tags:
+    elif REASON_TAG in run.tags:
         client.delete_tag(run_id, REASON_TAG)  # a retried trial that then succeeded
     client.log_batch(run_id, tags=tags)
-    if end_ms is not None and run.info.start_time is not None:
+    if end_ms is not None and run.start_ms is not None:
         # Tune stamps results in whole seconds: never end a run before it started
-        end_ms = max(end_ms, run.info.start_time)
+        end_ms = max(end_ms, run.start_ms)
     client.set_terminated(run_id, status=MLFLOW_STATUS[status], end_time=end_ms)
 
 
@@ -312,18 +370,18 @@ PAGE_SIZE = 1000
 
 
 def all_runs(uri: str, experiment_ids: list[str], filter_string: str = "",
-             order_by: list[str] | None = None) -> list[Any]:
+             order_by: list[str] | None = None) -> list[RunRow]:
     """Every run the filter matches, page by page."""
     client, runs, token = MlflowClient(uri), [], None
     while True:
         page = client.search_runs(experiment_ids, filter_string=filter_string,
                                   order_by=order_by, max_results=PAGE_SIZE, page_token=token)
-        runs.extend(page)
+        runs.extend(_row(run) for run in page)
         token = page.token
         if not token:
             return runs
 
 
-def child_runs(uri: str, experiment_id: str, parent_run_id: str) -> list[Any]:
+def child_runs(uri: str, experiment_id: str, parent_run_id: str) -> list[RunRow]:
     """Every run of a search, with its params, tags and latest metrics."""
     return all_runs(uri, [experiment_id], f"tags.`{PARENT_TAG}` = '{parent_run_id}'")

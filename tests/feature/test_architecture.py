@@ -118,3 +118,38 @@ def test_the_top_level_holds_foundations_and_commands_only():
     assert len(modules) <= 8, modules
     commands = {"report", "cluster_search"}
     assert set(modules) <= FOUNDATIONS | commands, modules
+
+
+# What an MLflow run entity and a Tune result hold: read only inside their adapters, which
+# hand the rest of the package our own types (tracking.runs.RunRow, raytune.TrialResult).
+_MLFLOW_FIELDS = {("info", "run_id"), ("info", "run_name"), ("info", "status"),
+                  ("info", "start_time"), ("info", "end_time"), ("info", "experiment_id"),
+                  ("data", "tags"), ("data", "params"), ("data", "metrics")}
+_TUNE_READS = {"metrics_dataframe", "result.json", "progress.csv", "last_result"}
+
+
+def _reads(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
+                and (node.value.attr, node.attr) in _MLFLOW_FIELDS):
+            found.add(f"mlflow:.{node.value.attr}.{node.attr}")
+        elif isinstance(node, ast.Attribute) and node.attr in _TUNE_READS:
+            found.add(f"tune:.{node.attr}")
+        elif isinstance(node, ast.Constant) and node.value in _TUNE_READS:
+            found.add(f"tune:{node.value}")
+    return found
+
+
+def test_mlflow_entities_and_tunes_rows_are_read_only_in_their_adapters():
+    broken = {}
+    for name, path in _sources().items():
+        bad = {r for r in _reads(path)
+               if (r.startswith("mlflow:") and not _under(name, ("dejavu_tune.tracking",)))
+               or (r.startswith("tune:") and not _under(name, ("dejavu_tune.raytune",)))}
+        if bad:
+            broken[name] = sorted(bad)
+    assert not broken, broken
+    # the check sees what it looks for: the adapters themselves read both
+    assert "mlflow:.info.run_id" in _reads(PACKAGE / "tracking" / "runs.py")
+    assert "tune:.metrics_dataframe" in _reads(PACKAGE / "raytune" / "trial_results.py")

@@ -4,17 +4,18 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from dejavu_tune.bench.scale import _tenths
+from dejavu_tune.tracking.runs import RunRow
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def _runs(starts):
-    return [SimpleNamespace(info=SimpleNamespace(start_time=t)) for t in starts]
+    return [RunRow(f"r{i}", f"t{i}", "FINISHED", t, t + 1, {}, {}, {})
+            for i, t in enumerate(starts)]
 
 
 def test_wall_per_trial_by_tenth_of_the_search():

@@ -7,6 +7,7 @@ from mlflow.tracking import MlflowClient
 from dejavu_tune.search.publish import log_parent_setup
 from dejavu_tune.search.space_file import load_space
 from dejavu_tune.tracking import runs as tracking
+from dejavu_tune.tracking.run_log import RunLog
 
 
 def test_the_parent_run_logs_every_search_setting_without_a_list(tmp_path):
@@ -17,7 +18,7 @@ def test_the_parent_run_logs_every_search_setting_without_a_list(tmp_path):
     space = load_space(str(path))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     _, parent = tracking.open_parent_run(uri, "e", "s")
-    log_parent_setup(uri, parent, space, tmp_path, None)
+    log_parent_setup(RunLog(uri, parent), space, tmp_path, None)
     params = MlflowClient(uri).get_run(parent).data.params
     unset = {f.name for f in dataclasses.fields(space.search)
              if getattr(space.search, f.name) in (None, ())}

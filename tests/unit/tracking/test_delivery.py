@@ -244,7 +244,7 @@ def test_an_epoch_backfilled_while_the_trials_own_record_is_on_its_way_is_kept_o
     result = Result(metrics={**rows[-1], "config": {}}, checkpoint=None, error=None,
                     path=str(tmp_path), metrics_dataframe=pd.json_normalize(rows, sep="/"))
     client = MlflowClient(uri)
-    _backfill(SimpleNamespace(uri=uri), {"t1": client.get_run(record.run_id)}, "search",
+    _backfill(SimpleNamespace(uri=uri), {"t1": tracking.get_run(uri, record.run_id)}, "search",
               from_tune(result))
     record.epoch(*epochs[1][:2], None, epochs[1][2])  # the trial's own record, late
     record.close()

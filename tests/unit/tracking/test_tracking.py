@@ -25,7 +25,7 @@ def test_trial_run_is_found_again_not_duplicated(tmp_path):
     assert run.data.params == {"dejavu.crm.kind": "crm_f", "dejavu.crm.stages": "2"}
     assert [m.value for m in client.get_metric_history(first, "val_miou")] == [0.5, 0.6]
     children = tracking.child_runs(uri, exp_id, parent)
-    assert [r.info.run_id for r in children] == [first]
+    assert [r.run_id for r in children] == [first]
 
 
 def test_failed_status_keeps_reason(tmp_path):
@@ -59,10 +59,10 @@ def test_listings_page_through_every_run_and_one_trial_is_found_by_its_tag(tmp_p
            for i in range(5)}
     tracking.open_parent_run(uri, "exp", "another search")
     children = tracking.child_runs(uri, exp_id, parent)
-    assert sorted(r.info.run_id for r in children) == sorted(ids.values())
+    assert sorted(r.run_id for r in children) == sorted(ids.values())
     assert len(tracking.all_runs(uri, [exp_id])) == 7
     ref = tracking.SearchRef(uri, exp_id, parent)
-    assert ref.trial_run("t3").info.run_id == ids["t3"]
+    assert ref.trial_run("t3").run_id == ids["t3"]
     assert ref.trial_run("t9") is None
 
 
