@@ -8,6 +8,8 @@ holding the trainer state), ``restore_state``. Driver side: ``start_ray``,
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import tempfile
 import time
@@ -17,13 +19,15 @@ from typing import Any
 
 from dejavu_tune.errors import DejavuError
 from dejavu_tune.raytune import ray_train
+from dejavu_tune.raytune.trial_results import RECORDED_MS_KEY, state_of
 from dejavu_tune.raytune.tune_settings import Run, Trials
 
 STUDY_NAME = "search"  # the Optuna study of a search's DejaVu trials, in its study storage
 
 __all__ = ["STUDY_NAME", "GPU_IDS_KEY", "RECORDED_MS_KEY", "trial_id", "trial_dir", "rank", "rank_device", "fit_ranks", "enter_rank", "placement", "report", "restore_state",
            "use_cluster_auth", "start_ray", "make_tuner", "run_parallel", "restore_tuner",
-           "can_restore", "make_status_callback", "trial_error", "optuna_trials", "wait_for_nodes", "wait_for_resources",
+           "can_restore", "make_status_callback", "make_progress_callback", "trial_error",
+           "optuna_trials", "wait_for_nodes", "wait_for_resources",
            "RayWaitError", "join_abandoned", "CONNECT_S", "RESOURCE_WAIT_S", "TASK_S"]
 
 # The bounds of every wait on Ray, in seconds (each can be set in the environment): joining
@@ -62,11 +66,6 @@ def rank() -> int:
 # The GPUs of a trial, in every result it reports (Tune adds the node's IP itself), so the
 # driver can tag its run from Tune's results when the trial's own records were lost.
 GPU_IDS_KEY = "gpu_ids"
-# When the trial queued an epoch's MLflow record (ms), in that epoch's result: the
-# driver's backfill writes the identical point, which MLflow keeps once, so a record
-# still on its way from the trial (a queue catching up after an outage, a request the
-# server finishes late) and the backfill never make two points of one epoch.
-RECORDED_MS_KEY = "recorded_ms"
 
 
 def placement() -> tuple[str, str]:
@@ -334,8 +333,15 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
         # (not a data-parallel trial's: each starts its own Train run, which a reused
         # actor would not end)
         reuse_actors=resources.ranks == 1)
+    if not run.verbose:
+        # Ray's experiment box, its TensorBoard hint, its tables and its notes on saving
+        # the experiment: the search prints its own progress (Tune's new output engine
+        # prints the box even at verbose=0)
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+        logging.getLogger("ray.tune").setLevel(logging.WARNING)
     run_config = tune.RunConfig(
-        name=run.name, storage_path=run.storage_path, callbacks=callbacks, verbose=0,
+        name=run.name, storage_path=run.storage_path, callbacks=callbacks,
+        verbose=2 if run.verbose else 0,
         failure_config=tune.FailureConfig(max_failures=run.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=keep))
     return tune.Tuner(_trainable(fn, resources, **constants), tune_config=tune_config,
@@ -402,19 +408,53 @@ def trial_error(trial: Any) -> str:
     return "unknown error"
 
 
-def make_status_callback(on_complete: Callable[[str, dict[str, Any]], None],
-                         on_error: Callable[[str, str], None]) -> Any:
-    """A Tune callback that forwards each trial's end (id, last result / reason)."""
+def make_status_callback(on_complete: Callable[[str, dict[str, Any], str | None], None],
+                         on_error: Callable[[str, str, str | None], None]) -> Any:
+    """A Tune callback that forwards each trial's end (id, last result / reason, its
+    directory)."""
     from ray import tune
 
     class _Status(tune.Callback):
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any):
-            on_complete(trial.trial_id, dict(trial.last_result or {}))
+            on_complete(trial.trial_id, dict(trial.last_result or {}),
+                        getattr(trial, "local_path", None))
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any):
-            on_error(trial.trial_id, trial_error(trial))
+            on_error(trial.trial_id, trial_error(trial), getattr(trial, "local_path", None))
 
     return _Status()
+
+
+def make_progress_callback(emit: Callable[[list[Any], bool], None],
+                           every_s: float = 60.0) -> Any:
+    """A Tune callback that hands ``emit`` every trial's state (``TrialState``) when a
+    trial ends (``True``) and at least every ``every_s`` seconds while the experiment
+    runs (``False``); the loop itself calls it, so ``emit`` must not block."""
+    from ray import tune
+
+    class _Progress(tune.Callback):
+        def __init__(self) -> None:
+            self.last = time.monotonic()
+
+        def _emit(self, trials: list, ended: Any = None, status: str = "") -> None:
+            self.last = time.monotonic()
+            states = [state_of(t) for t in trials]
+            # Tune calls these before it sets the ending trial's status
+            states = [dataclasses.replace(s, status=status) if ended is not None
+                      and s.trial_id == ended.trial_id else s for s in states]
+            emit(states, ended is not None)
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any):
+            self._emit(trials, trial, "TERMINATED")
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any):
+            self._emit(trials, trial, "ERROR")
+
+        def on_step_end(self, iteration: int, trials: list, **info: Any):
+            if time.monotonic() - self.last >= every_s:
+                self._emit(trials)
+
+    return _Progress()
 
 
 def optuna_trials(experiment_path: str) -> list[dict[str, Any]]:

@@ -16,9 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dejavu_tune.raytune.ray_adapter import RECORDED_MS_KEY
+# When the trial queued an epoch's MLflow record (ms), in that epoch's result: the
+# driver's backfill writes the identical point, which MLflow keeps once, so a record
+# still on its way from the trial (a queue catching up after an outage, a request the
+# server finishes late) and the backfill never make two points of one epoch.
+RECORDED_MS_KEY = "recorded_ms"
 
-__all__ = ["TrialResult", "from_grid", "from_tune", "read_experiment", "error_reason"]
+__all__ = ["RECORDED_MS_KEY", "TrialResult", "TrialState", "state_of", "from_grid", "from_tune",
+           "read_experiment", "error_reason"]
 
 # Keys Tune adds to every reported row (besides ``ray.tune.result.AUTO_RESULT_KEYS``): not
 # the trial's own metrics
@@ -69,6 +74,32 @@ class TrialResult:
             return None
         path = Path(self.checkpoint) / name
         return path if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class TrialState:
+    """A trial while its experiment runs: Tune's status (PENDING, RUNNING, PAUSED,
+    TERMINATED or ERROR), its configuration, its newest result and its directory."""
+
+    trial_id: str
+    status: str
+    config: dict[str, Any]
+    last: dict[str, Any]
+    path: str | None = None
+
+    @property
+    def epochs(self) -> int:
+        return int(self.last.get("training_iteration", 0) or 0)
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ("TERMINATED", "ERROR")
+
+
+def state_of(trial: Any) -> TrialState:
+    """One of Tune's ``Trial`` objects, as the experiment's loop has it."""
+    return TrialState(trial.trial_id, trial.status, dict(trial.config or {}),
+                      dict(trial.last_result or {}), getattr(trial, "local_path", None))
 
 
 def _tune_keys() -> set[str]:

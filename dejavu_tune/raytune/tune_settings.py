@@ -61,9 +61,11 @@ class Trials:
 @dataclass(frozen=True)
 class Run:
     """Where the experiment ``name`` is kept (``storage_path``/``name``), how often a
-    failed trial is restarted from its checkpoint, and Tune's callbacks."""
+    failed trial is restarted from its checkpoint, Tune's callbacks, and whether Ray's
+    own console output is shown (``verbose``) beside the search's."""
 
     name: str
     storage_path: str
     max_failures: int = 0
     callbacks: tuple[Any, ...] = ()
+    verbose: bool = False

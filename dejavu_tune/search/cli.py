@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                    help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray of "
                         "this search's own)")
+    p.add_argument("--verbose", action="store_true",
+                   help="Ray Tune's own console output (its experiment box and trial "
+                        "tables) beside the search's progress lines")
     p.add_argument("--max-failures", type=int, default=0,
                    help="retries of a failed trial from its last checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -202,7 +205,8 @@ def _main(argv: list[str]) -> int:
 
     return run_search(space, root, record, load_object(TRAINABLE, "the trainable"),
                       address=args.address, max_failures=args.max_failures,
-                      resume=args.resume, started=time.time(), warm=warm)
+                      resume=args.resume, started=time.time(), warm=warm,
+                      verbose=args.verbose)
 
 
 def _resumed(args: argparse.Namespace, storage: Path

@@ -61,7 +61,8 @@ _DRIVER_RETRY_S = 600.0
 def run_search(space: SearchSpace, root: Path, record: SearchRecord,
                trainable: Callable[..., None], *, address: str | None = None,
                max_failures: int = 0, resume: bool = False,
-               started: float | None = None, warm: WarmStart | None = None) -> int:
+               started: float | None = None, warm: WarmStart | None = None,
+               verbose: bool = False) -> int:
     """Run the search with ``trainable`` as every trial's function; any failure of the
     driver ends its parent run as failed, with a one-line reason, and exits 1 (an
     interrupted search can be continued with --resume). Ray is joined, and a node that can
@@ -73,8 +74,8 @@ def run_search(space: SearchSpace, root: Path, record: SearchRecord,
         # a node for a CRM pre-training, or for one rank of a data-parallel trial
         ray_adapter.wait_for_resources(*space.resources.per_rank)
     try:
-        return _run(space, root, record, trainable, address, max_failures, resume,
-                    time.time() if started is None else started, warm)
+        return _run(space, root, record, trainable, max_failures, resume,
+                    time.time() if started is None else started, warm, verbose)
     except KeyboardInterrupt:
         reason = "interrupted (continue with --resume)"
     except Exception as exc:  # noqa: BLE001 - reported in one line, recorded in MLflow
@@ -86,8 +87,8 @@ def run_search(space: SearchSpace, root: Path, record: SearchRecord,
 
 
 def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callable[..., None],
-         address: str | None, max_failures: int, resume: bool, started: float,
-         warm: WarmStart | None) -> int:
+         max_failures: int, resume: bool, started: float, warm: WarmStart | None,
+         verbose: bool) -> int:
     root.mkdir(parents=True, exist_ok=True)
     if not resume:
         shutil.copyfile(space.path, root / "space.yaml")
@@ -105,8 +106,9 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
           f"and its Optuna study: optuna-dashboard sqlite:///{(root / STUDY_DB).resolve()}",
           flush=True)
     drv = StepRunner(space, root, record, tracking.SearchRef(uri, exp_id, parent), trainable,
-                  max_failures, resume,
-                  DeliveryQueue.named("driver-status", retry_for_s=_DRIVER_RETRY_S))
+                     max_failures, resume,
+                     DeliveryQueue.named("driver-status", retry_for_s=_DRIVER_RETRY_S),
+                     started=started, verbose=verbose)
     s = space.search
     grid = s.algorithm == "grid"
     try:

@@ -14,6 +14,7 @@ from dejavu_tune.raytune import ray_adapter, trial_results
 from dejavu_tune.raytune.trial_results import TrialResult
 from dejavu_tune.raytune.tune_settings import Run, Trials
 from dejavu_tune.search import settle
+from dejavu_tune.search.progress import PROGRESS_TAG, Progress
 from dejavu_tune.search.record import SearchRecord
 from dejavu_tune.search.space import SearchSpace
 from dejavu_tune.search.trial_context import TrialContext
@@ -26,9 +27,17 @@ from dejavu_tune.search.trial_records import (
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.delivery import DeliveryQueue
 from dejavu_tune.tracking.run_log import RunLog
+from dejavu_tune.tracking.run_names import trial_number
 from dejavu_tune.train.crm_store import CRMPlan
 
-__all__ = ["StepRunner"]
+__all__ = ["StepRunner", "step_label"]
+
+
+def step_label(step: str) -> str:
+    """What a person calls a step's Tune experiment (``confirm-2``: the second look)."""
+    if step.startswith("confirm"):
+        return f"confirmation look {step.partition('-')[2] or 1}"
+    return {"tuning": "baseline tuning"}.get(step, step)
 
 
 @dataclass
@@ -45,6 +54,8 @@ class StepRunner:
     outbox: DeliveryQueue
     plan: CRMPlan | None = None
     results: list[tuple[str, TrialResult]] = field(default_factory=list)  # (step, trial)
+    started: float = field(default_factory=time.time)  # when the search started
+    verbose: bool = False  # Ray's own output too
 
     @property
     def uri(self) -> str:
@@ -88,28 +99,36 @@ class StepRunner:
                             ranks=space.resources.ranks, rank_gpu=gpu,
                             ranks_storage=str(self.root / step / "ranks"))
 
-    def callbacks(self) -> list[Any]:
+    def callbacks(self, progress: Progress) -> list[Any]:
         # Tune pickles its callbacks with the experiment and restores them on --resume: they
         # hold only plain values and the (process-wide, named) queue, never the driver.
+        # Tune's event loop runs them: what goes to MLflow goes through the queue, so a
+        # tracking server that is away never stalls the search (trials wait for the loop
+        # to take their reports).
         ref, outbox = self.ref, self.outbox
         epochs, metric = self.epochs, self.metric
 
-        def on_complete(trial_id: str, last: dict[str, Any]) -> None:
+        def on_complete(trial_id: str, last: dict[str, Any], path: str | None) -> None:
             status, reason = finished_status(last, epochs, metric)
-            settle.set_status(ref, trial_id, status, reason, settle.ended_ms(last))
+            outbox.put(settle.set_status, ref, trial_id, status, reason, settle.ended_ms(last))
             value = last.get(metric, float("nan"))
-            print(f"  trial {trial_id}: {status} after {last.get('training_iteration', 0)} "
-                  f"epoch(s), {metric}={value:.4f}", flush=True)
+            print(f"  {trial_number(trial_id, path)}: {status} after "
+                  f"{last.get('training_iteration', 0)} epoch(s), {metric}={value:.4f}",
+                  flush=True)
 
-        def on_error(trial_id: str, reason: str) -> None:
+        def on_error(trial_id: str, reason: str, path: str | None) -> None:
             status = failure_status(reason)
-            settle.set_status(ref, trial_id, status, reason, int(time.time() * 1000))
-            print(f"  trial {trial_id}: {status.replace('_', ' ')}: {reason}", flush=True)
+            outbox.put(settle.set_status, ref, trial_id, status, reason, int(time.time() * 1000))
+            print(f"  {trial_number(trial_id, path)}: {status.replace('_', ' ')}: {reason}",
+                  flush=True)
 
-        # Tune's event loop runs these: through the queue, a tracking server that is away
-        # never stalls the search (trials wait for the loop to take their reports).
-        return [ray_adapter.make_status_callback(
-            lambda *a: outbox.put(on_complete, *a), lambda *a: outbox.put(on_error, *a))]
+        def on_progress(states: list[Any], ended: bool) -> None:
+            line = progress.line(states)
+            print(f"  {line}", flush=True)
+            outbox.put(tracking.set_tags, ref.uri, ref.parent_run_id, {PROGRESS_TAG: line})
+
+        return [ray_adapter.make_status_callback(on_complete, on_error),
+                ray_adapter.make_progress_callback(on_progress)]
 
     def trials(self, space: SearchSpace, **sampling: Any) -> Trials:
         """Trials sampled as ``sampling`` says, on the search's metric, budget and
@@ -126,9 +145,13 @@ class StepRunner:
             tuner = ray_adapter.restore_tuner(str(path), self.trainable, constants,
                                               space.resources, trials.total)
         else:
+            progress = Progress(step_label(step), trials.total, self.epochs, trials.metric,
+                                trials.mode, trials.max_concurrent, self.started,
+                                best=not step.startswith("confirm"))
             tuner = ray_adapter.make_tuner(
                 self.trainable, constants, space.resources, trials,
-                Run(step, str(self.root), self.max_failures, tuple(self.callbacks())))
+                Run(step, str(self.root), self.max_failures, tuple(self.callbacks(progress)),
+                    verbose=self.verbose))
         results = trial_results.from_grid(tuner.fit())
         self.results += [(step, r) for r in results]
         return results

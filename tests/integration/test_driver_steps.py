@@ -1,6 +1,7 @@
 """The driver's steps on the landscape trainer (the real driver, Ray Tune, Optuna, ASHA
 and MLflow; no training): each step runs what the one plan of the run budget
-(``search.run_plan``) says it runs, and the parent run's summary counts the same."""
+(``search.run_plan``) says it runs, the parent run's summary counts the same, and the
+terminal shows the search's own progress lines instead of Ray's."""
 
 import os
 import subprocess
@@ -62,7 +63,14 @@ def test_each_step_runs_what_the_plan_says(tmp_path):
     candidates = [t for t in confirm if not is_baseline(t.config)]
     assert 0 < len(candidates) <= runs.confirmation
     # the parent run's summary counts what ran
+    # the search's own progress, not Ray's: a line as each trial ends, with the counts
+    out = proc.stdout
+    assert "baseline tuning: 2/2 trials done, 0 running · 4/4 trial-epochs" in out, out
+    assert "search: 5/5 trials done, 0 running · 10/10 trial-epochs · best val_miou" in out
+    assert "Number of trials" not in out and "tensorboard" not in out.lower()
     meta = search_meta(tmp_path, "s")
-    metrics = get_run(meta["tracking_uri"], meta["parent_run_id"]).metrics
+    parent = get_run(meta["tracking_uri"], meta["parent_run_id"])
+    assert parent.tags["dejavu.progress"].startswith("confirmation look ")
+    metrics = parent.metrics
     assert metrics["trials"] == runs.trials
     assert len(confirm) == metrics["confirmation_runs"] <= runs.confirmation
