@@ -66,7 +66,8 @@ def _trial(config: dict[str, Any], context: TrialContext) -> None:
     record: TrialRecorder | RankRecorder = RankRecorder()
     if ray_adapter.rank() == 0:
         name = (f"{kind}-{trial_id}" if isinstance(cfg, ConfigError) else
-                run_name(cfg, config, trial_id, context.phase, ray_adapter.trial_dir()))
+                run_name(cfg, config, trial_id, context.phase, ray_adapter.trial_dir(),
+                         context.confirmed_trial(config)))
         record = TrialRecorder(context.ref, trial_id, name, kind, context.delivery_retry_s)
     try:
         _train(cfg, config, context, record)

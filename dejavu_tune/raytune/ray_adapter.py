@@ -279,6 +279,7 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
     from ray.tune.search.optuna import OptunaSearch
 
     from dejavu_tune.raytune import snapshots
+    from dejavu_tune.raytune.time_budget import Deadline
     from dejavu_tune.raytune.tune_baseline import (
         BaselineExemptASHA,
         BaselineFirst,
@@ -306,6 +307,8 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
         if trials.priors:  # OptunaSearch creates its study at once for a define-by-run space
             optuna_internals(optuna_search)[0].add_trials(trials.priors)
         searcher = TruthfulOutcomes(optuna_search, trials.max_epochs)
+    if trials.deadline is not None:  # inside BaselineFirst: the baselines always run
+        searcher = Deadline(searcher, trials.deadline)
     if trials.baselines:
         searcher = BaselineFirst(searcher, trials.baselines)
     callbacks = list(run.callbacks)
@@ -408,19 +411,21 @@ def trial_error(trial: Any) -> str:
     return "unknown error"
 
 
-def make_status_callback(on_complete: Callable[[str, dict[str, Any], str | None], None],
-                         on_error: Callable[[str, str, str | None], None]) -> Any:
+def make_status_callback(
+        on_complete: Callable[[str, dict[str, Any], str | None, dict[str, Any]], None],
+        on_error: Callable[[str, str, str | None, dict[str, Any]], None]) -> Any:
     """A Tune callback that forwards each trial's end (id, last result / reason, its
-    directory)."""
+    directory, its configuration)."""
     from ray import tune
 
     class _Status(tune.Callback):
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any):
             on_complete(trial.trial_id, dict(trial.last_result or {}),
-                        getattr(trial, "local_path", None))
+                        getattr(trial, "local_path", None), dict(trial.config or {}))
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any):
-            on_error(trial.trial_id, trial_error(trial), getattr(trial, "local_path", None))
+            on_error(trial.trial_id, trial_error(trial), getattr(trial, "local_path", None),
+                     dict(trial.config or {}))
 
     return _Status()
 

@@ -31,7 +31,7 @@ class Trials:
     ``objectives`` ((metric, mode), ...; the first is ``metric``): Optuna samples for all
     of them, and ASHA compares each trial only with trials that cost no more on the
     others. ``priors``: Optuna trials finished elsewhere (a warm start), added to the
-    study before it samples anything."""
+    study before it samples anything. ``deadline``: the search's time budget."""
 
     num_samples: int
     metric: str
@@ -51,6 +51,8 @@ class Trials:
     reduction_factor: int = 2
     stop_metric: str | None = None
     stop_mode: str | None = None
+    # past it (time.time()) no new trial starts; the running ones finish
+    deadline: float | None = None
 
     @property
     def total(self) -> int:

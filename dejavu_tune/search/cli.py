@@ -26,7 +26,7 @@ from dejavu_tune.search.run_plan import plan
 from dejavu_tune.search.space import Resources, SearchSpace
 from dejavu_tune.search.space_file import load_space
 
-__all__ = ["main", "build_parser", "DEFAULT_SPACE"]
+__all__ = ["main", "run_command", "default_name", "build_parser", "DEFAULT_SPACE"]
 
 # Beside the package in a checkout (editable install); relative to the working directory
 # where the package is installed without its checkout (the Docker image's WORKDIR).
@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                    help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray of "
                         "this search's own)")
+    p.add_argument("--time-budget", metavar="DURATION",
+                   help="no new trial of the baseline tuning or the search starts after "
+                        "this long (e.g. 90m, 8h): the running ones finish and the "
+                        "confirmation runs on what completed (search.time_budget)")
     p.add_argument("--verbose", action="store_true",
                    help="Ray Tune's own console output (its experiment box and trial "
                         "tables) beside the search's progress lines")
@@ -94,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides = dict(parse_override(text) for text in args.set)
+    if args.time_budget is not None:
+        overrides["search.time_budget"] = args.time_budget
     for attr, key in _FLAG_KEYS.items():
         value = getattr(args, attr)
         if value is not None:
@@ -127,6 +133,10 @@ def describe(space: SearchSpace, name: str | None = None) -> str:
         f"trial: {space.resources.cpu:g} CPU, {space.resources.gpu:g} GPU"
         + _ranks_line(space.resources, cfg.optim.batch_size),
     ]
+    if s.time_budget is not None:
+        lines.append(f"time budget: {s.time_budget} ({s.time_budget_s:g} s): no new trial of "
+                     "the baseline tuning or the search starts after it; the confirmation "
+                     "runs on what completed")
     return "\n".join(lines)
 
 
@@ -165,6 +175,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    return run_command(argv)[0]
+
+
+def default_name(space: str | None) -> str:
+    """``<space file's stem>-<timestamp>``, of the stem's safe characters only."""
+    stem = Path(space or DEFAULT_SPACE).stem
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.")[:70] or "search"
+    return run_checks.check_name(f"{stem}-{datetime.now():%Y%m%d-%H%M%S}")
+
+
+def run_command(argv: list[str]) -> tuple[int, Path]:
+    """The search ``argv`` asks for, its errors raised (``main`` prints them in one
+    line): (its exit status, its directory). The Python API runs searches through it."""
     args = build_parser().parse_args(argv)
     if "://" in args.storage_path:
         raise ConfigError(f"--storage-path {args.storage_path!r}: a directory is needed "
@@ -195,7 +218,7 @@ def _main(argv: list[str]) -> int:
         if warm is not None:
             print(warm.describe())
         print(power_statement(space, warm))
-        return 0
+        return 0, root
     if args.address:
         ray_adapter.use_cluster_auth()
     # deferred: these import Ray, MLflow, torch
@@ -206,15 +229,17 @@ def _main(argv: list[str]) -> int:
     return run_search(space, root, record, load_object(TRAINABLE, "the trainable"),
                       address=args.address, max_failures=args.max_failures,
                       resume=args.resume, started=time.time(), warm=warm,
-                      verbose=args.verbose)
+                      verbose=args.verbose), root
 
 
 def _resumed(args: argparse.Namespace, storage: Path
              ) -> tuple[SearchSpace, Path, SearchRecord, warm_start.WarmStart | None]:
     """The interrupted search --name (or the latest) as it was started."""
-    if args.set or args.warm_start or any(getattr(args, a) is not None for a in _FLAG_KEYS):
+    if args.set or args.warm_start or args.time_budget is not None or any(
+            getattr(args, a) is not None for a in _FLAG_KEYS):
         raise ConfigError("--resume continues a search as it was started: "
-                          "drop --set, --warm-start and the search/resource flags")
+                          "drop --set, --warm-start, --time-budget and the search/resource "
+                          "flags")
     root = storage / args.name if args.name else latest(storage)
     if root is None or not SearchRecord.path(root).is_file():
         raise ConfigError(f"--resume: no search to continue in {storage} "
@@ -236,9 +261,7 @@ def _started(args: argparse.Namespace, storage: Path
     """A new search: its space validated, its name free, its record not yet written."""
     overrides = _overrides(args)
     space = load_space(args.space, overrides)
-    # the default name is made of the space file's name: only its safe characters
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(args.space).stem).strip("-.")[:70] or "search"
-    name = args.name or run_checks.check_name(f"{stem}-{datetime.now():%Y%m%d-%H%M%S}")
+    name = args.name or default_name(args.space)
     root = storage / name
     if SearchRecord.path(root).exists():
         raise ConfigError(f"search {name!r} already exists in {storage}: "

@@ -23,7 +23,8 @@ from dejavu_tune.config import ENABLED_KEY
 from dejavu_tune.outcome import direction, sequential
 from dejavu_tune.outcome.paired import Paired, compare
 from dejavu_tune.search import pareto
-from dejavu_tune.search.trial_records import HELDOUT_KEY, TrialRecord
+from dejavu_tune.search.trial_context import HELDOUT_KEY, config_key
+from dejavu_tune.search.trial_records import TrialRecord
 
 __all__ = ["Confirmation", "Confirmed", "ROUND_SEEDS", "candidates", "confirm_configs", "design_for",
            "evaluate", "baseline_finals", "seeds_for", "config_key", "baseline_points",
@@ -61,12 +62,6 @@ class Confirmation:
     @property
     def verdict(self) -> str:
         return sequential.overall(self.result)
-
-
-def config_key(config: dict[str, Any]) -> tuple:
-    """A configuration across seeds: its sampled values without the seed."""
-    return tuple(sorted((k, repr(v)) for k, v in config.items()
-                        if k not in ("seed", HELDOUT_KEY)))
 
 
 def candidates(records: Sequence[TrialRecord], mode: str, top: int,

@@ -42,6 +42,7 @@ from dejavu_tune.tracking import mlflow_views
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.delivery import DeliveryQueue
 from dejavu_tune.tracking.run_log import RunLog
+from dejavu_tune.tracking.run_names import trial_number
 from dejavu_tune.train import crm_store, memory
 from dejavu_tune.train.crm_store import PretrainSpec
 from dejavu_tune.train.memory import OUT_OF_MEMORY
@@ -137,8 +138,12 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
         stop_metric=s.stop_metric, stop_mode=s.stop_mode,
         points=dv_space.grid_points() if grid else (warm.points if warm else None),
         priors=warm.optuna_trials(dv_space.params) if warm else None,
-        early_stopping=not grid, baselines=baselines,
+        early_stopping=not grid, baselines=baselines, deadline=drv.deadline,
         study_storage=f"sqlite:///{(root / STUDY_DB).resolve()}", objectives=s.objectives))
+    cuts = [c for c in (drv.cut("tuning", runs.tuning) if runs.tuning else None,
+                        drv.cut("search", s.num_samples)) if c]
+    for cut in cuts:
+        print(f"time budget: {cut}; the confirmation runs on what completed", flush=True)
     failed = _nothing_trained(drv)
     if failed:
         return failed
@@ -152,7 +157,8 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
                       replicate_seeds=replicate_seeds, confirmation=confirmation,
                       tuning=tuning, crm=crm_lines, reference=reference,
                       rung=0 if grid else min(s.grace_period, drv.epochs),
-                      objectives=s.objectives, warm=warm.describe() if warm else None)
+                      objectives=s.objectives, warm=warm.describe() if warm else None,
+                      cuts=cuts)
     publish.log_gains(drv, outcome, runs)
     publish.log_parent_results(drv, dv_space, outcome, wall=time.time() - started)
     print("\n" + report_markdown(outcome, top=TERMINAL_ROWS))
@@ -225,7 +231,8 @@ def _tune_baseline(drv: StepRunner, runs: RunPlan) -> tuple[dict[str, Any], dict
     print(f"baseline tuning: {len(points)} baseline trials over "
           f"{', '.join(p.name for p in tspace.params)}", flush=True)
     drv.tune("tuning", tspace, drv.trials(tspace, num_samples=len(points), sampler="fixed",
-                                          points=points, early_stopping=False))
+                                          points=points, early_stopping=False,
+                                          deadline=drv.deadline))
     records = drv.records("tuning")
     chosen = baseline_tuning.best(records, s.mode)
     if chosen is None:
@@ -262,14 +269,18 @@ def _confirm(drv: StepRunner, space: SearchSpace,
 
     def measure(k: int, names: list[str], new: list[int]) -> dict[str, dict[int, float]]:
         step = "confirm" if k == 0 else f"confirm-{k + 1}"
+        of = {confirm.config_key(by_id[n].config): trial_number(n, by_id[n].trial_dir)
+              for n in names}
         print(f"confirmation, look {k + 1} of {len(design.looks)}: {len(names)} "
-              f"configuration(s) on seed(s) {', '.join(map(str, new))}", flush=True)
+              f"configuration(s) ({', '.join(of.values())}) on seed(s) "
+              f"{', '.join(map(str, new))}", flush=True)
         configs = confirm.confirm_configs([by_id[n] for n in names], new)
         # the first look pairs with the search's baseline replicates; later ones train
         # the baseline on their new seeds beside the candidates
         drv.tune(step, space, drv.trials(
             space, num_samples=len(configs), sampler="fixed", points=configs,
-            early_stopping=False, baselines=confirm.baseline_points(new) if k else None))
+            early_stopping=False, baselines=confirm.baseline_points(new) if k else None),
+            confirms=of)
         done = drv.records(step)
         if k:
             baseline.update(confirm.baseline_finals(done, new, phase=step))

@@ -50,6 +50,8 @@ class Search(Protocol):
 
     def records(self, step: str | None = None) -> list[TrialRecord]: ...
 
+    def confirmed_trial(self, step: str, config: dict[str, Any]) -> str | None: ...
+
 ORPHAN_REASON = "the trial's process ended before it reported a result"
 
 
@@ -106,7 +108,8 @@ def _backfill(drv: Search, runs: dict[str, tracking.RunRow], step: str, result: 
         record = from_result(result, step, drv.metric, drv.epochs, drv.seed)
         ended = ended_ms(last)
         started = ended - int(last.get("time_total_s", 0) * 1000) if ended is not None else None
-        name = run_name(drv.space.trial_config(config), config, trial_id, step, result.path)
+        name = run_name(drv.space.trial_config(config), config, trial_id, step, result.path,
+                        drv.confirmed_trial(step, config))
         run_id, _ = drv.ref.open_trial(trial_id, name,
                                        "baseline" if record.is_baseline else "trial", started)
         RunLog(drv.uri, run_id).tags({tracking.PHASE_TAG: step})

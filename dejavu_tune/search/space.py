@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from dejavu_tune.errors import DejavuError
 from dejavu_tune.plugins import is_plugin
 from dejavu_tune.train.crm_store import PretrainSettings
 
-__all__ = ["SpaceError", "Resources", "Param", "SearchSettings", "SearchSpace", "TRAINING_METRICS",
+__all__ = ["budget_seconds", "SpaceError", "Resources", "Param", "SearchSettings", "SearchSpace", "TRAINING_METRICS",
            "COST_METRICS", "space_error", "check_number", "set_dotted"]
 
 # Training metrics every trial reports each epoch (lower is better): its losses, and what
@@ -179,6 +180,10 @@ class SearchSettings:
     # all of them (multi-objective TPE), the search reports their Pareto front, the first
     # is ``metric``. Empty: one objective, ``metric``.
     objectives: tuple[tuple[str, str], ...] = ()
+    # past it no new trial of the baseline tuning or the search starts (the running ones
+    # finish, the confirmation runs on what completed): "90m", "8h", "2d" or seconds;
+    # null: no limit
+    time_budget: str | float | None = None
     # 'package.module:function' (TrainConfig) -> a trainer; null: dejavu_tune.train.trainer.Trainer.
     # dejavu_tune.train.landscape:trainer skips training (tests and benchmarks of the search)
     trainer: str | None = None
@@ -202,6 +207,8 @@ class SearchSettings:
                                       or not isinstance(value, (int, float))
                                       or not 0 < value < math.inf):
                 fail(f"search.{key}", value, "a positive number in the metric's units, or null")
+        if self.time_budget is not None:
+            budget_seconds(self.time_budget)
         if self.trainer is not None and not is_plugin(self.trainer):
             fail("search.trainer", self.trainer, "'package.module:function' or null")
         if not self.confirming:
@@ -213,6 +220,10 @@ class SearchSettings:
                 or not self.baseline_seeds <= self.max_seeds <= MAX_SEEDS):
             fail("search.max_seeds", self.max_seeds, f"an integer from baseline_seeds "
                  f"({self.baseline_seeds}) to {MAX_SEEDS}")
+
+    @property
+    def time_budget_s(self) -> float | None:
+        return None if self.time_budget is None else budget_seconds(self.time_budget)
 
     @property
     def confirming(self) -> bool:
@@ -313,6 +324,21 @@ class SearchSpace:
                     grown.append(point)
             points = grown
         return points
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def budget_seconds(value: Any) -> float:
+    """``search.time_budget`` in seconds: ``90m``, ``8h``, ``1.5d``, ``45s`` or a number
+    of seconds, above zero."""
+    text = str(value).strip().lower()
+    found = re.fullmatch(r"(\d+(?:\.\d*)?)\s*([smhd]?)", text)
+    seconds = float(found.group(1)) * _UNITS[found.group(2) or "s"] if found else 0.0
+    if isinstance(value, bool) or not math.isfinite(seconds) or seconds <= 0:
+        fail("search.time_budget", value, "a duration above zero such as 90m, 8h, 2d or "
+             "3600 (seconds), or null")
+    return seconds
 
 
 def space_error(path: str, where: str, message: str) -> SpaceError:

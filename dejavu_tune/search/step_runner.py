@@ -4,6 +4,7 @@ Tune experiment (or, on ``--resume``, are restored from it)."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from dejavu_tune.search import settle
 from dejavu_tune.search.progress import PROGRESS_TAG, Progress
 from dejavu_tune.search.record import SearchRecord
 from dejavu_tune.search.space import SearchSpace
-from dejavu_tune.search.trial_context import TrialContext
+from dejavu_tune.search.trial_context import TrialContext, config_key
 from dejavu_tune.search.trial_records import (
     TrialRecord,
     failure_status,
@@ -30,7 +31,18 @@ from dejavu_tune.tracking.run_log import RunLog
 from dejavu_tune.tracking.run_names import trial_number
 from dejavu_tune.train.crm_store import CRMPlan
 
-__all__ = ["StepRunner", "step_label"]
+__all__ = ["StepRunner", "step_label", "trial_label"]
+
+
+def trial_label(step: str, confirms: dict[tuple, str], trial_id: str, path: str | None,
+                config: dict[str, Any]) -> str:
+    """A trial as the terminal names it, as MLflow does: ``t04``; in a confirmation, the
+    search trial it re-trains and its seed (its own number would read like a search
+    trial's)."""
+    if not step.startswith("confirm"):
+        return trial_number(trial_id, path)
+    of, seed = confirms.get(config_key(config)), config.get("seed")
+    return f"confirm of {of} · seed {seed}" if of else f"confirm baseline seed {seed}"
 
 
 def step_label(step: str) -> str:
@@ -54,6 +66,8 @@ class StepRunner:
     outbox: DeliveryQueue
     plan: CRMPlan | None = None
     results: list[tuple[str, TrialResult]] = field(default_factory=list)  # (step, trial)
+    # a confirmation look's configurations (config_key) -> the search trial each re-trains
+    confirms: dict[str, dict[tuple, str]] = field(default_factory=dict)  # by step
     started: float = field(default_factory=time.time)  # when the search started
     verbose: bool = False  # Ray's own output too
 
@@ -82,6 +96,22 @@ class StepRunner:
         return self.space.base_config().seed
 
     @property
+    def deadline(self) -> float | None:
+        """When the time budget ends (``search.time_budget`` from the search's start)."""
+        budget = self.space.search.time_budget_s
+        return None if budget is None else self.started + budget
+
+    def cut(self, step: str, planned: int) -> str | None:
+        """What the time budget cut from ``step`` (its DejaVu trials; the tuning's
+        baselines), said so, or None."""
+        ran = sum(1 for r in self.records(step) if step == "tuning" or not r.is_baseline)
+        if self.deadline is None or ran >= planned:
+            return None
+        return (f"search.time_budget {self.space.search.time_budget} ran out in the "
+                f"{step_label(step)}: {ran} of its {planned} planned trials started, "
+                f"{planned - ran} never did")
+
+    @property
     def parent_run(self) -> RunLog:
         return RunLog(self.uri, self.parent)
 
@@ -97,9 +127,15 @@ class StepRunner:
         return TrialContext(fixed=space.fixed, ref=self.ref, cpus=cpu, crm_plan=self.plan,
                             phase=step, trainer=space.search.trainer,
                             ranks=space.resources.ranks, rank_gpu=gpu,
-                            ranks_storage=str(self.root / step / "ranks"))
+                            ranks_storage=str(self.root / step / "ranks"),
+                            confirms=self.confirms.get(step, {}))
 
-    def callbacks(self, progress: Progress) -> list[Any]:
+    def confirmed_trial(self, step: str, config: dict[str, Any]) -> str | None:
+        """The search trial a run of ``step`` re-trains (a confirmation's), else None."""
+        return self.confirms.get(step, {}).get(config_key(config))
+
+
+    def callbacks(self, step: str, progress: Progress) -> list[Any]:
         # Tune pickles its callbacks with the experiment and restores them on --resume: they
         # hold only plain values and the (process-wide, named) queue, never the driver.
         # Tune's event loop runs them: what goes to MLflow goes through the queue, so a
@@ -107,19 +143,22 @@ class StepRunner:
         # to take their reports).
         ref, outbox = self.ref, self.outbox
         epochs, metric = self.epochs, self.metric
+        label = functools.partial(trial_label, step, dict(self.confirms.get(step, {})))
 
-        def on_complete(trial_id: str, last: dict[str, Any], path: str | None) -> None:
+        def on_complete(trial_id: str, last: dict[str, Any], path: str | None,
+                        config: dict[str, Any]) -> None:
             status, reason = finished_status(last, epochs, metric)
             outbox.put(settle.set_status, ref, trial_id, status, reason, settle.ended_ms(last))
             value = last.get(metric, float("nan"))
-            print(f"  {trial_number(trial_id, path)}: {status} after "
+            print(f"  {label(trial_id, path, config)}: {status} after "
                   f"{last.get('training_iteration', 0)} epoch(s), {metric}={value:.4f}",
                   flush=True)
 
-        def on_error(trial_id: str, reason: str, path: str | None) -> None:
+        def on_error(trial_id: str, reason: str, path: str | None,
+                     config: dict[str, Any]) -> None:
             status = failure_status(reason)
             outbox.put(settle.set_status, ref, trial_id, status, reason, int(time.time() * 1000))
-            print(f"  {trial_number(trial_id, path)}: {status.replace('_', ' ')}: {reason}",
+            print(f"  {label(trial_id, path, config)}: {status.replace('_', ' ')}: {reason}",
                   flush=True)
 
         def on_progress(states: list[Any], ended: bool) -> None:
@@ -137,8 +176,12 @@ class StepRunner:
         return Trials(metric=s.metric, mode=s.mode, max_epochs=self.epochs,
                       max_concurrent=s.max_concurrent, **sampling)
 
-    def tune(self, step: str, space: SearchSpace, trials: Trials) -> list[TrialResult]:
-        """Run (or, on --resume, restore) the Tune experiment of ``step``."""
+    def tune(self, step: str, space: SearchSpace, trials: Trials,
+             confirms: dict[tuple, str] | None = None) -> list[TrialResult]:
+        """Run (or, on --resume, restore) the Tune experiment of ``step``; ``confirms``:
+        a confirmation look's configurations and the search trial each re-trains."""
+        if confirms:
+            self.confirms[step] = dict(confirms)
         path = self.root / step
         constants = {"context": self.context(space, step)}
         if self.resume and ray_adapter.can_restore(str(path)):
@@ -150,7 +193,8 @@ class StepRunner:
                                 best=not step.startswith("confirm"))
             tuner = ray_adapter.make_tuner(
                 self.trainable, constants, space.resources, trials,
-                Run(step, str(self.root), self.max_failures, tuple(self.callbacks(progress)),
+                Run(step, str(self.root), self.max_failures,
+                    tuple(self.callbacks(step, progress)),
                     verbose=self.verbose))
         results = trial_results.from_grid(tuner.fit())
         self.results += [(step, r) for r in results]

@@ -52,6 +52,7 @@ class Outcome:
     rung: int = 0  # ASHA's first rung (its grace period); 0 without early stopping
     objectives: tuple[tuple[str, str], ...] = ()  # several: the search reports their front
     warm: str | None = None  # what a warm-started search started from
+    cuts: list[str] = field(default_factory=list)  # what the time budget cut, step by step
 
     @property
     def confirmed(self) -> list[Confirmed]:
@@ -303,6 +304,9 @@ def report_markdown(o: Outcome, top: int | None = None, front_image: str | None 
                          if math.isfinite(ratio) else "."))
     if o.tuning:
         lines.append(f"- Baseline tuned as hard as DejaVu: {o.tuning['text']}")
+    for cut in o.cuts:
+        lines.append(f"- Time budget: {cut}. The verdict covers the trials that ran: a "
+                     "configuration the cut trials would have sampled was never compared.")
     if o.warm:
         lines.append(f"- Warm start: {o.warm.removeprefix('warm start ')}. Its trials inform "
                      "the sampler only: every value compared here was trained by this search.")
@@ -360,6 +364,7 @@ def result_payload(o: Outcome, full_config: Any) -> dict[str, Any]:
         "noise_floor": {"std": o.noise, "mean": o.baseline_mean,
                         "seeds": [r.seed for r in o.baselines()]},
         "baseline_tuning": o.tuning,
+        "time_budget_cuts": list(o.cuts),
         "confirmation": [c.to_dict() for c in o.confirmed],
         **({"design": _design_dict(o.confirmation)} if o.confirmation else {}),
         **({"objectives": [{"metric": m, "mode": d} for m, d in o.objectives],

@@ -4,13 +4,15 @@ imports the trainable, which the entry point names (``TRAINABLE``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dejavu_tune.tracking.runs import SearchRef
 from dejavu_tune.train.crm_store import CRMPlan
 
-__all__ = ["TrialContext", "TRAINABLE"]
+__all__ = ["TrialContext", "TRAINABLE", "HELDOUT_KEY", "config_key"]
+
+HELDOUT_KEY = "data.heldout"  # a point's key: the run also scores the held-out split
 
 # The trainable a search runs, by name: resolved when the search starts, so the library
 # and the sibling ``trainables`` package do not import each other.
@@ -35,3 +37,16 @@ class TrialContext:
     ranks: int = 1
     rank_gpu: float = 0.0
     ranks_storage: str | None = None
+    # a confirmation look's configurations (``config_key``) -> the search trial each
+    # re-trains (its tNN), which its runs are named after
+    confirms: dict[tuple, str] = field(default_factory=dict)
+
+    def confirmed_trial(self, config: dict[str, Any]) -> str | None:
+        """The search trial a confirmation run re-trains; None for any other run."""
+        return self.confirms.get(config_key(config))
+
+
+def config_key(config: dict[str, Any]) -> tuple:
+    """A configuration across seeds: its sampled values without the seed."""
+    return tuple(sorted((k, repr(v)) for k, v in config.items()
+                        if k not in ("seed", HELDOUT_KEY)))

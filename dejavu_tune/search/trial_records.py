@@ -14,11 +14,10 @@ from typing import Any
 
 from dejavu_tune.config import is_baseline
 from dejavu_tune.raytune.trial_results import TrialResult
+from dejavu_tune.search.trial_context import HELDOUT_KEY
 from dejavu_tune.train.diagnostics import is_inert
 from dejavu_tune.train.memory import OUT_OF_MEMORY, names_out_of_memory
 from dejavu_tune.train.trainer import heldout_name
-
-HELDOUT_KEY = "data.heldout"  # a point's key: the run also scores the held-out split
 
 __all__ = ["HELDOUT_KEY", "FAILURES", "TrialRecord", "from_result", "failure_status",
            "finished_status", "short_params"]

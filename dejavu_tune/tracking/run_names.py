@@ -24,7 +24,7 @@ __all__ = ["run_name", "trial_number", "readable"]
 
 # Significant digits of a float param in MLflow: 0.0351 and 1.68, never 0.035112940183.
 _DIGITS = 4
-_STEP_PREFIX = {"tuning": "tuning ", "confirm": "confirm ", "search": ""}
+_STEP_PREFIX = {"tuning": "tuning ", "search": ""}
 
 
 def trial_number(trial_id: str, trial_dir: str | None = None) -> str:
@@ -37,10 +37,14 @@ def trial_number(trial_id: str, trial_dir: str | None = None) -> str:
 
 
 def run_name(cfg: TrainConfig, sampled: dict[str, Any], trial_id: str, phase: str,
-             trial_dir: str | None = None) -> str:
+             trial_dir: str | None = None, confirms: str | None = None) -> str:
     """The child run's name. A tuning baseline names the values it tries; a confirmation
-    run its seed, so its pairs with the baseline read off the table."""
-    prefix = f"{_STEP_PREFIX.get(phase, phase + ' ')}{trial_number(trial_id, trial_dir)}"
+    run the search trial it re-trains (``confirms``, its tNN) and its seed, so its pairs
+    with the baseline read off the table and it never reads like a search trial."""
+    if phase.startswith("confirm"):
+        prefix = f"confirm of {confirms}" if confirms else "confirm"
+    else:
+        prefix = f"{_STEP_PREFIX.get(phase, phase + ' ')}{trial_number(trial_id, trial_dir)}"
     mae = f"MAE pre-train {cfg.model.mae.epochs} ep" if cfg.model.mae.epochs else ""
     if not cfg.dejavu.enabled:
         tried = [f"{key.rsplit('.', 1)[-1]} {readable(value)}" for key, value in
@@ -48,9 +52,10 @@ def run_name(cfg: TrainConfig, sampled: dict[str, Any], trial_id: str, phase: st
                  if key not in ("seed", ENABLED_KEY, MAE_EPOCHS_KEY, "data.heldout")]
         return " · ".join([f"{prefix} {mae or 'baseline'} seed {cfg.seed}", *tried])
     crm, red = cfg.dejavu.crm, cfg.dejavu.redaction
+    essence = crm_essence(crm.kind, crm.stages, crm.steps)
+    head = [prefix, essence] if phase.startswith("confirm") else [f"{prefix} {essence}"]
     if cfg.dejavu.uses_crm:
-        parts = [f"{prefix} {crm_essence(crm.kind, crm.stages, crm.steps)}",
-                 f"{red.kind} b{red.block_size}", f"γ{readable(cfg.dejavu.loss.gamma)}"]
+        parts = [*head, f"{red.kind} b{red.block_size}", f"γ{readable(cfg.dejavu.loss.gamma)}"]
     else:  # no CRM and no regeneration loss: its weights γ would be misleading
         parts = [f"{prefix} augment", f"{red.kind} b{red.block_size}"]
     if mae:

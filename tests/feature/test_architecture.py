@@ -153,3 +153,11 @@ def test_mlflow_entities_and_tunes_rows_are_read_only_in_their_adapters():
     # the check sees what it looks for: the adapters themselves read both
     assert "mlflow:.info.run_id" in _reads(PACKAGE / "tracking" / "runs.py")
     assert "tune:.metrics_dataframe" in _reads(PACKAGE / "raytune" / "trial_results.py")
+
+
+def test_every_test_file_has_its_own_name():
+    # pytest imports the test folders' files by their base names (no __init__.py): two
+    # files of one name in different folders cannot both be collected
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert len(names) > 50 and len(names) == len(set(names)), sorted(
+        n for n in set(names) if names.count(n) > 1)

@@ -3,6 +3,7 @@ and MLflow; no training): each step runs what the one plan of the run budget
 (``search.run_plan``) says it runs, the parent run's summary counts the same, and the
 terminal shows the search's own progress lines instead of Ray's."""
 
+import json
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from dejavu_tune.config import is_baseline
 from dejavu_tune.raytune.trial_results import read_experiment
 from dejavu_tune.search.run_plan import plan
 from dejavu_tune.search.space_file import load_space
-from dejavu_tune.tracking.runs import get_run
+from dejavu_tune.tracking.runs import child_runs, get_run
 
 ROOT = Path(__file__).resolve().parents[2]
 SPACE = """fixed:
@@ -72,5 +73,41 @@ def test_each_step_runs_what_the_plan_says(tmp_path):
     parent = get_run(meta["tracking_uri"], meta["parent_run_id"])
     assert parent.tags["dejavu.progress"].startswith("confirmation look ")
     metrics = parent.metrics
+    # a confirmation run is named after the search trial it re-trains, in MLflow and here
+    names = [r.name for r in child_runs(meta["tracking_uri"], meta["experiment_id"],
+                                        meta["parent_run_id"])]
+    assert any(n.startswith("confirm of t0") for n in names), names
+    assert "confirm baseline seed 6" in names, names
+    assert "  confirm of t0" in out and "(t0" in out.split("confirmation, look 1 of 2")[1]
     assert metrics["trials"] == runs.trials
     assert len(confirm) == metrics["confirmation_runs"] <= runs.confirmation
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_past_the_time_budget_no_trial_starts_and_the_confirmation_runs_on_the_rest(tmp_path):
+    # 40 trials of 2 paced epochs (1.5 s each), 2 at once, need well over a minute: the
+    # budget of 60 s (from the command's start) cuts the search, never its baselines
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text(SPACE.replace("dejavu_tune.train.landscape:planted",
+                                        "dejavu_tune.train.landscape:paced")
+                          .replace("num_samples: 3", "num_samples: 40")
+                          .replace("baseline_trials: 2", "baseline_trials: 0")
+                          .replace("max_seeds: 4", "max_seeds: 2"))
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
+    proc = subprocess.run([sys.executable, "-m", "dejavu_tune.search", "--space",
+                           str(space_file), "--storage-path", str(tmp_path), "--name", "b",
+                           "--time-budget", "60s"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    search = read_experiment(tmp_path / "b" / "search")
+    baselines = [t for t in search if is_baseline(t.config)]
+    ran = len(search) - len(baselines)
+    assert len(baselines) == 3 and 0 < ran < 40, (len(baselines), ran)
+    assert (f"time budget: search.time_budget 60s ran out in the search: {ran} of its 40 "
+            f"planned trials started, {40 - ran} never did") in proc.stdout
+    result = json.loads((tmp_path / "b" / "best_config.json").read_text())
+    assert len(result["time_budget_cuts"]) == 1
+    assert "- Time budget: search.time_budget 60s ran out in the search" in proc.stdout
+    # the confirmation still ran, on the trials that completed
+    assert read_experiment(tmp_path / "b" / "confirm")

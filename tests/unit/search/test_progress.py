@@ -46,3 +46,16 @@ def test_times_and_step_names_read_at_a_glance():
                                                                      "3h05m"]
     assert [step_label(s) for s in ("tuning", "search", "confirm", "confirm-3")] == [
         "baseline tuning", "search", "confirmation look 1", "confirmation look 3"]
+
+
+def test_a_confirmation_run_is_named_after_the_search_trial_it_retrains():
+    from dejavu_tune.search.step_runner import trial_label
+    from dejavu_tune.search.trial_context import config_key
+
+    config = {"dejavu.loss.gamma": 0.1, "seed": 5, "data.heldout": True}
+    confirms = {config_key(config): "t04"}
+    assert trial_label("confirm-2", confirms, "ab", "/r/x_ab_2_g=0.1", config) == (
+        "confirm of t04 · seed 5")
+    assert trial_label("confirm-2", confirms, "cd", None,
+                       {"dejavu.enabled": False, "seed": 6}) == "confirm baseline seed 6"
+    assert trial_label("search", {}, "ab", "/r/x_ab_7_g=0.1", config) == "t07"

@@ -12,8 +12,12 @@ def test_a_trial_is_named_by_its_number_and_dejavu_essence():
                   "dejavu.loss.gamma": 1.6789})
     assert run_name(cfg, {}, "77934a14", "search", "/r/dejavu_trainable_77934a14_7_dejavu_crm=x") == "t07 crm_r K=2 · highpass b16 · γ1.679"
     cfg = _cfg(**{"dejavu.crm.kind": "crm_f", "dejavu.crm.stages": 3, "seed": 2})
-    assert (run_name(cfg, {}, "ab", "confirm", "dejavu_trainable_ab_12_seed=2")
-            == "confirm t12 crm_f S=3 · random_blocks b32 · γ1.0 · seed 2")
+    # a confirmation run names the search trial it re-trains, never its own number
+    assert (run_name(cfg, {}, "ab", "confirm-2", "dejavu_trainable_ab_12_seed=2", "t04")
+            == "confirm of t04 · crm_f S=3 · random_blocks b32 · γ1.0 · seed 2")
+    base = _cfg(**{"dejavu.enabled": False, "seed": 6})
+    assert run_name(base, {"dejavu.enabled": False, "seed": 6}, "cd", "confirm-2",
+                    "dejavu_trainable_cd_3_seed=6") == "confirm baseline seed 6"
 
 
 def test_a_baseline_says_so_with_its_seed_and_the_values_it_tries():
