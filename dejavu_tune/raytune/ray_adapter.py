@@ -431,33 +431,47 @@ def make_status_callback(
 
 
 def make_progress_callback(emit: Callable[[list[Any], bool], None],
-                           every_s: float = 60.0) -> Any:
+                           every_s: float = 60.0, min_gap_s: float = 1.0) -> Any:
     """A Tune callback that hands ``emit`` every trial's state (``TrialState``) when a
-    trial ends (``True``) and at least every ``every_s`` seconds while the experiment
-    runs (``False``); the loop itself calls it, so ``emit`` must not block."""
+    trial ends (``True``; at most once per ``min_gap_s``, so that a search of thousands of
+    short trials does not spend its loop on its own progress), at least every ``every_s``
+    seconds while the experiment runs (``False``), and once when it ends (``True``). The
+    loop itself calls it, so ``emit`` must not block."""
     from ray import tune
 
     class _Progress(tune.Callback):
         def __init__(self) -> None:
             self.last = time.monotonic()
+            self.missed = False  # a trial's end went unreported (the gap): say it at the end
 
         def _emit(self, trials: list, ended: Any = None, status: str = "") -> None:
-            self.last = time.monotonic()
+            self.last, self.missed = time.monotonic(), False
             states = [state_of(t) for t in trials]
             # Tune calls these before it sets the ending trial's status
             states = [dataclasses.replace(s, status=status) if ended is not None
                       and s.trial_id == ended.trial_id else s for s in states]
             emit(states, ended is not None)
 
+        def _ended(self, trials: list, trial: Any, status: str) -> None:
+            if time.monotonic() - self.last >= min_gap_s:
+                self._emit(trials, trial, status)
+            else:
+                self.missed = True
+
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any):
-            self._emit(trials, trial, "TERMINATED")
+            self._ended(trials, trial, "TERMINATED")
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any):
-            self._emit(trials, trial, "ERROR")
+            self._ended(trials, trial, "ERROR")
 
         def on_step_end(self, iteration: int, trials: list, **info: Any):
             if time.monotonic() - self.last >= every_s:
                 self._emit(trials)
+
+        def on_experiment_end(self, trials: list, **info: Any):
+            if self.missed:
+                self.missed = False
+                emit([state_of(t) for t in trials], True)
 
     return _Progress()
 

@@ -97,9 +97,10 @@ class TrialState:
 
 
 def state_of(trial: Any) -> TrialState:
-    """One of Tune's ``Trial`` objects, as the experiment's loop has it."""
-    return TrialState(trial.trial_id, trial.status, dict(trial.config or {}),
-                      dict(trial.last_result or {}), getattr(trial, "local_path", None))
+    """One of Tune's ``Trial`` objects, as the experiment's loop has it (its config and
+    result are Tune's own, not copies: read, never changed)."""
+    return TrialState(trial.trial_id, trial.status, trial.config or {},
+                      trial.last_result or {}, getattr(trial, "local_path", None))
 
 
 def _tune_keys() -> set[str]:

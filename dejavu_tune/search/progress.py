@@ -1,6 +1,6 @@
-"""Where a running search stands, in one line: printed when a trial ends and at least
-once a minute, and kept in the parent run's ``dejavu.progress`` tag so ``mlflow ui``
-shows it too.
+"""Where a running search stands, in one line: printed when a trial ends (at most once
+a second, and the last state always), at least once a minute, and kept in the parent
+run's ``dejavu.progress`` tag so ``mlflow ui`` shows it too.
 
     search: 5/8 trials done, 2 running · 31/48 trial-epochs (6 saved by ASHA) · best
     val_miou 0.8505 (t04, single seed) · 4m12s elapsed, about 3m10s left
