@@ -335,7 +335,9 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
         # Actor start-up dominates short trials: reuse the worker processes between trials
         # (not a data-parallel trial's: each starts its own Train run, which a reused
         # actor would not end)
-        reuse_actors=resources.ranks == 1)
+        reuse_actors=resources.ranks == 1,
+        trial_name_creator=ByNumber(run.names) if run.names else None,
+        trial_dirname_creator=ByNumber(run.names) if run.names else None)
     if not run.verbose:
         # Ray's experiment box, its TensorBoard hint, its tables and its notes on saving
         # the experiment: the search prints its own progress (Tune's new output engine
@@ -349,6 +351,17 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
         checkpoint_config=tune.CheckpointConfig(num_to_keep=keep))
     return tune.Tuner(_trainable(fn, resources, **constants), tune_config=tune_config,
                       run_config=run_config)
+
+
+@dataclasses.dataclass(frozen=True)
+class ByNumber:
+    """Tune's ``trial_name_creator`` / ``trial_dirname_creator`` from ``name(number,
+    config)``: Tune numbers a trial only in its experiment tag (``7_<params>``)."""
+
+    name: Callable[[int, dict[str, Any]], str]
+
+    def __call__(self, trial: Any) -> str:
+        return self.name(int(str(trial.experiment_tag).partition("_")[0]), trial.config)
 
 
 def run_parallel(fn: Callable[..., Any], calls: list[tuple], resources: Any

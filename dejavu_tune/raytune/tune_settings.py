@@ -71,3 +71,6 @@ class Run:
     max_failures: int = 0
     callbacks: tuple[Any, ...] = ()
     verbose: bool = False
+    # ``names(number, config)``: the name and directory of Tune's ``number``-th trial
+    # (a picklable callable: Tune keeps it with the experiment); None: Tune's own
+    names: Any = None

@@ -42,7 +42,7 @@ from dejavu_tune.tracking import mlflow_views
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.delivery import DeliveryQueue
 from dejavu_tune.tracking.run_log import RunLog
-from dejavu_tune.tracking.run_names import trial_number
+from dejavu_tune.tracking.run_names import trial_name
 from dejavu_tune.train import crm_store, memory
 from dejavu_tune.train.crm_store import PretrainSpec
 from dejavu_tune.train.memory import OUT_OF_MEMORY
@@ -269,7 +269,7 @@ def _confirm(drv: StepRunner, space: SearchSpace,
 
     def measure(k: int, names: list[str], new: list[int]) -> dict[str, dict[int, float]]:
         step = "confirm" if k == 0 else f"confirm-{k + 1}"
-        of = {confirm.config_key(by_id[n].config): trial_number(n, by_id[n].trial_dir)
+        of = {confirm.config_key(by_id[n].config): trial_name(n, by_id[n].trial_dir)
               for n in names}
         print(f"confirmation, look {k + 1} of {len(design.looks)}: {len(names)} "
               f"configuration(s) ({', '.join(of.values())}) on seed(s) "

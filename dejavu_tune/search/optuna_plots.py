@@ -3,8 +3,10 @@
 ASHA stops most trials early, so a trial's last value is not comparable with another's:
 a trial stopped after one epoch would rank by its first-epoch metric. Every plot here
 uses one common budget: the full budget when at least ``MIN_FULL`` trials reached it,
-else ASHA's first rung, which every trial that did not fail reached. Trials keep the
-number Optuna gave them, which is the order the search sampled them in. The parent run
+else ASHA's first rung, which every trial that did not fail reached. A trial's number in
+the plots is its name everywhere else (``t07`` is trial 7: the order the search sampled
+it in); numbers that are not a DejaVu trial at that budget (baselines, trials stopped
+before it, failures) are placeholders the plots leave out. The parent run
 gets each plot as a PNG (optimisation history, parameter importances, parallel
 coordinates, slices), and all of them together as one interactive HTML page.
 """
@@ -20,12 +22,14 @@ from typing import Any
 
 from dejavu_tune.search.trial_records import FAILURES
 from dejavu_tune.tracking.run_log import RunLog
+from dejavu_tune.tracking.run_names import trial_name
 
-__all__ = ["MIN_FULL", "log_optuna_plots", "analysis_study"]
+__all__ = ["MIN_FULL", "log_optuna_plots", "analysis_study", "analysed"]
 
 MIN_FULL = 8  # full-budget trials needed before importances rest on them alone
 SLICES = 4  # slice panels: a row of more is unreadable at the size MLflow shows it
 HTML_FILE = "optuna_analysis.html"
+NUMBER_AXIS = "trial (7 is t07, as MLflow and the terminal name it)"
 
 
 def _budget(space: Any, outcome: Any) -> int:
@@ -36,9 +40,9 @@ def _budget(space: Any, outcome: Any) -> int:
     return min(space.search.grace_period, outcome.epochs)
 
 
-def analysis_study(space: Any, outcome: Any,
-                   order: Callable[[str | None], int | None]) -> tuple[Any, int]:
-    """(an Optuna study of the search's DejaVu trials at one common budget, that epoch)."""
+def analysis_study(space: Any, outcome: Any) -> tuple[Any, int]:
+    """(an Optuna study of the search's DejaVu trials at one common budget, that epoch);
+    trial ``tNN`` is the study's trial NN."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -46,17 +50,39 @@ def analysis_study(space: Any, outcome: Any,
     study = optuna.create_study(direction="maximize" if space.search.mode == "max"
                                 else "minimize")
     dists = {p.name: p.distribution() for p in space.params}
-    trials = [r for r in outcome.records if r.phase == "search" and not r.is_baseline]
-    trials.sort(key=lambda r: (order(r.trial_id) is None, order(r.trial_id) or 0))
-    for record in trials:
-        value = record.at(epoch)
-        if value is None or record.status in FAILURES:
+    trials = [r for r in outcome.records if r.phase == "search" and not r.is_baseline
+              and r.at(epoch) is not None and r.status not in FAILURES]
+    numbered = {_number(r): r for r in trials}
+    unnumbered = [r for r in trials if _number(r) is None]  # a search recorded before
+    last = max((n for n in numbered if n is not None), default=0)
+    numbered.update({last + 1 + i: r for i, r in enumerate(unnumbered)})
+    numbered.pop(None, None)
+    for number in range(max(numbered, default=-1) + 1):
+        record = numbered.get(number)
+        if record is None:
+            study.add_trial(optuna.trial.create_trial(
+                state=optuna.trial.TrialState.FAIL,
+                user_attrs={"placeholder": f"no DejaVu trial t{number:02d} at epoch {epoch}"}))
             continue
         config = {k: v for k, v in record.config.items() if k in dists}
         study.add_trial(optuna.trial.create_trial(
-            params=config, distributions={k: dists[k] for k in config}, value=value,
-            user_attrs={"tune_trial": record.trial_id}))
+            params=config, distributions={k: dists[k] for k in config},
+            value=record.at(epoch), user_attrs={"tune_trial": record.trial_id,
+                                                "trial": trial_name(record.trial_id,
+                                                                    record.trial_dir)}))
     return study, epoch
+
+
+def _number(record: Any) -> int | None:
+    name = trial_name(record.trial_id, record.trial_dir)
+    return int(name[1:]) if name[:1] == "t" and name[1:].isdigit() else None
+
+
+def analysed(study: Any) -> int:
+    """The study's trials that are trials (not placeholders)."""
+    import optuna
+
+    return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
 
 
 def _importances_once() -> Any:
@@ -89,8 +115,7 @@ def _most_important(study: Any, evaluator: Any, count: int = 6) -> list[str] | N
         return None
 
 
-def log_optuna_plots(parent: RunLog, space: Any, outcome: Any,
-                     order: Callable[[str | None], int | None]) -> list[str]:
+def log_optuna_plots(parent: RunLog, space: Any, outcome: Any) -> list[str]:
     """Log the plots into the parent run; returns the PNGs drawn."""
     import matplotlib
 
@@ -98,24 +123,29 @@ def log_optuna_plots(parent: RunLog, space: Any, outcome: Any,
     from optuna import visualization as ov
     from optuna.visualization import matplotlib as ovm
 
-    study, epoch = analysis_study(space, outcome, order)
-    n = len(study.trials)
+    study, epoch = analysis_study(space, outcome)
+    n = analysed(study)
     budget = (f"{n} trials at the full budget ({epoch} epochs)" if epoch == outcome.epochs
               else f"{n} trials at epoch {epoch} (ASHA's first rung; fewer than {MIN_FULL} "
               "ran the full budget)")
+    target = f"{space.search.metric} at epoch {epoch}"  # Optuna's "Objective Value"
     plots: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
-        "optimization_history": (ovm.plot_optimization_history, ov.plot_optimization_history)}
+        "optimization_history": (partial(ovm.plot_optimization_history, target_name=target),
+                                 partial(ov.plot_optimization_history, target_name=target))}
     if n >= 2:
         # One panel per parameter does not fit on a page: the slices and the parallel
         # coordinates show the most important ones (all of them when importances fail).
         once = _importances_once()
         top = _most_important(study, once)
-        plots.update(param_importances=(partial(ovm.plot_param_importances, evaluator=once),
-                                        partial(ov.plot_param_importances, evaluator=once)),
-                     parallel_coordinate=(partial(ovm.plot_parallel_coordinate, params=top),
-                                          partial(ov.plot_parallel_coordinate, params=top)),
-                     slice=(partial(ovm.plot_slice, params=top and top[:SLICES]),
-                            partial(ov.plot_slice, params=top and top[:SLICES])))
+        named = {"target_name": target}
+        plots.update(param_importances=(
+                         partial(ovm.plot_param_importances, evaluator=once, **named),
+                         partial(ov.plot_param_importances, evaluator=once, **named)),
+                     parallel_coordinate=(
+                         partial(ovm.plot_parallel_coordinate, params=top, **named),
+                         partial(ov.plot_parallel_coordinate, params=top, **named)),
+                     slice=(partial(ovm.plot_slice, params=top and top[:SLICES], **named),
+                            partial(ov.plot_slice, params=top and top[:SLICES], **named)))
     html: list[str] = []
     drawn: list[str] = []
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
@@ -130,6 +160,9 @@ def log_optuna_plots(parent: RunLog, space: Any, outcome: Any,
                 parent.text(f"{name}.txt", f"not drawn: {exc}\n")
                 continue
             first = axes if hasattr(axes, "figure") else axes.flatten()[0]
+            if name == "optimization_history":
+                first.set_xlabel(NUMBER_AXIS)
+                figure.update_xaxes(title_text=NUMBER_AXIS)
             figure_png = first.figure
             figure_png.suptitle(f"{name.replace('_', ' ')}: {budget}", fontsize=9)
             figure_png.tight_layout()

@@ -20,7 +20,7 @@ from typing import Any
 
 from dejavu_tune.config import is_baseline
 from dejavu_tune.outcome import direction
-from dejavu_tune.tracking.run_names import trial_number
+from dejavu_tune.tracking.run_names import trial_name
 
 __all__ = ["Progress", "duration", "PROGRESS_TAG"]
 
@@ -82,7 +82,7 @@ class Progress:
             return None
         sign = direction.sign(self.mode)
         value, state = max(scored, key=lambda p: sign * p[0])
-        name = trial_number(state.trial_id, state.path)
+        name = trial_name(state.trial_id, state.path)
         return f"best {self.metric} {value:.4f} ({name}, single seed, epoch {state.epochs})"
 
     def _left(self, states: Sequence[Any], epochs_left: int) -> str:

@@ -10,7 +10,6 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from dejavu_tune.search.warm_start import WarmStart
 from dejavu_tune.tracking import mlflow_views
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.run_log import RunLog
-from dejavu_tune.tracking.run_names import trial_number
+from dejavu_tune.tracking.run_names import trial_name
 from dejavu_tune.train.crm_store import PretrainSpec
 from dejavu_tune.train.figures import FIGURE_FILE
 
@@ -77,7 +76,10 @@ def record_study(drv: StepRunner) -> None:
     """What Optuna was told about every trial, beside the search and in the parent run."""
     if not (drv.root / "search").is_dir():
         return
-    trials = ray_adapter.optuna_trials(str(drv.root / "search"))
+    names = {r.trial_id: trial_name(r.trial_id, r.path) for step, r in drv.results
+             if step == "search"}
+    trials = [{"trial": names.get(t["trial_id"]), **t}
+              for t in ray_adapter.optuna_trials(str(drv.root / "search"))]
     (drv.root / STUDY_FILE).write_text(json.dumps(trials, indent=2))
     drv.parent_run.json(STUDY_FILE, trials)
     states = sorted({t["state"] for t in trials})
@@ -193,8 +195,7 @@ def log_parent_results(drv: StepRunner, space: SearchSpace, outcome: Outcome,
             metrics["detectable_gain"] = plan.detectable  # with 80% power, at this floor
     parent.epoch(metrics, 0)
     parent.tags({"dejavu.verdict": outcome.verdict})
-    plots = forest + _log_front(drv, outcome) + log_optuna_plots(parent, space, outcome,
-                                                                 _study_order(drv))
+    plots = forest + _log_front(drv, outcome) + log_optuna_plots(parent, space, outcome)
     parent.note(_parent_note(drv, outcome, plots))
     mlflow_views.describe_experiment(drv.uri, drv.exp_id, (
         f"[{drv.record.name}]({mlflow_views.run_url(drv.uri, drv.exp_id, drv.parent)}): "
@@ -214,7 +215,7 @@ def _log_front(drv: StepRunner, outcome: Outcome) -> list[str]:
         candidates, members, outcome.objectives, outcome.baseline_mean, title))
     drv.parent_run.text(pareto.PLOT_HTML, pareto.plot_html(
         candidates, members, outcome.objectives, outcome.baseline_mean, title,
-        lambda p: trial_number(p.record.trial_id, p.record.trial_dir)))
+        lambda p: trial_name(p.record.trial_id, p.record.trial_dir)))
     return [pareto.PLOT_FILE]
 
 
@@ -229,9 +230,3 @@ def _log_figure(drv: StepRunner, name: str, figure: Any) -> list[str]:
     return [name]
 
 
-def _study_order(drv: StepRunner) -> Callable[[str | None], int | None]:
-    """Optuna's trial number of a Tune trial: the order the search sampled them in."""
-    path = drv.root / STUDY_FILE
-    numbers = ({t["trial_id"]: t["number"] for t in json.loads(path.read_text())}
-               if path.is_file() else {})
-    return numbers.get

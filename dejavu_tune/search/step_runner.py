@@ -4,7 +4,6 @@ Tune experiment (or, on ``--resume``, are restored from it)."""
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,21 +27,25 @@ from dejavu_tune.search.trial_records import (
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.delivery import DeliveryQueue
 from dejavu_tune.tracking.run_log import RunLog
-from dejavu_tune.tracking.run_names import trial_number
+from dejavu_tune.tracking.run_names import trial_name, tune_dirname
 from dejavu_tune.train.crm_store import CRMPlan
 
-__all__ = ["StepRunner", "step_label", "trial_label"]
+__all__ = ["StepRunner", "TrialNames", "step_label"]
 
 
-def trial_label(step: str, confirms: dict[tuple, str], trial_id: str, path: str | None,
-                config: dict[str, Any]) -> str:
-    """A trial as the terminal names it, as MLflow does: ``t04``; in a confirmation, the
-    search trial it re-trains and its seed (its own number would read like a search
-    trial's)."""
-    if not step.startswith("confirm"):
-        return trial_number(trial_id, path)
-    of, seed = confirms.get(config_key(config)), config.get("seed")
-    return f"confirm of {of} · seed {seed}" if of else f"confirm baseline seed {seed}"
+@dataclass(frozen=True)
+class TrialNames:
+    """Tune's name and directory of a step's trials (``run_names.tune_dirname``): what the
+    terminal, MLflow and the summary read back as the trial's name. Tune keeps it with the
+    experiment, so it holds plain values only."""
+
+    confirming: bool = False
+    # a confirmation look's configurations (config_key) -> the search trial each re-trains
+    confirms: dict[tuple, str] = field(default_factory=dict)
+
+    def __call__(self, number: int, config: dict[str, Any]) -> str:
+        return tune_dirname(number, self.confirming, self.confirms.get(config_key(config)),
+                            config.get("seed"))
 
 
 def step_label(step: str) -> str:
@@ -143,14 +146,13 @@ class StepRunner:
         # to take their reports).
         ref, outbox = self.ref, self.outbox
         epochs, metric = self.epochs, self.metric
-        label = functools.partial(trial_label, step, dict(self.confirms.get(step, {})))
 
         def on_complete(trial_id: str, last: dict[str, Any], path: str | None,
                         config: dict[str, Any]) -> None:
             status, reason = finished_status(last, epochs, metric)
             outbox.put(settle.set_status, ref, trial_id, status, reason, settle.ended_ms(last))
             value = last.get(metric, float("nan"))
-            print(f"  {label(trial_id, path, config)}: {status} after "
+            print(f"  {trial_name(trial_id, path)}: {status} after "
                   f"{last.get('training_iteration', 0)} epoch(s), {metric}={value:.4f}",
                   flush=True)
 
@@ -158,7 +160,7 @@ class StepRunner:
                      config: dict[str, Any]) -> None:
             status = failure_status(reason)
             outbox.put(settle.set_status, ref, trial_id, status, reason, int(time.time() * 1000))
-            print(f"  {label(trial_id, path, config)}: {status.replace('_', ' ')}: {reason}",
+            print(f"  {trial_name(trial_id, path)}: {status.replace('_', ' ')}: {reason}",
                   flush=True)
 
         def on_progress(states: list[Any], ended: bool) -> None:
@@ -194,8 +196,9 @@ class StepRunner:
             tuner = ray_adapter.make_tuner(
                 self.trainable, constants, space.resources, trials,
                 Run(step, str(self.root), self.max_failures,
-                    tuple(self.callbacks(step, progress)),
-                    verbose=self.verbose))
+                    tuple(self.callbacks(step, progress)), verbose=self.verbose,
+                    names=TrialNames(step.startswith("confirm"),
+                                     self.confirms.get(step, {}))))
         results = trial_results.from_grid(tuner.fit())
         self.results += [(step, r) for r in results]
         return results

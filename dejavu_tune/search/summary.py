@@ -25,7 +25,7 @@ from dejavu_tune.outcome.paired import noise_floor
 from dejavu_tune.search import pareto
 from dejavu_tune.search.confirm import Confirmation, Confirmed
 from dejavu_tune.search.trial_records import FAILURES, TrialRecord, short_params
-from dejavu_tune.tracking.run_names import trial_number
+from dejavu_tune.tracking.run_names import trial_name
 from dejavu_tune.train.memory import ADVICE, OUT_OF_MEMORY
 
 SUMMARY_FILE = "summary.md"  # in the parent run, and the parent's description
@@ -155,7 +155,8 @@ def headline(o: Outcome) -> list[str]:
     """The lines that say what the search found."""
     m = f"held-out {o.metric}"  # the confirmation's verdict reads the held-out split
     if o.winner is not None:
-        return [f"winner: {short_params(o.winner.config)}",
+        return [f"winner: {_trial_label(o, o.winner.search_trial)} "
+                f"({short_params(o.winner.config)})",
                 f"  {m} {o.winner.paired.text()}"]
     if o.confirmation is not None and o.confirmed:
         result = o.confirmation.result
@@ -174,7 +175,8 @@ def headline(o: Outcome) -> list[str]:
             why = "DejaVu is worse than the baseline beyond noise"
         else:
             why = f"any gain is smaller than {delta}, the smallest that matters"
-        return [f"{o.verdict}: {why}; the best candidate, {short_params(best.config)}:",
+        return [f"{o.verdict}: {why}; the best candidate, "
+                f"{_trial_label(o, best.search_trial)} ({short_params(best.config)}):",
                 f"  {m} {best.paired.text()}"]
     single = o.best_single()
     if single is None:
@@ -186,7 +188,7 @@ def headline(o: Outcome) -> list[str]:
            f"{sum(r.inert for r in full)} of the {len(full)} full-budget trials were inert "
            "and none other qualified")
     return [f"not confirmed: {why}; the best single-seed trial "
-            f"{trial_number(single.trial_id, single.trial_dir)} has "
+            f"{trial_name(single.trial_id, single.trial_dir)} has "
             f"{o.metric}={num(single.final)} (search split), and one seed says nothing "
             "about noise"]
 
@@ -214,7 +216,7 @@ def _ranked(o: Outcome, top: int | None = None) -> list[str]:
         reliance, ratio = r.last.get("crm_reliance"), r.last.get("regen_grad_ratio")
         status = r.status + (" (inert)" if r.inert else "")
         label = str(rank) if r.final is not None else "–"
-        lines.append(f"| {label} | {trial_number(r.trial_id, r.trial_dir) if r.trial_id else '?'} | {status} | {r.epochs} | {num(value)} | "
+        lines.append(f"| {label} | {trial_name(r.trial_id, r.trial_dir) if r.trial_id else '?'} | {status} | {r.epochs} | {num(value)} | "
                      f"{num(gain, sign=True)} | {num(reliance, 2)} | {num(ratio, 3)} | "
                      f"{r.reason or short_params(r.config)} |")
     if top is not None and len(rows) > top:
@@ -243,14 +245,15 @@ def _confirmation(o: Outcome) -> list[str]:
              f"{result.baseline_runs} more baseline). Intervals are repeated confidence "
              f"intervals, 95% {family}every look at once (docs/method.md); "
              f"δ = {design.min_effect:g}.", "",
-             f"| configuration | {o.metric} where selected (search split, one seed) | "
+             f"| trial | configuration | {o.metric} where selected (search split, one seed) | "
              f"held-out {o.metric} per seed | held-out Δ mean ± std | sequential 95% CI | "
-             "verdict |", "|---|---|---|---|---|---|"]
+             "verdict |", "|---|---|---|---|---|---|---|"]
     for c in o.confirmed:
         p = c.paired
         per_seed = ", ".join(f"{s}: {num(v)}" for s, v in sorted(c.values.items()))
         mark = " **winner**" if o.winner is not None and c.config == o.winner.config else ""
-        lines.append(f"| {short_params(c.config)} | {num(c.search_value)} | {per_seed} | "
+        lines.append(f"| {_trial_label(o, c.search_trial)} | {short_params(c.config)} | "
+                     f"{num(c.search_value)} | {per_seed} | "
                      f"{p.cell()} | {p.interval_text()} | {p.verdict}{mark} |")
     return lines
 
@@ -261,7 +264,7 @@ def _out_of_memory(o: Outcome) -> list[str]:
     if not short:
         return []
     failed = sum(r.status == "failed" for r in o.records)
-    names = ", ".join(trial_number(r.trial_id, r.trial_dir) if r.trial_id else "?"
+    names = ", ".join(trial_name(r.trial_id, r.trial_dir) if r.trial_id else "?"
                       for r in short[:8])
     return [f"- Out of memory: {len(short)} of {len(o.records)} runs ({names}"
             f"{', …' if len(short) > 8 else ''}; {failed} other failure"
@@ -272,7 +275,7 @@ def _out_of_memory(o: Outcome) -> list[str]:
 
 def _trial_label(o: Outcome, trial_id: str | None) -> str:
     record = next((r for r in o.records if r.trial_id == trial_id), None)
-    return trial_number(trial_id, record.trial_dir if record else None) if trial_id else "?"
+    return trial_name(trial_id, record.trial_dir if record else None) if trial_id else "?"
 
 
 def report_markdown(o: Outcome, top: int | None = None, front_image: str | None = None,
@@ -342,6 +345,8 @@ def result_payload(o: Outcome, full_config: Any) -> dict[str, Any]:
     winner = o.winner
     # the best non-inert trial; when every one was inert, the best of those, said so
     single = o.best_single(inert=False) or o.best_single()
+    trial = (winner.search_trial if winner is not None else
+             single.trial_id if single is not None else None)
     return {
         "verdict": o.verdict,
         "metric": o.metric,
@@ -355,10 +360,11 @@ def result_payload(o: Outcome, full_config: Any) -> dict[str, Any]:
         "winner": winner.to_dict() if winner is not None else None,
         "config": full_config(winner.config).to_dict() if winner is not None else None,
         "unconfirmed": None if winner is not None or single is None else {
-            "trial": single.trial_id, o.metric: single.final, "inert": single.inert,
+            "trial": single.trial_id, "trial_name": _trial_label(o, single.trial_id), o.metric: single.final,
+            "inert": single.inert,
             "config": full_config(single.sampled()).to_dict()},
-        "trial": (winner.search_trial if winner is not None else
-                  single.trial_id if single is not None else None),
+        "trial": trial,  # Tune's id of the search trial
+        "trial_name": _trial_label(o, trial) if trial is not None else None,  # t07
         o.metric: (winner.search_value if winner is not None else
                    single.final if single is not None else None),
         "noise_floor": {"std": o.noise, "mean": o.baseline_mean,

@@ -20,20 +20,43 @@ from dejavu_tune.config import ENABLED_KEY, MAE_EPOCHS_KEY, crm_essence
 if TYPE_CHECKING:
     from dejavu_tune.config import TrainConfig
 
-__all__ = ["run_name", "trial_number", "readable"]
+__all__ = ["run_name", "trial_name", "tune_dirname", "readable"]
 
 # Significant digits of a float param in MLflow: 0.0351 and 1.68, never 0.035112940183.
 _DIGITS = 4
 _STEP_PREFIX = {"tuning": "tuning ", "search": ""}
 
 
-def trial_number(trial_id: str, trial_dir: str | None = None) -> str:
-    """``t07`` for the 7th trial of its Tune experiment: Tune numbers a trial only in its
-    directory's name (``dejavu_trainable_77934a14_7_<params>``). The id itself when the
-    directory is unknown."""
-    found = (re.search(rf"_{re.escape(trial_id)}_(\d+)", Path(trial_dir).name)
-             if trial_dir else None)
-    return f"t{int(found.group(1)):02d}" if found else trial_id
+def tune_dirname(number: int, confirming: bool = False, of: str | None = None,
+                 seed: Any = None) -> str:
+    """Tune's name and directory of the ``number``-th trial of its experiment (Tune's
+    ``trial_name_creator`` / ``trial_dirname_creator``): ``t07``; in a confirmation the
+    search trial it re-trains on ``seed`` (``t04_seed2``), or the baseline's seed
+    (``baseline_seed6``). :func:`trial_name` reads it back."""
+    if confirming and of:
+        return f"{of}_seed{seed}"
+    if confirming and seed is not None:
+        return f"baseline_seed{seed}"
+    return f"t{number:02d}"
+
+
+_OURS = re.compile(r"^(?:(t\d+)|(t\d+)_seed(-?\d+)|baseline_seed(-?\d+))$")
+
+
+def trial_name(trial_id: str | None, trial_dir: str | None = None) -> str:
+    """A trial as the terminal, MLflow, the summary and the Optuna plots name it, read off
+    its Tune directory (:func:`tune_dirname`): ``t07``, ``confirm of t04 · seed 2``,
+    ``confirm baseline seed 6``. A search recorded before Tune's directories were named
+    so numbers a trial only inside it (``dejavu_trainable_77934a14_7_<params>``). The
+    id itself when the directory is unknown."""
+    name = Path(trial_dir).name if trial_dir else ""
+    ours = _OURS.match(name)
+    if ours:
+        own, of, seed, baseline = ours.groups()
+        return own or (f"confirm of {of} · seed {seed}" if of
+                       else f"confirm baseline seed {baseline}")
+    found = re.search(rf"_{re.escape(trial_id)}_(\d+)", name) if trial_id and name else None
+    return f"t{int(found.group(1)):02d}" if found else str(trial_id)
 
 
 def run_name(cfg: TrainConfig, sampled: dict[str, Any], trial_id: str, phase: str,
@@ -44,7 +67,7 @@ def run_name(cfg: TrainConfig, sampled: dict[str, Any], trial_id: str, phase: st
     if phase.startswith("confirm"):
         prefix = f"confirm of {confirms}" if confirms else "confirm"
     else:
-        prefix = f"{_STEP_PREFIX.get(phase, phase + ' ')}{trial_number(trial_id, trial_dir)}"
+        prefix = f"{_STEP_PREFIX.get(phase, phase + ' ')}{trial_name(trial_id, trial_dir)}"
     mae = f"MAE pre-train {cfg.model.mae.epochs} ep" if cfg.model.mae.epochs else ""
     if not cfg.dejavu.enabled:
         tried = [f"{key.rsplit('.', 1)[-1]} {readable(value)}" for key, value in

@@ -81,6 +81,21 @@ def test_each_step_runs_what_the_plan_says(tmp_path):
     assert "  confirm of t0" in out and "(t0" in out.split("confirmation, look 1 of 2")[1]
     assert metrics["trials"] == runs.trials
     assert len(confirm) == metrics["confirmation_runs"] <= runs.confirmation
+    # one name per trial: Tune's directories (and trial names) are what MLflow, the
+    # terminal, optuna_trials.json and best_config.json say
+    dirs = sorted(Path(t.path).name for t in search)
+    assert dirs == [f"t{n:02d}" for n in range(1, 6)], dirs
+    assert {f"{d} " for d in dirs} <= {n[:4] for n in names}, names
+    assert all(f"  {d}: completed" in out for d in dirs), out
+    assert all(t.trial_id not in out for t in search)  # Ray's hex ids stay in Ray
+    study = json.loads((root / "optuna_trials.json").read_text())
+    dejavu = sorted(Path(t.path).name for t in search if not is_baseline(t.config))
+    assert sorted(t["trial"] for t in study) == dejavu, study
+    chosen = json.loads((root / "best_config.json").read_text())
+    assert chosen["trial_name"] in dejavu
+    retrained = {Path(t.path).name for t in confirm}
+    assert "baseline_seed6" in retrained and all(
+        d.startswith("baseline_seed") or d.split("_seed")[0] in dejavu for d in retrained)
 
 
 @pytest.mark.integration

@@ -49,13 +49,17 @@ def test_times_and_step_names_read_at_a_glance():
 
 
 def test_a_confirmation_run_is_named_after_the_search_trial_it_retrains():
-    from dejavu_tune.search.step_runner import trial_label
+    from dejavu_tune.search.step_runner import TrialNames
     from dejavu_tune.search.trial_context import config_key
+    from dejavu_tune.tracking.run_names import trial_name
 
     config = {"dejavu.loss.gamma": 0.1, "seed": 5, "data.heldout": True}
-    confirms = {config_key(config): "t04"}
-    assert trial_label("confirm-2", confirms, "ab", "/r/x_ab_2_g=0.1", config) == (
-        "confirm of t04 · seed 5")
-    assert trial_label("confirm-2", confirms, "cd", None,
-                       {"dejavu.enabled": False, "seed": 6}) == "confirm baseline seed 6"
-    assert trial_label("search", {}, "ab", "/r/x_ab_7_g=0.1", config) == "t07"
+    names = TrialNames(confirming=True, confirms={config_key(config): "t04"})
+    # Tune's directory (and trial name), then what the terminal and MLflow read off it
+    assert names(2, config) == "t04_seed5"
+    assert trial_name("ab", f"/r/confirm-2/{names(2, config)}") == "confirm of t04 · seed 5"
+    baseline = names(3, {"dejavu.enabled": False, "seed": 6})
+    assert (baseline, trial_name("cd", baseline)) == (
+        "baseline_seed6", "confirm baseline seed 6")
+    assert TrialNames()(7, config) == "t07"
+    assert trial_name("ab", "/r/search/t07") == "t07"

@@ -7,7 +7,7 @@ from dejavu_tune.search.trial_records import TrialRecord
 def _trial(n: int, status: str, curve: tuple[float, ...]) -> TrialRecord:
     return TrialRecord(trial_id=f"id{n}", phase="search", config={"dejavu.loss.gamma": n / 10},
                        seed=0, status=status, reason="boom" if status == "failed" else None,
-                       curve=curve, last={}, trial_dir=f"dejavu_trainable_id{n}_{n}_x")
+                       curve=curve, last={}, trial_dir=f"/r/search/t{n:02d}")
 
 
 def test_the_terminal_shows_the_top_trials_and_counts_the_rest():
@@ -156,5 +156,6 @@ def test_with_every_trial_inert_the_best_is_named_unconfirmed_and_marked_inert()
                       replicate_seeds=[])
     payload = result_payload(outcome, lambda sampled: _Config(sampled))
     assert payload["verdict"] == "not confirmed" and payload["config"] is None
-    assert payload["unconfirmed"] == {"trial": "id2", "val_miou": 0.8, "inert": True,
+    assert payload["trial_name"] == "t02"
+    assert payload["unconfirmed"] == {"trial": "id2", "trial_name": "t02", "val_miou": 0.8, "inert": True,
                                       "config": {"dejavu.loss.gamma": 0.2}}

@@ -1,5 +1,5 @@
 from dejavu_tune.config import TrainConfig
-from dejavu_tune.tracking.run_names import readable, run_name, trial_number
+from dejavu_tune.tracking.run_names import readable, run_name, trial_name
 
 
 def _cfg(**overrides):
@@ -30,9 +30,14 @@ def test_a_baseline_says_so_with_its_seed_and_the_values_it_tries():
 
 
 def test_numbers_and_params_read_plainly():
-    assert trial_number("77934a14", "/runs/s/dejavu_trainable_77934a14_3_lr=0.1") == "t03"
-    assert trial_number("77934a14", "/runs/s/dejavu_trainable_77934a14") == "77934a14"
-    assert trial_number("crm-abc") == "crm-abc"
+    assert trial_name("77934a14", "/runs/s/dejavu_trainable_77934a14_3_lr=0.1") == "t03"
+    assert trial_name("77934a14", "/runs/s/dejavu_trainable_77934a14") == "77934a14"
+    assert trial_name("crm-abc") == "crm-abc"
+    # Tune's directories as the search names them (a search recorded before: above)
+    assert [trial_name("77934a14", d) for d in ("/r/search/t12", "/r/confirm/t03_seed7",
+                                                "/r/confirm-2/baseline_seed-1")] == [
+        "t12", "confirm of t03 · seed 7", "confirm baseline seed -1"]
+    assert trial_name("ab", "/r/search/t12x") == "ab"
     assert readable(0.035112940183) == "0.03511"
     assert readable(3e-05) == "3e-05" and readable(0.0) == "0.0" and readable(0.1) == "0.1"
     assert readable(12) == "12" and readable(True) == "True" and readable("crm_r") == "crm_r"
