@@ -1,6 +1,6 @@
 """Benchmarks that print numbers: ``python -m dejavu_tune.bench overhead`` (and ``search``,
 ``efficiency``, ``crm-usage``, ``scale``, ``warm-start``, ``bounds``, ``verdicts``,
-``verdict-check``, ``noise-floor``, ``scaling``).
+``verdict-check``, ``noise-floor``, ``scaling``, ``time-estimate``).
 
 ``overhead`` measures, side by side in one run, seconds per training iteration
 and peak memory of the baseline step and of DejaVu steps (CRM-F 2 stages,
@@ -258,6 +258,7 @@ def _main(argv: list[str]) -> int:
     from dejavu_tune.bench import noise_floor as bench_noise
     from dejavu_tune.bench import rank_scaling as bench_ranks
     from dejavu_tune.bench import scale as bench_scale
+    from dejavu_tune.bench import time_estimate as bench_time
     from dejavu_tune.bench import verdict_check as bench_check
     from dejavu_tune.bench import verdicts as bench_verdicts
     from dejavu_tune.bench import warm_start as bench_warm
@@ -271,6 +272,7 @@ def _main(argv: list[str]) -> int:
     bench_noise.add_parser(sub)
     bench_check.add_parser(sub)
     bench_ranks.add_parser(sub)
+    bench_time.add_parser(sub)
     one = sub.add_parser("_measure", help=argparse.SUPPRESS)
     one.add_argument("config")
     one.add_argument("--iters", type=int, default=10)
@@ -296,6 +298,8 @@ def _main(argv: list[str]) -> int:
         return bench_noise.run(args)
     if args.command == "scaling":
         return bench_ranks.run(args)
+    if args.command == "time-estimate":
+        return bench_time.run(args)
     if args.command == "_measure":
         print(json.dumps(measure(_measure_config(args.config), args.iters, args.warmup)))
         return 0

@@ -74,7 +74,8 @@ def _search(args: argparse.Namespace, strategy: str, seed: int, epochs: int) -> 
 
 def run_search(root: Path, name: str, flags: list[str], bench: str) -> Path:
     """A real search ``name`` in ``root`` with ``flags``, as its own process on a local Ray
-    and store; a search this benchmark finished before is reused."""
+    and store (its terminal output kept as ``<name>.terminal.txt``); a search this
+    benchmark finished before is reused."""
     if SearchRecord.path(root / name).is_file() and SearchRecord.load(root / name).finished:
         return root / name
     cmd = [sys.executable, "-m", "dejavu_tune.search", "--storage-path", str(root),
@@ -84,6 +85,7 @@ def run_search(root: Path, name: str, flags: list[str], bench: str) -> Path:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"search {name} failed:\n{proc.stderr[-3000:]}")
+    (root / f"{name}.terminal.txt").write_text(proc.stdout)  # what its user saw
     return root / name
 
 

@@ -163,7 +163,9 @@ def _has_token() -> bool:
     return bool(os.environ.get("RAY_AUTH_TOKEN")) or os.path.isfile(path)
 
 
-def start_ray(address: str | None = None) -> None:
+def start_ray(address: str | None = None, verbose: bool = True) -> None:
+    """Join ``address``, or start a Ray of this process's own; ``verbose``: Ray's own
+    INFO lines too (the search prints its own progress)."""
     import ray
 
     if ray.is_initialized():
@@ -174,7 +176,8 @@ def start_ray(address: str | None = None) -> None:
         # "local": a Ray of our own, never a `ray start` cluster that happens to run on this
         # machine (nor a dead one whose address Ray remembers in /tmp/ray, which would hang
         # the search). The dashboard is a web server: a local search does not need one.
-        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.INFO if verbose else logging.WARNING)
 
 
 def _join_cluster(ray: Any, address: str) -> None:

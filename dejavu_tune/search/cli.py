@@ -211,10 +211,13 @@ def run_command(argv: list[str]) -> tuple[int, Path]:
     if not args.address:
         run_checks.check_local_resources(space.resources.cpu, space.resources.gpu)
     if args.dry_run:
+        from dejavu_tune.search import time_estimate
         from dejavu_tune.search.memory_estimate import estimate
+        from dejavu_tune.search.run_plan import plan
 
         print(describe(space, root.name))
         print(estimate(space))
+        print(time_estimate.dry_run_line(space, plan(space), local=not args.address))
         if warm is not None:
             print(warm.describe())
         print(power_statement(space, warm))

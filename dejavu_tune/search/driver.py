@@ -70,7 +70,9 @@ def run_search(space: SearchSpace, root: Path, record: SearchRecord,
     hold a trial found, before anything is written: a wrong address or too large a trial
     is a ``DejavuError`` (exit 2) that leaves no directory and no run behind."""
     tracking.bound_http_waits()
-    ray_adapter.start_ray(address)
+    if not verbose:
+        tracking.quiet_store_setup()
+    ray_adapter.start_ray(address, verbose=verbose)
     if address:
         # a node for a CRM pre-training, or for one rank of a data-parallel trial
         ray_adapter.wait_for_resources(*space.resources.per_rank)
@@ -164,8 +166,9 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
     print("\n" + report_markdown(outcome, top=TERMINAL_ROWS))
     print("\n".join(headline(outcome)))
     command = mlflow_views.ui_command(uri)
+    # the command on a line of its own: it copies without the punctuation around it
     print(f"\nresults: {root}\nopen them in MLflow"
-          + (f" (start its UI first: {command})" if command else "") + ":\n"
+          + (f"; start its UI first:\n  {command}\nthen open" if command else "") + "\n"
           f"  the trials, ranked:  {mlflow_views.runs_url(uri, exp_id, view)}\n"
           f"  the outcome:         {mlflow_views.run_url(uri, exp_id, parent)}")
     record.finished = True

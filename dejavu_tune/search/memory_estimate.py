@@ -13,7 +13,7 @@ from typing import Any
 from dejavu_tune.config import TrainConfig
 from dejavu_tune.search.space import Resources, SearchSpace
 
-__all__ = ["estimate", "probe"]
+__all__ = ["estimate", "probe", "probe_config", "describe"]
 
 _NOT_HERE = ("memory per trial: not estimated (the trials would train on the CPU here; "
              "on a GPU node the dry run measures one probe step)")
@@ -36,11 +36,9 @@ def probe(cfg: TrainConfig, resources: Resources) -> str:
     from dejavu_tune.train import memory
     from dejavu_tune.train.trainer import Trainer
 
-    rows = cfg.optim.batch_size // resources.ranks
-    # the probe trains nothing it keeps: no stored CRM to look up, no pre-training
-    cfg = cfg.replace(**{"optim.batch_size": rows, "dejavu.crm.init": "scratch",
-                         "dejavu.crm.weights": None})
-    what = (f"one probe step of the base configuration ({_describe(cfg)}, {rows} image(s) "
+    cfg = probe_config(cfg, resources.ranks)
+    rows = cfg.optim.batch_size
+    what = (f"one probe step of the base configuration ({describe(cfg)}, {rows} image(s) "
             f"per rank)")
     try:
         trainer = Trainer(cfg)
@@ -63,7 +61,14 @@ def probe(cfg: TrainConfig, resources: Resources) -> str:
     return line + "; sampled parameters change it"
 
 
-def _describe(cfg: TrainConfig) -> str:
+def probe_config(cfg: TrainConfig, ranks: int) -> TrainConfig:
+    """``cfg`` at one rank's rows of its batch, for a probe that trains nothing it keeps:
+    no stored CRM to look up, no pre-training."""
+    return cfg.replace(**{"optim.batch_size": max(1, cfg.optim.batch_size // ranks),
+                          "dejavu.crm.init": "scratch", "dejavu.crm.weights": None})
+
+
+def describe(cfg: TrainConfig) -> str:
     dv = cfg.dejavu
     if not dv.enabled:
         return f"{cfg.model.name}, DejaVu off"

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dejavu_tune.config import is_baseline
 from dejavu_tune.raytune import ray_adapter, trial_results
 from dejavu_tune.raytune.trial_results import TrialResult
 from dejavu_tune.raytune.tune_settings import Run, Trials
@@ -46,6 +47,15 @@ class TrialNames:
     def __call__(self, number: int, config: dict[str, Any]) -> str:
         return tune_dirname(number, self.confirming, self.confirms.get(config_key(config)),
                             config.get("seed"))
+
+
+def _label(step: str, trial_id: str, path: str | None, config: dict[str, Any]) -> str:
+    """A trial in the terminal, as MLflow names it: ``t04``; the search's baselines with
+    their seed (``t01 baseline seed 1``), as their runs are named."""
+    name = trial_name(trial_id, path)
+    if step == "search" and is_baseline(config):
+        return f"{name} baseline seed {config.get('seed')}"
+    return name
 
 
 def step_label(step: str) -> str:
@@ -152,7 +162,7 @@ class StepRunner:
             status, reason = finished_status(last, epochs, metric)
             outbox.put(settle.set_status, ref, trial_id, status, reason, settle.ended_ms(last))
             value = last.get(metric, float("nan"))
-            print(f"  {trial_name(trial_id, path)}: {status} after "
+            print(f"  {_label(step, trial_id, path, config)}: {status} after "
                   f"{last.get('training_iteration', 0)} epoch(s), {metric}={value:.4f}",
                   flush=True)
 
@@ -160,7 +170,7 @@ class StepRunner:
                      config: dict[str, Any]) -> None:
             status = failure_status(reason)
             outbox.put(settle.set_status, ref, trial_id, status, reason, int(time.time() * 1000))
-            print(f"  {trial_name(trial_id, path)}: {status.replace('_', ' ')}: {reason}",
+            print(f"  {_label(step, trial_id, path, config)}: {status.replace('_', ' ')}: {reason}",
                   flush=True)
 
         def on_progress(states: list[Any], ended: bool) -> None:

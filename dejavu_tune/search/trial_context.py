@@ -16,7 +16,7 @@ HELDOUT_KEY = "data.heldout"  # a point's key: the run also scores the held-out 
 
 # The trainable a search runs, by name: resolved when the search starts, so the library
 # and the sibling ``trainables`` package do not import each other.
-TRAINABLE = "trainables.dejavu_trainable:dejavu_trainable"
+TRAINABLE = "dejavu_tune.trainables.dejavu_trainable:dejavu_trainable"
 
 
 @dataclass(frozen=True)

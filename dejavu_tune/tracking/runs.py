@@ -29,6 +29,7 @@ from dejavu_tune.train.memory import OUT_OF_MEMORY
 __all__ = ["describe_ranks", "STATUS_TAG", "REASON_TAG", "TRIAL_TAG", "KIND_TAG", "NODE_TAG", "GPU_TAG",
            "RESUMED_TAG", "CHECKPOINT_SKIPPED_TAG", "PHASE_TAG", "CRM_TAG", "INERT_TAG",
            "FIGURE_KEY", "MLFLOW_STATUS", "PAGE_SIZE", "SearchRef", "bound_http_waits", "client",
+           "quiet_store_setup",
            "default_tracking_uri", "artifact_root", "redact", "open_parent_run",
            "find_trial_run", "open_trial_run", "log_epoch", "log_series", "logged_steps", "run_tags",
            "log_params", "set_tags", "set_trial_status", "log_artifact_text",
@@ -145,6 +146,14 @@ def describe_ranks(placements: list[tuple[str, str]]) -> str:
         nodes.setdefault(ip, []).append(f"{rank} GPU {gpus}" if gpus else str(rank))
     return (f"{len(placements)} ranks on {len(nodes)} node{'s' * (len(nodes) > 1)}: "
             + "; ".join(f"{ip} [{', '.join(ranks)}]" for ip, ranks in nodes.items()))
+
+def quiet_store_setup() -> None:
+    """No INFO lines when MLflow creates or migrates a local store's tables: the search
+    prints its own progress (``--verbose`` keeps them)."""
+    import logging
+
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+
 
 def bound_http_waits(retries: int = 2, timeout_s: int = 30) -> None:
     """MLflow's HTTP client retries a call 7 times with a growing backoff, minutes against

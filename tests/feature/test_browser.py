@@ -54,7 +54,10 @@ def test_the_printed_address_opens_the_search_in_mlflow(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not (work / "mlruns").exists()  # artifacts live beside the store
     assert (tmp_path / "runs" / "artifacts").is_dir()
-    command = re.search(r"start its UI first: (mlflow ui [^)]+)\)", proc.stdout).group(1)
+    # the command stands on its own line, nothing glued to it
+    command = re.search(r"start its UI first:\n  (mlflow ui .+)\nthen open\n",
+                        proc.stdout).group(1)
+    assert command.endswith("/mlflow.db"), command
     runs_url = re.search(r"the trials, ranked: +(\S+)", proc.stdout).group(1)
     outcome_url = re.search(r"the outcome: +(\S+)", proc.stdout).group(1)
     port = free_port()

