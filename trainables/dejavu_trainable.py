@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 from dejavu_tune.config import ConfigError, TrainConfig, is_baseline, trial_config
+from dejavu_tune.data import lineage
 from dejavu_tune.plugins import load_object
 from dejavu_tune.raytune import ray_adapter
 from dejavu_tune.search.trial_context import TrialContext
@@ -37,7 +38,9 @@ from dejavu_tune.train.distributed import Ranks, gather
 from dejavu_tune.train.figures import FIGURE_FILE, regeneration_figure
 from dejavu_tune.train.trainer import Trainer
 
-__all__ = ["dejavu_trainable"]
+__all__ = ["dejavu_trainable", "CONFIG_FILE"]
+
+CONFIG_FILE = "config.json"  # a trial run's whole resolved configuration
 
 
 def dejavu_trainable(config: dict[str, Any], context: TrialContext) -> None:
@@ -100,6 +103,13 @@ def _train(cfg: TrainConfig | ConfigError, config: dict[str, Any], context: Tria
     record.tags({tracking.PHASE_TAG: context.phase, tracking.CRM_TAG: _crm_origin(cfg)})
     trainer = (load_object(context.trainer, "search.trainer")(cfg) if context.trainer
                else Trainer(cfg, ranks=ranks))
+    # the whole resolved configuration and the datasets: a trial says what it trained
+    # even in an experiment that holds several searches
+    record.json(CONFIG_FILE, cfg.to_dict())
+    if hasattr(trainer, "train_set") and hasattr(trainer, "val_set"):  # a trainer of one's
+        # own (search.trainer) that reads no data says nothing about it
+        record.datasets([d.to_dict() for d in lineage.describe(
+            cfg.data, trainer.train_set, trainer.val_set)])
     probe = trainer.first_batch(cfg.optim.batch_size) if trainer.crm is not None else None
     cost = _cost(trainer, cfg, probe)
     state, skipped = ray_adapter.restore_state()

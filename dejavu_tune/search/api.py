@@ -37,6 +37,9 @@ class SearchResult:
     verdict: str
     winner: dict[str, Any] | None  # its paired statistics (Δ, interval, seeds)
     config: dict[str, Any] | None  # the winner's full training configuration
+    # the winner's network in MLflow (``model_uri``: ``mlflow.pytorch.load_model`` loads
+    # it; its run, checkpoint and registered version); None: nothing confirmed
+    model: dict[str, Any] | None
     result: dict[str, Any]
     trials: Any  # a pandas DataFrame
     tracking_uri: str
@@ -69,7 +72,8 @@ def load(search: str | Path, storage_path: str | Path = "runs") -> SearchResult:
     uri, exp_id, parent = record.tracking_uri, record.experiment_id, record.parent_run_id
     return SearchResult(
         name=record.name, root=found.root, verdict=result.get("verdict", ""),
-        winner=result.get("winner"), config=result.get("config"), result=result,
+        winner=result.get("winner"), config=result.get("config"), model=result.get("model"),
+        result=result,
         trials=pd.DataFrame(rows), tracking_uri=uri, parent_run_id=parent,
         urls={"trials": mlflow_views.runs_url(uri, exp_id, mlflow_views.view_key(parent)),
               "outcome": mlflow_views.run_url(uri, exp_id, parent)})

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                    help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray of "
                         "this search's own)")
+    p.add_argument("--register", metavar="NAME",
+                   help="register the confirmed winner's network in MLflow's model registry "
+                        "under NAME (search.register_model; it is logged as a model anyway)")
     p.add_argument("--time-budget", metavar="DURATION",
                    help="no new trial of the baseline tuning or the search starts after "
                         "this long (e.g. 90m, 8h): the running ones finish and the "
@@ -100,6 +103,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides = dict(parse_override(text) for text in args.set)
     if args.time_budget is not None:
         overrides["search.time_budget"] = args.time_budget
+    if args.register is not None:
+        overrides["search.register_model"] = args.register
     for attr, key in _FLAG_KEYS.items():
         value = getattr(args, attr)
         if value is not None:
@@ -238,10 +243,11 @@ def run_command(argv: list[str]) -> tuple[int, Path]:
 def _resumed(args: argparse.Namespace, storage: Path
              ) -> tuple[SearchSpace, Path, SearchRecord, warm_start.WarmStart | None]:
     """The interrupted search --name (or the latest) as it was started."""
-    if args.set or args.warm_start or args.time_budget is not None or any(
+    if args.set or args.warm_start or args.time_budget is not None or args.register or any(
             getattr(args, a) is not None for a in _FLAG_KEYS):
         raise ConfigError("--resume continues a search as it was started: "
-                          "drop --set, --warm-start, --time-budget and the search/resource "
+                          "drop --set, --warm-start, --time-budget, --register and the "
+                          "search/resource "
                           "flags")
     root = storage / args.name if args.name else latest(storage)
     if root is None or not SearchRecord.path(root).is_file():

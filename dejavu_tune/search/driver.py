@@ -19,6 +19,7 @@ finished ones back.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import shutil
 import sys
@@ -161,6 +162,8 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
                       rung=0 if grid else min(s.grace_period, drv.epochs),
                       objectives=s.objectives, warm=warm.describe() if warm else None,
                       cuts=cuts)
+    outcome = dataclasses.replace(outcome, model=publish.log_winner(drv, dv_space, outcome,
+                                                                     runs))
     publish.log_gains(drv, outcome, runs)
     publish.log_parent_results(drv, dv_space, outcome, wall=time.time() - started)
     print("\n" + report_markdown(outcome, top=TERMINAL_ROWS))

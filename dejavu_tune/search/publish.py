@@ -20,16 +20,18 @@ from dejavu_tune.search.optuna_plots import HTML_FILE, log_optuna_plots
 from dejavu_tune.search.space import SearchSpace
 from dejavu_tune.search.step_runner import StepRunner
 from dejavu_tune.search.summary import SUMMARY_FILE, Outcome, report_markdown, result_payload
+from dejavu_tune.search.trial_context import config_key
 from dejavu_tune.search.warm_start import WarmStart
-from dejavu_tune.tracking import mlflow_views
+from dejavu_tune.tracking import mlflow_views, winner_model
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.run_log import RunLog
 from dejavu_tune.tracking.run_names import trial_name
 from dejavu_tune.train.crm_store import PretrainSpec
 from dejavu_tune.train.figures import FIGURE_FILE
+from dejavu_tune.train.trainer import heldout_name
 
 __all__ = ["FINAL_GAIN", "end_without_verdict",
-           "record_pretraining", "record_study", "log_gains", "log_parent_setup",
+           "record_pretraining", "record_study", "log_gains", "log_winner", "log_parent_setup",
            "share_view", "log_parent_results"]
 
 FINAL_GAIN = "final_gain"  # the runs table sorts by it: the outcome at equal budget
@@ -85,6 +87,43 @@ def record_study(drv: StepRunner) -> None:
     states = sorted({t["state"] for t in trials})
     print("optuna study: " + ", ".join(
         f"{sum(t['state'] == st for t in trials)} {st.lower()}" for st in states), flush=True)
+
+
+def log_winner(drv: StepRunner, space: SearchSpace, outcome: Outcome,
+               runs: dict[str, str]) -> dict[str, Any] | None:
+    """The confirmed winner's network, from its confirmation run on the lowest seed, as
+    an MLflow model of that run (registered as ``search.register_model`` when set); None
+    when nothing was confirmed. A failure is said, never the search's end."""
+    winner = outcome.winner
+    if winner is None:
+        return None
+    key = config_key(winner.config)
+    mine = sorted((r for step, r in drv.results if step.startswith("confirm")
+                   and r.error is None and r.checkpoint and runs.get(r.trial_id)
+                   and config_key(r.config) == key),
+                  key=lambda r: r.config.get("seed", 0))
+    if not mine:
+        return {"error": "no confirmation run of the winner kept a checkpoint"}
+    chosen = mine[0]
+    metric = space.search.metric
+    heldout = chosen.last.get(heldout_name(metric))
+    metrics = {f"paired_gain_{metric}": winner.paired.mean,
+               f"paired_gain_{metric}_ci_low": winner.paired.ci[0],
+               f"paired_gain_{metric}_ci_high": winner.paired.ci[1],
+               **({heldout_name(metric): float(heldout)}
+                  if isinstance(heldout, (int, float)) else {})}
+    try:
+        (model,) = ray_adapter.run_parallel(winner_model.log_network, [(
+            drv.uri, runs[chosen.trial_id], chosen.checkpoint, dict(space.fixed),
+            dict(chosen.config), metrics, space.search.register_model)],
+            space.resources.one_rank())
+    except Exception as exc:  # noqa: BLE001 - the verdict stands without the model
+        return {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+    print(f"winner's network: {model['model_uri']} (run {trial_name(chosen.trial_id, chosen.path)}"
+          + (f"; registered as {model['registered_name']} version "
+             f"{model['registered_version']}" if model["registered_name"] else "") + ")",
+          flush=True)
+    return model
 
 
 def log_gains(drv: StepRunner, outcome: Outcome, runs: dict[str, str]) -> None:

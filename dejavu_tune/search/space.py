@@ -184,6 +184,9 @@ class SearchSettings:
     # finish, the confirmation runs on what completed): "90m", "8h", "2d" or seconds;
     # null: no limit
     time_budget: str | float | None = None
+    # the confirmed winner's network is logged as an MLflow model; with a name it is also
+    # registered in the model registry under that name (--register NAME)
+    register_model: str | None = None
     # 'package.module:function' (TrainConfig) -> a trainer; null: dejavu_tune.train.trainer.Trainer.
     # dejavu_tune.train.landscape:trainer skips training (tests and benchmarks of the search)
     trainer: str | None = None
@@ -209,6 +212,12 @@ class SearchSettings:
                 fail(f"search.{key}", value, "a positive number in the metric's units, or null")
         if self.time_budget is not None:
             budget_seconds(self.time_budget)
+        if self.register_model is not None and (
+                not isinstance(self.register_model, str) or not self.register_model.strip()
+                or len(self.register_model) > 256 or "/" in self.register_model
+                or ":" in self.register_model):
+            fail("search.register_model", self.register_model,
+                 "a model registry name of 1-256 characters without '/' or ':'")
         if self.trainer is not None and not is_plugin(self.trainer):
             fail("search.trainer", self.trainer, "'package.module:function' or null")
         if not self.confirming:

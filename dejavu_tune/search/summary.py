@@ -53,6 +53,9 @@ class Outcome:
     objectives: tuple[tuple[str, str], ...] = ()  # several: the search reports their front
     warm: str | None = None  # what a warm-started search started from
     cuts: list[str] = field(default_factory=list)  # what the time budget cut, step by step
+    # the winner's network as an MLflow model (publish.log_winner): where it is, or
+    # {"error": why not}; None: nothing confirmed, nothing logged
+    model: dict[str, Any] | None = None
 
     @property
     def confirmed(self) -> list[Confirmed]:
@@ -273,6 +276,20 @@ def _out_of_memory(o: Outcome) -> list[str]:
             f"{ADVICE} lets them run."]
 
 
+def _model_line(o: Outcome) -> str:
+    """Where the winner's network is, or why there is none."""
+    if o.model is None:
+        return ("- Model: none logged; nothing was confirmed, so no network is "
+                "recommended.")
+    if "error" in o.model:
+        return f"- Model: the winner's network could not be logged: {o.model['error']}."
+    registered = (f", registered as `{o.model['registered_name']}` version "
+                  f"{o.model['registered_version']}" if o.model.get("registered_name") else "")
+    return (f"- Model: the winner's network (the base network; the CRM is training-time "
+            f"only) from its confirmation run on the lowest seed, `{o.model['model_uri']}`"
+            f"{registered}; `mlflow.pytorch.load_model` loads it.")
+
+
 def _trial_label(o: Outcome, trial_id: str | None) -> str:
     record = next((r for r in o.records if r.trial_id == trial_id), None)
     return trial_name(trial_id, record.trial_dir if record else None) if trial_id else "?"
@@ -310,6 +327,7 @@ def report_markdown(o: Outcome, top: int | None = None, front_image: str | None 
     for cut in o.cuts:
         lines.append(f"- Time budget: {cut}. The verdict covers the trials that ran: a "
                      "configuration the cut trials would have sampled was never compared.")
+    lines.append(_model_line(o))
     if o.warm:
         lines.append(f"- Warm start: {o.warm.removeprefix('warm start ')}. Its trials inform "
                      "the sampler only: every value compared here was trained by this search.")
@@ -371,6 +389,7 @@ def result_payload(o: Outcome, full_config: Any) -> dict[str, Any]:
                         "seeds": [r.seed for r in o.baselines()]},
         "baseline_tuning": o.tuning,
         "time_budget_cuts": list(o.cuts),
+        "model": o.model,  # the winner's network in MLflow: its run and checkpoint
         "confirmation": [c.to_dict() for c in o.confirmed],
         **({"design": _design_dict(o.confirmation)} if o.confirmation else {}),
         **({"objectives": [{"metric": m, "mode": d} for m, d in o.objectives],

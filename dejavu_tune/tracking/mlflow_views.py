@@ -31,6 +31,9 @@ LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 _NOTE_LIMIT = 8000  # MLflow's longest run tag value
 _WORKFLOW = "workflowType=machine_learning"
 _NAME_COLUMN = "attributes.`Run Name`"
+# what each trial trained and was scored on (its dataset inputs): after the metrics, where
+# the table draws it at 1600 px (it draws only the columns in view)
+_DATASET_COLUMN = "attributes.`Dataset`"
 _LEADING_COLUMNS = ["0", _NAME_COLUMN, "runDateAndNestInfo", "duration"]  # checkbox first
 
 
@@ -43,8 +46,8 @@ def share_runs_view(uri: str, experiment_id: str, parent_run_id: str, sort_metri
                     tags: list[str]) -> str:
     """Store the runs-table view of this search's trials; returns its share key."""
     key = view_key(parent_run_id)
-    columns = ([f"metrics.`{m}`" for m in metrics] + [f"params.`{p}`" for p in params]
-               + [f"tags.`{t}`" for t in tags])
+    columns = ([f"metrics.`{m}`" for m in metrics] + [_DATASET_COLUMN]
+               + [f"params.`{p}`" for p in params] + [f"tags.`{t}`" for t in tags])
     state = {
         "searchFilter": f"tags.`{tracking.PARENT_TAG}` = '{parent_run_id}'",
         "orderByKey": f"metrics.`{sort_metric}`", "orderByAsc": ascending,

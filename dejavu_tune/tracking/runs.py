@@ -33,7 +33,7 @@ __all__ = ["describe_ranks", "STATUS_TAG", "REASON_TAG", "TRIAL_TAG", "KIND_TAG"
            "default_tracking_uri", "artifact_root", "redact", "open_parent_run",
            "find_trial_run", "open_trial_run", "log_epoch", "log_series", "logged_steps", "run_tags",
            "log_params", "set_tags", "set_trial_status", "log_artifact_text",
-           "log_artifact_file", "log_figure", "figure_steps", "log_json",
+           "log_artifact_file", "log_figure", "figure_steps", "log_json", "log_datasets",
            "all_runs", "child_runs", "RunRow", "get_run", "metric_total",
            "experiment_id", "experiment_names", "read_artifact_text"]
 
@@ -339,10 +339,7 @@ def set_trial_status(uri: str, run_id: str, status: str, reason: str | None = No
 
 
 def log_artifact_text(uri: str, run_id: str, name: str, text: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / name
-        path.write_text(text)
-        MlflowClient(uri).log_artifact(run_id, str(path))
+    MlflowClient(uri).log_text(run_id, text, name)
 
 
 def log_artifact_file(uri: str, run_id: str, path: str | Path) -> None:
@@ -372,6 +369,19 @@ def figure_steps(uri: str, run_id: str) -> set[int]:
 
 def log_json(uri: str, run_id: str, name: str, payload: Any) -> None:
     log_artifact_text(uri, run_id, name, json.dumps(payload, indent=2, sort_keys=True))
+
+
+def log_datasets(uri: str, run_id: str, datasets: list[dict[str, Any]]) -> None:
+    """The run's datasets as MLflow dataset inputs (``data.lineage.DatasetInfo`` as
+    dicts): the runs table's *Datasets* column, with each one's role as its context."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    MlflowClient(uri).log_inputs(run_id, datasets=[DatasetInput(
+        Dataset(name=d["name"], digest=d["digest"], source_type=d["source_type"],
+                source=json.dumps({"uri": d["source"]}),
+                profile=json.dumps({"num_images": d["images"]})),
+        tags=[InputTag(MLFLOW_DATASET_CONTEXT, d["context"])]) for d in datasets])
 
 
 # Runs per request when listing: MLflow caps one request (50,000 on a server), so every

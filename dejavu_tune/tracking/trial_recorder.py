@@ -56,6 +56,14 @@ class TrialRecorder:
     def tags(self, tags: dict[str, Any]) -> None:
         self._put(tracking.set_tags, tags)
 
+    def json(self, name: str, payload: Any) -> None:
+        """A JSON artifact (the resolved configuration, ``config.json``)."""
+        self._put(tracking.log_json, name, payload)
+
+    def datasets(self, datasets: list[dict[str, Any]]) -> None:
+        """What the trial trains and is scored on, as MLflow dataset inputs."""
+        self._put(tracking.log_datasets, datasets)
+
     def resumed(self, epoch: int, skipped: list[str]) -> None:
         """The trial continues from a checkpoint of ``epoch``: the next epoch may have been
         logged already by the worker that died after logging it."""
@@ -120,6 +128,12 @@ class RankRecorder:
 
     def tags(self, tags: dict[str, Any]) -> None:
         del tags
+
+    def json(self, name: str, payload: Any) -> None:
+        del name, payload
+
+    def datasets(self, datasets: list[dict[str, Any]]) -> None:
+        del datasets
 
     def resumed(self, epoch: int, skipped: list[str]) -> None:
         del epoch, skipped

@@ -89,6 +89,8 @@ def test_the_printed_address_opens_the_search_in_mlflow(tmp_path):
             page.get_by_text("baseline seed 1").first.wait_for()
             assert page.get_by_text("You're viewing a shared view").count() == 1
             assert page.locator("[col-id='metrics.`final_gain`']").count() >= 1
+            # every trial says what it trained: its datasets in the Datasets column
+            page.get_by_text("synthetic train").first.wait_for(timeout=30000)
             _close_assistant(page)
             page.screenshot(path=str(shots / "mlflow_runs_table.png"))
             # The parent run's page: the verdict and the ranked trials in its description
@@ -109,6 +111,10 @@ def test_the_printed_address_opens_the_search_in_mlflow(tmp_path):
             page.wait_for_function(
                 "() => [...document.images].some(i => i.src.startsWith('blob:') "
                 "&& i.naturalWidth > 300)", timeout=60000)
+            # and its whole configuration beside the figures, opened from the tree
+            page.get_by_text("config.json", exact=True).first.click()
+            page.get_by_text('"image_size"').first.wait_for(timeout=60000)
+            page.screenshot(path=str(shots / "mlflow_trial_config.png"))
             browser.close()
     finally:
         kill(ui)

@@ -18,16 +18,50 @@ FAST = ["--set", "dejavu.crm.init=scratch", "--set", "optim.epochs=4",
         "--set", "search.grace_period=1", "--set", "device=cpu"]
 
 
-def _search(storage: Path, name: str, trainer: str) -> tuple[str, dict]:
+def _search(storage: Path, name: str, trainer: str, *flags: str) -> tuple[str, dict]:
     """(what the search printed, its best_config.json) of a finished search."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.run([sys.executable, "-m", "dejavu_tune.search", "--storage-path",
                            str(storage), "--name", name, "--set", f"search.trainer={trainer}",
-                           *FAST], cwd=ROOT, capture_output=True, text=True, timeout=900,
+                           *FAST, *flags], cwd=ROOT, capture_output=True, text=True, timeout=900,
                           env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout, json.loads((storage / name / "best_config.json").read_text())
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_confirmed_winners_network_is_logged_as_a_model_and_registered(tmp_path,
+                                                                           monkeypatch):
+    import mlflow.pytorch
+    from mlflow.tracking import MlflowClient
+
+    out, result = _search(tmp_path, "model", "helpers.planted:gamma_effect_network",
+                          "--register", "dejavu-winner")
+    assert result["verdict"] == "significant gain"
+    model = result["model"]
+    assert model["registered_name"] == "dejavu-winner" and str(model["registered_version"]) == "1"
+    meta = search_meta(tmp_path, "model")
+    client = MlflowClient(meta["tracking_uri"])
+    logged = client.get_logged_model(model["model_id"])
+    # from the winner's confirmation run on the lowest seed, with its configuration
+    source = client.get_run(logged.source_run_id)
+    assert source.data.tags["dejavu.phase"] == "confirm" and model["run_id"] == source.info.run_id
+    assert source.data.params["seed"] == str(min(result["winner"]["seeds"]))
+    # (the run's own params, at the precision its page shows; config.json is exact)
+    assert abs(float(logged.params["dejavu.loss.gamma"]) - result["winner"]["config"][
+        "dejavu.loss.gamma"]) < 1e-3
+    assert {m.key for m in logged.metrics} >= {"heldout_miou", "paired_gain_val_miou"}
+    assert "- Model: the winner's network" in out and model["model_uri"] in out
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", meta["tracking_uri"])
+    network = mlflow.pytorch.load_model(f"models:/{model['registered_name']}/1")
+    assert sum(p.numel() for p in network.parameters()) > 0
+    # every run says what it trained: its whole configuration (its datasets: a trainer
+    # that reads data, tests/feature/test_browser.py; the landscape reads none)
+    config = json.loads(Path(client.download_artifacts(source.info.run_id, "config.json",
+                                                       str(tmp_path))).read_text())
+    assert config["seed"] == int(source.data.params["seed"]) and config["data"]["heldout"]
 
 
 @pytest.mark.integration
@@ -91,3 +125,5 @@ def test_no_effect_is_never_a_winner_and_nothing_is_recommended(tmp_path):
     assert 1 <= len(verdicts) <= 3  # the full-budget trials, at most 3
     assert verdicts.count("dropped") == len(verdicts) - 1  # only the best went on
     assert result["verdict"] in out and "detects a gain of" in out
+    # no winner, no model: the summary says so
+    assert result["model"] is None and "- Model: none logged; nothing was confirmed" in out

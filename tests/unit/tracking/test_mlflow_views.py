@@ -18,7 +18,8 @@ def test_the_shared_view_selects_sorts_and_shows_this_searchs_trials(tmp_path):
     assert state["searchFilter"] == f"tags.`mlflow.parentRunId` = '{parent}'"
     assert (state["orderByKey"], state["orderByAsc"]) == ("metrics.`final_gain`", False)
     assert state["selectedColumns"] == ["metrics.`final_gain`", "metrics.`val_miou`",
-                                        "params.`optim.lr`", "tags.`dejavu.status`"]
+                                        "attributes.`Dataset`", "params.`optim.lr`",
+                                        "tags.`dejavu.status`"]
     assert state["columnOrder"][:2] == ["0", "attributes.`Run Name`"]
     assert state["columnWidths"] == {"attributes.`Run Name`": 330}
 
