@@ -21,22 +21,26 @@ MODEL_NAME = "network"  # the logged model's name in its run
 
 
 @contextlib.contextmanager
-def _tracking(uri: str) -> Iterator[None]:
-    """MLflow's model logging writes to the process's tracking URI: ``uri`` for the
-    block, then the process as it was (``set_tracking_uri`` also sets and clears the
+def _tracking(uri: str, experiment_id: str) -> Iterator[None]:
+    """MLflow's model logging writes to the process's tracking URI and experiment (else
+    experiment 0, whose artifacts land in ./mlruns): ``uri`` and the run's experiment for
+    the block, then the process as it was (``set_tracking_uri`` also sets and clears the
     environment variable, which a user may have set themselves)."""
     from mlflow.tracking._tracking_service import utils
 
-    held, env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")
+    held, env = utils._tracking_uri, {k: os.environ.get(k) for k in keys}
     utils.set_tracking_uri(uri)
+    os.environ["MLFLOW_EXPERIMENT_ID"] = experiment_id
     try:
         yield
     finally:
         utils.set_tracking_uri(held)
-        if env is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = env
+        for key, value in env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -75,7 +79,9 @@ def log_network(uri: str, run_id: str, checkpoint_dir: str, fixed: dict[str, Any
     trainer.model.load_state_dict(state["model"])
     del state
     network = trainer.model.eval()
-    with _tracking(uri):
+    from mlflow import MlflowClient
+
+    with _tracking(uri, MlflowClient(uri).get_run(run_id).info.experiment_id):
         info = mlflow.pytorch.log_model(
             network, name=MODEL_NAME, run_id=run_id,
             # pickled with its classes (dejavu_tune.models), as every network here builds:
