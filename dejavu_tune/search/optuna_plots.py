@@ -52,11 +52,15 @@ def analysis_study(space: Any, outcome: Any) -> tuple[Any, int]:
     dists = {p.name: p.distribution() for p in space.params}
     trials = [r for r in outcome.records if r.phase == "search" and not r.is_baseline
               and r.at(epoch) is not None and r.status not in FAILURES]
-    numbered = {_number(r): r for r in trials}
-    unnumbered = [r for r in trials if _number(r) is None]  # a search recorded before
-    last = max((n for n in numbered if n is not None), default=0)
-    numbered.update({last + 1 + i: r for i, r in enumerate(unnumbered)})
-    numbered.pop(None, None)
+    numbered: dict[int, Any] = {}
+    unnumbered = []  # a search recorded before trials were named tNN: after the rest
+    for record in trials:
+        number = _number(record)
+        if number is None:
+            unnumbered.append(record)
+        else:
+            numbered[number] = record
+    numbered.update(enumerate(unnumbered, max(numbered, default=0) + 1))
     for number in range(max(numbered, default=-1) + 1):
         record = numbered.get(number)
         if record is None:

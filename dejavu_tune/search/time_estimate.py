@@ -82,16 +82,17 @@ class Estimate:
 def dearest(space: SearchSpace) -> list[TrainConfig]:
     """The deepest CRM of each kind among the space's sampled DejaVu configurations
     (CRM-F: the most stages; CRM-R: the most steps)."""
+    def depth(cfg: TrainConfig) -> int:
+        crm = cfg.dejavu.crm
+        return crm.stages if crm.kind == "crm_f" else crm.steps
+
     deepest: dict[str, TrainConfig] = {}
     for cfg in space.sampled_configs:
-        dv = cfg.dejavu
-        if not dv.uses_crm:
+        if not cfg.dejavu.uses_crm:
             continue
-        depth = dv.crm.stages if dv.crm.kind == "crm_f" else dv.crm.steps
-        held = deepest.get(dv.crm.kind)
-        if held is None or depth > (held.dejavu.crm.stages if dv.crm.kind == "crm_f"
-                                    else held.dejavu.crm.steps):
-            deepest[dv.crm.kind] = cfg
+        kind = cfg.dejavu.crm.kind
+        if kind not in deepest or depth(cfg) > depth(deepest[kind]):
+            deepest[kind] = cfg
     return [deepest[k] for k in sorted(deepest)]
 
 
