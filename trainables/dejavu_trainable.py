@@ -71,7 +71,8 @@ def _trial(config: dict[str, Any], context: TrialContext) -> None:
         name = (f"{kind}-{trial_id}" if isinstance(cfg, ConfigError) else
                 run_name(cfg, config, trial_id, context.phase, ray_adapter.trial_dir(),
                          context.confirmed_trial(config)))
-        record = TrialRecorder(context.ref, trial_id, name, kind, context.delivery_retry_s)
+        record = TrialRecorder(context.ref, trial_id, name, kind, context.delivery_retry_s,
+                               system_metrics_s=context.system_metrics_s)
     try:
         _train(cfg, config, context, record)
         record.finished("completed")
@@ -96,11 +97,15 @@ def _train(cfg: TrainConfig | ConfigError, config: dict[str, Any], context: Tria
         record.tags({tracking.RANKS_TAG: tracking.describe_ranks(gather((node_ip, gpu_ids)))})
     if isinstance(cfg, ConfigError):
         raise cfg  # after the params and placement: the failed run says what it was
+    if context.shared:  # the runs table's column of a shared setting shows what it used
+        record.params(_values(cfg, context.shared, skip=config))
     if ranks is not None and context.rank_gpu > 0:
         cfg = cfg.replace(device=ray_adapter.rank_device())  # not every rank's cuda:0
+    spec = context.crm_plan.spec(cfg) if context.crm_plan is not None else None
     if context.crm_plan is not None:
         cfg = context.crm_plan.attach(cfg)
-    record.tags({tracking.PHASE_TAG: context.phase, tracking.CRM_TAG: _crm_origin(cfg)})
+    record.tags({tracking.PHASE_TAG: context.phase,
+                 tracking.CRM_TAG: _crm_origin(cfg, spec.describe() if spec else None)})
     trainer = (load_object(context.trainer, "search.trainer")(cfg) if context.trainer
                else Trainer(cfg, ranks=ranks))
     # the whole resolved configuration and the datasets: a trial says what it trained
@@ -159,15 +164,33 @@ def _cost(trainer: Any, cfg: TrainConfig, batch: dict[str, Any] | None) -> dict[
     return cost_probe.measure(trainer, batch)
 
 
-def _crm_origin(cfg: TrainConfig) -> str:
-    """Where the trial's CRM starts: stored weights (their store key), a file, scratch."""
+def _crm_origin(cfg: TrainConfig, stored: str | None = None) -> str:
+    """Where the trial's CRM starts: stored weights (what they are, ``stored``, and their
+    store key), a file, scratch."""
     crm = cfg.dejavu.crm
     if not cfg.dejavu.uses_crm:  # DejaVu off, or dejavu.mode: augment
         return "none"
     if crm.weights:
         path = Path(crm.weights)
-        return f"stored:{path.parent.name}" if path.name == WEIGHTS_FILE else f"file:{path}"
+        if path.name != WEIGHTS_FILE:
+            return f"file:{path}"
+        return (f"stored {stored} ({path.parent.name[:8]})" if stored
+                else f"stored:{path.parent.name}")
     return "scratch"
+
+
+def _values(cfg: TrainConfig, keys: tuple[str, ...], skip: dict[str, Any]) -> dict[str, Any]:
+    """The dotted ``keys``' values in ``cfg``, but those in ``skip`` (logged already)."""
+    out = {}
+    for key in keys:
+        if key in skip:
+            continue
+        value: Any = cfg.to_dict()
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            out[key] = value
+    return out
 
 
 def _png(figure: Image.Image) -> bytes:

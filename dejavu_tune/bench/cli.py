@@ -1,6 +1,6 @@
 """Benchmarks that print numbers: ``python -m dejavu_tune.bench overhead`` (and ``search``,
 ``efficiency``, ``crm-usage``, ``scale``, ``warm-start``, ``bounds``, ``verdicts``,
-``verdict-check``, ``noise-floor``, ``scaling``, ``time-estimate``).
+``verdict-check``, ``noise-floor``, ``scaling``, ``time-estimate``, ``system-metrics``).
 
 ``overhead`` measures, side by side in one run, seconds per training iteration
 and peak memory of the baseline step and of DejaVu steps (CRM-F 2 stages,
@@ -258,6 +258,7 @@ def _main(argv: list[str]) -> int:
     from dejavu_tune.bench import noise_floor as bench_noise
     from dejavu_tune.bench import rank_scaling as bench_ranks
     from dejavu_tune.bench import scale as bench_scale
+    from dejavu_tune.bench import system_metrics as bench_system
     from dejavu_tune.bench import time_estimate as bench_time
     from dejavu_tune.bench import verdict_check as bench_check
     from dejavu_tune.bench import verdicts as bench_verdicts
@@ -273,6 +274,7 @@ def _main(argv: list[str]) -> int:
     bench_check.add_parser(sub)
     bench_ranks.add_parser(sub)
     bench_time.add_parser(sub)
+    bench_system.add_parser(sub)
     one = sub.add_parser("_measure", help=argparse.SUPPRESS)
     one.add_argument("config")
     one.add_argument("--iters", type=int, default=10)
@@ -300,6 +302,8 @@ def _main(argv: list[str]) -> int:
         return bench_ranks.run(args)
     if args.command == "time-estimate":
         return bench_time.run(args)
+    if args.command == "system-metrics":
+        return bench_system.run(args)
     if args.command == "_measure":
         print(json.dumps(measure(_measure_config(args.config), args.iters, args.warmup)))
         return 0

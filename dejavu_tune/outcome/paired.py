@@ -84,13 +84,14 @@ class Paired:
         """``[-0.79, +3.19]``, or why there is no interval."""
         return interval(*self.ci, digits, scale) or "no CI from one seed"
 
-    def text(self, scale: float = 1.0, digits: int = 4) -> str:
-        """``Δ +1.20 ± 0.80 (95% CI [-0.79, +3.19], 3 seeds): within noise``"""
+    def text(self, scale: float = 1.0, digits: int = 4, unit: str = "") -> str:
+        """``Δ +1.20 ± 0.80 mIoU points (95% CI [-0.79, +3.19], 3 seeds): within noise``
+        (``unit``: what the scaled numbers count, if anything)"""
         kind = "family-wise sequential CI" if self.bounds is not None else "CI"
         bounds = interval(*self.ci, digits, scale)
         ci = (f"{self.confidence * 100:.4g}% {kind} {bounds}" if bounds
               else "no CI from one seed")
-        return (f"Δ {self.cell(scale, digits)} ({ci}, {self.n} seed"
+        return (f"Δ {self.cell(scale, digits)}{' ' + unit if unit else ''} ({ci}, {self.n} seed"
                 f"{'s' if self.n != 1 else ''}): {self.verdict}")
 
     def to_dict(self) -> dict[str, object]:

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 from dejavu_tune.outcome import sequential as seq
+from dejavu_tune.outcome.units import AS_LOGGED, Unit
 
 __all__ = ["Plan", "plan", "pair_sd", "pooled_sd", "max_runs", "POWER"]
 
@@ -50,17 +51,18 @@ class Plan:
 
     paired: bool = False  # noise_floor is the paired differences' own spread
 
-    def text(self, where: str) -> str:
+    def text(self, where: str, unit: Unit = AS_LOGGED) -> str:
+        """The statement, its numbers in ``unit`` (mIoU points for val_miou)."""
         d = self.design
-        gain = (f"{self.detectable:.4g}" if self.detectable is not None
-                else f"more than {100 * d.min_effect:.4g}")
+        gain = (unit.value(self.detectable) if self.detectable is not None
+                else f"more than {unit.value(100 * d.min_effect)}")
         spread = ("a paired spread (std of DejaVu minus the baseline per seed)" if self.paired
                   else "a noise floor")
         return (f"confirmation: {d.candidates} candidate(s), paired seeds at looks "
-                f"{', '.join(map(str, d.looks))}, δ = {d.min_effect:g}; at {spread} of "
-                f"{self.noise_floor:.4g} ({where}) it detects a gain of {gain} with "
+                f"{', '.join(map(str, d.looks))}, δ = {unit.value(d.min_effect)}; at {spread} of "
+                f"{unit.value(self.noise_floor)} ({where}) it detects a gain of {gain} with "
                 f"{POWER:.0%} power; {self.expected_runs_null:.1f} runs expected with no "
-                f"effect, at most {self.max_runs}")
+                f"effect, at most {self.max_runs}" + (f" (values in {unit.name})" if unit.name else ""))
 
 
 def max_runs(design: seq.Design) -> int:

@@ -284,6 +284,7 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
     from dejavu_tune.raytune import snapshots
     from dejavu_tune.raytune.time_budget import Deadline
     from dejavu_tune.raytune.tune_baseline import (
+        STOPS_FILE,
         BaselineExemptASHA,
         BaselineFirst,
         FixedConfigs,
@@ -330,6 +331,7 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
                     reduction_factor=trials.reduction_factor,
                     metric=trials.stop_metric or metric, mode=trials.stop_mode or mode)
         costs = tuple(o for o in objectives[1:] if o[0] != asha["metric"])
+        asha["stops_file"] = str(Path(run.storage_path) / run.name / STOPS_FILE)
         scheduler = ParetoASHA(costs, **asha) if costs else BaselineExemptASHA(**asha)
     # metric and mode live on the searcher and the scheduler, which may differ: Tune
     # refuses them in TuneConfig then.

@@ -12,6 +12,9 @@ so that Tune can pickle them with the experiment and ``Tuner.restore`` them.
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
@@ -21,7 +24,50 @@ from ray.tune.search import Searcher
 from dejavu_tune.config import is_baseline
 from dejavu_tune.outcome import direction
 
-__all__ = ["BaselineFirst", "BaselineExemptASHA", "ParetoASHA", "FixedConfigs"]
+__all__ = ["BaselineFirst", "BaselineExemptASHA", "ParetoASHA", "FixedConfigs", "STOPS_FILE",
+           "StopDecision", "read_stops"]
+
+# ASHA's decisions, one JSON line per stopped trial, in the step's experiment directory:
+# written by the scheduler in the driver as it decides, so a resumed search keeps them
+STOPS_FILE = "asha_stops.jsonl"
+
+
+@dataclass(frozen=True)
+class StopDecision:
+    """Why ASHA stopped a trial: at ``rung`` (an epoch) its ``metric`` was ``value``,
+    on the wrong side of ``cutoff``, the (1 - 1/reduction_factor) quantile of the
+    ``peers`` trials recorded at that rung before it."""
+
+    trial_id: str
+    rung: int
+    metric: str
+    mode: str
+    value: float
+    cutoff: float
+    peers: int
+    reduction_factor: float
+
+    def text(self) -> str:
+        side = "below" if self.mode == "max" else "above"
+        return (f"ASHA at epoch {self.rung}: {self.metric} {self.value:.4g}, {side} the "
+                f"cut-off {self.cutoff:.4g} (only the best 1/{self.reduction_factor:g} of "
+                f"the {self.peers} trials there before it went on)")
+
+
+def read_stops(directory: str | Path) -> dict[str, StopDecision]:
+    """ASHA's decisions of the step in ``directory``, by trial id ({} when none)."""
+    path = Path(directory) / STOPS_FILE
+    if not path.is_file():
+        return {}
+    out = {}
+    for line in path.read_text().splitlines():
+        try:
+            decision = StopDecision(**json.loads(line))
+        except (ValueError, TypeError):
+            continue  # a line cut short by a killed driver: that decision is unknown
+        out[decision.trial_id] = decision
+    return out
+
 
 class BaselineFirst(Searcher):
     """Suggests the ``baselines`` for the first trials, then whatever ``searcher`` suggests."""
@@ -69,12 +115,40 @@ class BaselineFirst(Searcher):
 
 
 class BaselineExemptASHA(ASHAScheduler):
-    """ASHA for the DejaVu trials; the baseline always runs its full budget."""
+    """ASHA for the DejaVu trials; the baseline always runs its full budget. Each stop
+    is written to ``stops_file`` with the cut-off it was decided by (``StopDecision``)."""
+
+    def __init__(self, stops_file: str | None = None, **asha: Any):
+        super().__init__(**asha)
+        self.stops_file = stops_file
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if is_baseline(trial.config):
             return TrialScheduler.CONTINUE
-        return super().on_trial_result(tune_controller, trial, result)
+        action = super().on_trial_result(tune_controller, trial, result)
+        if (action == TrialScheduler.STOP and self.stops_file
+                and result.get(self._time_attr, 0) < self._max_t):  # not the budget's end
+            self._record_stop(trial, result)
+        return action
+
+    def _record_stop(self, trial: Any, result: dict) -> None:
+        """The rung the trial was just recorded at and the cut-off the trials recorded
+        there before it set (what Ray's bracket compared it with)."""
+        bracket = self._trial_info.get(trial.trial_id)
+        reached = result[self._time_attr]
+        for milestone, recorded in getattr(bracket, "_rungs", ()):
+            if reached >= milestone and trial.trial_id in recorded:
+                others = {t: v for t, v in recorded.items() if t != trial.trial_id}
+                cutoff = bracket.cutoff(others)
+                if cutoff is None or not math.isfinite(float(cutoff)):
+                    return
+                decision = StopDecision(
+                    trial.trial_id, int(milestone), self._metric, self._mode,
+                    float(result[self._metric]), float(self._metric_op * cutoff),
+                    len(others), float(self._reduction_factor))
+                with open(self.stops_file, "a") as out:
+                    out.write(json.dumps(decision.__dict__) + "\n")
+                return
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
         if is_baseline(trial.config):

@@ -158,6 +158,7 @@ def power_statement(space: SearchSpace, warm: Any = None) -> str:
     """What the planned confirmation can detect, at the noise floor the user gave, the
     one a warm start's search measured, or else one as large as ``min_effect``."""
     from dejavu_tune.outcome import power
+    from dejavu_tune.outcome.units import unit_of
     from dejavu_tune.search.confirm import design_for
 
     s = space.search
@@ -170,7 +171,7 @@ def power_statement(space: SearchSpace, warm: Any = None) -> str:
         floor, where = warm.noise_floor, f"measured by {Path(warm.source).name}"
     else:
         floor, where = s.min_effect, "assumed equal to min_effect; set search.noise_floor"
-    return power.plan(design, floor).text(where)
+    return power.plan(design, floor).text(where, unit_of(s.metric or ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,7 @@ from typing import Any
 from dejavu_tune.config import ENABLED_KEY
 from dejavu_tune.outcome import direction, sequential
 from dejavu_tune.raytune import ray_adapter
+from dejavu_tune.raytune.tune_baseline import read_stops
 from dejavu_tune.search import baseline_tuning, confirm, crm_stage, publish, settle
 from dejavu_tune.search.record import SearchRecord
 from dejavu_tune.search.run_plan import RunPlan, plan
@@ -154,17 +155,20 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
         reference = next((r for r in drv.records("search") if r.is_baseline
                           and r.seed == drv.seed and r.status == "completed"), None)
     confirmation = _confirm(drv, dv_space, replicate_seeds)
-    runs = settle.settle(drv, _DRIVER_RETRY_S)
+    stops = {trial: decision.text() for step in ("tuning", "search")
+             for trial, decision in read_stops(drv.root / step).items()}
+    runs = settle.settle(drv, _DRIVER_RETRY_S, stops)
     publish.record_study(drv)
     outcome = Outcome(metric=s.metric, mode=s.mode, epochs=drv.epochs, records=drv.records(),
                       replicate_seeds=replicate_seeds, confirmation=confirmation,
                       tuning=tuning, crm=crm_lines, reference=reference,
                       rung=0 if grid else min(s.grace_period, drv.epochs),
                       objectives=s.objectives, warm=warm.describe() if warm else None,
-                      cuts=cuts)
+                      cuts=cuts, stops=stops)
     outcome = dataclasses.replace(outcome, model=publish.log_winner(drv, dv_space, outcome,
                                                                      runs))
     publish.log_gains(drv, outcome, runs)
+    publish.share_view(uri, exp_id, parent, space, pinned=publish.reference_runs(outcome, runs))
     publish.log_parent_results(drv, dv_space, outcome, wall=time.time() - started)
     print("\n" + report_markdown(outcome, top=TERMINAL_ROWS))
     print("\n".join(headline(outcome)))

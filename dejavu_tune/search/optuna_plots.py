@@ -9,24 +9,29 @@ it in); numbers that are not a DejaVu trial at that budget (baselines, trials st
 before it, failures) are placeholders the plots leave out. The parent run
 gets each plot as a PNG (optimisation history, parameter importances, parallel
 coordinates, slices), and all of them together as one interactive HTML page.
+
+The study's values are the metric as a person reads it (``unit_of``: val_miou in mIoU
+points), so every plot, static and interactive, shows one scale and names it on its axis;
+the values as logged stay in the trial records.
 """
 
 from __future__ import annotations
 
-import tempfile
 import warnings
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
+from dejavu_tune.outcome.units import unit_of
+from dejavu_tune.search import optuna_layout
 from dejavu_tune.search.trial_records import FAILURES
 from dejavu_tune.tracking.run_log import RunLog
 from dejavu_tune.tracking.run_names import trial_name
 
-__all__ = ["MIN_FULL", "log_optuna_plots", "analysis_study", "analysed"]
+__all__ = ["MIN_FULL", "ROUGH", "log_optuna_plots", "analysis_study", "analysed", "importance_caveat"]
 
 MIN_FULL = 8  # full-budget trials needed before importances rest on them alone
+ROUGH = 20  # fewer trials: importances move with a trial or two more, the plot says so
 SLICES = 4  # slice panels: a row of more is unreadable at the size MLflow shows it
 HTML_FILE = "optuna_analysis.html"
 NUMBER_AXIS = "trial (7 is t07, as MLflow and the terminal name it)"
@@ -42,11 +47,13 @@ def _budget(space: Any, outcome: Any) -> int:
 
 def analysis_study(space: Any, outcome: Any) -> tuple[Any, int]:
     """(an Optuna study of the search's DejaVu trials at one common budget, that epoch);
-    trial ``tNN`` is the study's trial NN."""
+    trial ``tNN`` is the study's trial NN, its value the metric at that epoch in the unit
+    it is read in (``unit_of(metric).shown``)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     epoch = _budget(space, outcome)
+    unit = unit_of(space.search.metric)
     study = optuna.create_study(direction="maximize" if space.search.mode == "max"
                                 else "minimize")
     dists = {p.name: p.distribution() for p in space.params}
@@ -71,7 +78,7 @@ def analysis_study(space: Any, outcome: Any) -> tuple[Any, int]:
         config = {k: v for k, v in record.config.items() if k in dists}
         study.add_trial(optuna.trial.create_trial(
             params=config, distributions={k: dists[k] for k in config},
-            value=record.at(epoch), user_attrs={"tune_trial": record.trial_id,
+            value=unit.shown(record.at(epoch)), user_attrs={"tune_trial": record.trial_id,
                                                 "trial": trial_name(record.trial_id,
                                                                     record.trial_dir)}))
     return study, epoch
@@ -82,11 +89,20 @@ def _number(record: Any) -> int | None:
     return int(name[1:]) if name[:1] == "t" and name[1:].isdigit() else None
 
 
+def _params(study: Any) -> list[str]:
+    return sorted({p for t in study.trials for p in t.params})
+
+
 def analysed(study: Any) -> int:
     """The study's trials that are trials (not placeholders)."""
     import optuna
 
     return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+# what _importances_once computes, as its plot states it
+EVALUATOR = ("PED-ANOVA, Optuna's default: how differently each parameter is spread among "
+             "the best 10% of the trials than among all of them")
 
 
 def _importances_once() -> Any:
@@ -119,6 +135,15 @@ def _most_important(study: Any, evaluator: Any, count: int = 6) -> list[str] | N
         return None
 
 
+def importance_caveat(n: int, budget: str) -> str:
+    """What the importances rest on, printed under them."""
+    rough = (f"With fewer than {ROUGH} trials they are rough: a point estimate without an "
+             "interval, which a trial or two more can reorder; read the ranking of the top "
+             "few, not the numbers." if n < ROUGH else
+             "A point estimate without an interval.")
+    return f"Importances by {EVALUATOR}; from {budget}, one seed each. {rough}"
+
+
 def log_optuna_plots(parent: RunLog, space: Any, outcome: Any) -> list[str]:
     """Log the plots into the parent run; returns the PNGs drawn."""
     import matplotlib
@@ -132,7 +157,8 @@ def log_optuna_plots(parent: RunLog, space: Any, outcome: Any) -> list[str]:
     budget = (f"{n} trials at the full budget ({epoch} epochs)" if epoch == outcome.epochs
               else f"{n} trials at epoch {epoch} (ASHA's first rung; fewer than {MIN_FULL} "
               "ran the full budget)")
-    target = f"{space.search.metric} at epoch {epoch}"  # Optuna's "Objective Value"
+    # Optuna's "Objective Value", in the unit the study's values are in (analysis_study)
+    target = f"{space.search.metric} at epoch {epoch}{unit_of(space.search.metric).suffix}"
     plots: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
         "optimization_history": (partial(ovm.plot_optimization_history, target_name=target),
                                  partial(ov.plot_optimization_history, target_name=target))}
@@ -152,7 +178,7 @@ def log_optuna_plots(parent: RunLog, space: Any, outcome: Any) -> list[str]:
                             partial(ov.plot_slice, params=top and top[:SLICES], **named)))
     html: list[str] = []
     drawn: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+    with warnings.catch_warnings():
         # Optuna flags its matplotlib plots as experimental and warns about sparse regimes
         # of conditional parameters; neither is actionable for the user of a finished search.
         warnings.simplefilter("ignore")
@@ -164,22 +190,28 @@ def log_optuna_plots(parent: RunLog, space: Any, outcome: Any) -> list[str]:
                 parent.text(f"{name}.txt", f"not drawn: {exc}\n")
                 continue
             first = axes if hasattr(axes, "figure") else axes.flatten()[0]
+            title = f"{name.replace('_', ' ')}: {budget}"
             if name == "optimization_history":
                 first.set_xlabel(NUMBER_AXIS)
                 figure.update_xaxes(title_text=NUMBER_AXIS)
+                optuna_layout.history(first, title)
+            elif name == "param_importances":
+                optuna_layout.importances(first, title, importance_caveat(n, budget),
+                                          f"{space.search.metric} at epoch {epoch}")
+            elif name == "parallel_coordinate":
+                optuna_layout.parallel(first, title, target, top or _params(study))
+            else:
+                optuna_layout.slices(axes, title)
             figure_png = first.figure
-            figure_png.suptitle(f"{name.replace('_', ' ')}: {budget}", fontsize=9)
-            figure_png.tight_layout()
-            figure_png.savefig(Path(tmp) / f"{name}.png", dpi=100)
-            matplotlib.pyplot.close(figure_png)
-            parent.file(Path(tmp) / f"{name}.png")
+            try:
+                parent.plot(f"{name}.png", figure_png, optuna_layout.DPI)
+            finally:
+                matplotlib.pyplot.close(figure_png)
             drawn.append(f"{name}.png")
             figure.update_layout(title=f"{name.replace('_', ' ')}: {budget}")
             html.append(figure.to_html(full_html=False,
                                        include_plotlyjs=not html))
         if html:
-            page = Path(tmp) / HTML_FILE
-            page.write_text("<html><head><meta charset='utf-8'><title>Optuna analysis"
-                            "</title></head><body>" + "\n".join(html) + "</body></html>")
-            parent.file(page)
+            parent.text(HTML_FILE, "<html><head><meta charset='utf-8'><title>Optuna analysis"
+                        "</title></head><body>" + "\n".join(html) + "</body></html>")
     return drawn

@@ -16,13 +16,15 @@ from dejavu_tune.plugins import PluginError, is_plugin
 from dejavu_tune.search.space import (
     TRAINING_METRICS,
     Resources,
+    SearchSettings,
     SearchSpace,
     set_dotted,
     space_error,
 )
+from dejavu_tune.tracking import system_metrics
 
 __all__ = ["resolve_paths", "check_components", "metric_directions", "metric_min_effects",
-           "check_device", "as_grid",
+           "check_device", "check_system_metrics", "as_grid",
            "check_combinations", "check_weights", "check_crm_stage", "check_lpips"]
 
 
@@ -102,6 +104,18 @@ def check_device(path: str, base: TrainConfig, resources: Resources) -> None:
     if base.device.startswith("cuda") and resources.gpu == 0:
         raise space_error(path, "fixed.device", f"{base.device!r} needs a GPU per trial: set "
                    "resources.gpu (e.g. 1, or 0.5 for two trials per GPU), or device auto")
+
+
+def check_system_metrics(path: str, search: SearchSettings, resources: Resources) -> None:
+    """``search.system_metrics: on`` has its monitor installed: psutil, and nvidia-ml-py
+    for trials that hold a GPU (``auto`` goes without what is missing)."""
+    if search.system_metrics != "on":
+        return
+    lacking = system_metrics.missing(gpu=resources.gpu > 0)
+    if lacking:
+        raise space_error(path, "search.system_metrics", f"'on' needs {' and '.join(lacking)}, "
+                          f"which {'is' if len(lacking) == 1 else 'are'} not installed: "
+                          f"{system_metrics.EXTRA} (or set it to auto or off)")
 
 
 def as_grid(space: SearchSpace) -> SearchSpace:

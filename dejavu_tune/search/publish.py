@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from dejavu_tune.outcome.units import unit_of
 from dejavu_tune.raytune import ray_adapter
 from dejavu_tune.search import crm_stage, forest_plot, pareto
 from dejavu_tune.search.finished import RESULT_FILE, STUDY_FILE
 from dejavu_tune.search.optuna_plots import HTML_FILE, log_optuna_plots
+from dejavu_tune.search.search_figures import FIGURE_FILES, search_figures
 from dejavu_tune.search.space import SearchSpace
 from dejavu_tune.search.step_runner import StepRunner
 from dejavu_tune.search.summary import SUMMARY_FILE, Outcome, report_markdown, result_payload
@@ -32,7 +34,7 @@ from dejavu_tune.train.trainer import heldout_name
 
 __all__ = ["FINAL_GAIN", "end_without_verdict",
            "record_pretraining", "record_study", "log_gains", "log_winner", "log_parent_setup",
-           "share_view", "log_parent_results"]
+           "share_view", "reference_runs", "log_parent_results"]
 
 FINAL_GAIN = "final_gain"  # the runs table sorts by it: the outcome at equal budget
 
@@ -129,28 +131,45 @@ def log_winner(drv: StepRunner, space: SearchSpace, outcome: Outcome,
 def log_gains(drv: StepRunner, outcome: Outcome, runs: dict[str, str]) -> None:
     """Each run's gain over the baseline on the same seed, per epoch, as its ``gain``
     metric (a baseline's is 0; the search's trials: over ``Outcome.gain_reference``,
-    which carries no selection), and ``final_gain`` for the search's runs that trained the
-    full budget only: sorting by it ranks at equal budget, trials ASHA stopped come last,
-    and a confirmation replicate (one seed of a paired comparison) never tops the table. The
-    baselines train beside the trials, so gains are known only now; steps a run already
-    has are skipped, so a resumed driver logs nothing twice."""
+    which carries no selection), and ``final_gain`` for the search's DejaVu trials that
+    trained the full budget only: sorting by it ranks at equal budget, and trials ASHA
+    stopped, baselines and confirmation replicates (one seed of a paired comparison) come
+    after them. Beside them, what the runs table shows: display copies in the unit a
+    person reads, rounded (``final_gain_pts``, ``gain_pts``, ``val_miou_pts`` for
+    segmentation: ``outcome.units``), at the run's last epoch. The baselines train beside
+    the trials, so gains are known only now; steps a run already has are skipped, so a
+    resumed driver logs nothing twice."""
     by_seed = {r.seed: r.curve for r in outcome.records if r.is_baseline
                and r.status == "completed"
                and (r.phase == "search" or r.phase.startswith("confirm"))}
     reference = outcome.gain_reference()
     if reference is not None:
         by_seed.setdefault(drv.seed, reference[1])
+    unit, metric = outcome.unit, outcome.metric
     for record in outcome.records:
         run_id = runs.get(record.trial_id)
-        base = by_seed.get(record.seed)
-        if run_id is None or base is None or record.phase == "tuning":
+        if run_id is None or not record.curve:
             continue
-        gains = {e: v - base[e - 1] for e, v in enumerate(record.curve, start=1)
-                 if e <= len(base)}
-        run = drv.run_log(run_id)
-        run.series("gain", gains)
-        if record.final is not None and record.phase == "search" and drv.epochs in gains:
-            run.series(FINAL_GAIN, {drv.epochs: gains[drv.epochs]})
+        last = record.epochs
+        shown = {unit.display(metric): {last: unit.rounded(record.curve[-1])}}
+        base = by_seed.get(record.seed) if record.phase != "tuning" else None
+        gains = ({e: v - base[e - 1] for e, v in enumerate(record.curve, start=1)
+                  if e <= len(base)} if base is not None else {})
+        if last in gains:
+            shown[unit.display("gain")] = {last: unit.rounded(gains[last])}
+        if (record.final is not None and record.phase == "search" and not record.is_baseline
+                and drv.epochs in gains):
+            shown[FINAL_GAIN] = {drv.epochs: gains[drv.epochs]}
+            shown[unit.display(FINAL_GAIN)] = {drv.epochs: unit.rounded(gains[drv.epochs])}
+        shown = {k: {e: v for e, v in points.items() if math.isfinite(v)}
+                 for k, points in shown.items()}
+        # the display copies ride on the gain's history read; a run without gains (a
+        # tuning run) on its own display copy's
+        if gains:
+            drv.run_log(run_id).series("gain", gains, shown)
+        else:
+            key = unit.display(metric)
+            drv.run_log(run_id).series(key, shown.pop(key), shown)
 
 
 def log_parent_setup(parent: RunLog, space: SearchSpace, root: Path,
@@ -159,6 +178,9 @@ def log_parent_setup(parent: RunLog, space: SearchSpace, root: Path,
     without anyone listing it), the resources per trial and the budget."""
     settings = {f.name: getattr(space.search, f.name) for f in dataclasses.fields(space.search)}
     settings["objectives"] = ", ".join(f"{m} ({d})" for m, d in space.search.objectives)
+    # what ASHA decides on, resolved: null reads "the search metric" only in the space file
+    settings["stop_metric"] = space.search.stop_metric or space.search.metric
+    settings["stop_mode"] = space.search.stop_mode or space.search.mode
     r = space.resources
     parent.params({
         "space_file": Path(space.path).name,
@@ -171,16 +193,34 @@ def log_parent_setup(parent: RunLog, space: SearchSpace, root: Path,
     parent.file(root / "space.yaml")
 
 
-def share_view(uri: str, exp_id: str, parent: str, space: SearchSpace) -> str:
-    """The runs-table view this search prints: its trials ranked at equal budget, the
-    metrics that say how each did, the parameters the space samples."""
+def share_view(uri: str, exp_id: str, parent: str, space: SearchSpace,
+               pinned: list[str] | None = None) -> str:
+    """The runs-table view this search prints: its trials ranked at equal budget (the
+    display copies in the unit a person reads), the metric ASHA decided on, the metrics
+    that say how each did, the parameters the space samples and why a trial stopped;
+    ``pinned``: the runs the gains are measured against, kept above the ranking."""
     s = space.search
-    metrics = [FINAL_GAIN, s.metric, "gain", *(m for m, _ in s.costs), "crm_reliance",
+    unit = unit_of(s.metric)
+    decided = s.stop_metric if s.stop_metric and s.stop_metric != s.metric else None
+    metrics = [unit.display(FINAL_GAIN), unit.display(s.metric), unit.display("gain"),
+               *([decided] if decided else []), *(m for m, _ in s.costs), "crm_reliance",
                "regen_grad_ratio"]
     return mlflow_views.share_runs_view(
-        uri, exp_id, parent, FINAL_GAIN, ascending=s.mode == "min", metrics=metrics,
-        params=[p.name for p in space.params],
-        tags=[tracking.STATUS_TAG, tracking.PHASE_TAG, tracking.INERT_TAG])
+        uri, exp_id, parent, unit.display(FINAL_GAIN), ascending=s.mode == "min",
+        metrics=metrics, params=[p.name for p in space.params],
+        tags=[tracking.STATUS_TAG, tracking.INERT_TAG, tracking.STOP_TAG, tracking.PHASE_TAG,
+              tracking.CRM_TAG], pinned=pinned)
+
+
+def reference_runs(outcome: Outcome, runs: dict[str, str]) -> list[str]:
+    """The runs of what the search trials' gains are measured against
+    (``Outcome.gain_reference``): the baseline on their seed, or the replicates."""
+    ref = outcome.reference
+    if ref is not None and ref.phase == "search" and ref.curve:
+        chosen = [ref]
+    else:
+        chosen = [r for r in outcome.baselines() if r.phase == "search" and r.curve]
+    return [runs[r.trial_id] for r in chosen if r.trial_id in runs]
 
 
 def _parent_note(drv: StepRunner, outcome: Outcome, plots: list[str]) -> str:
@@ -193,10 +233,12 @@ def _parent_note(drv: StepRunner, outcome: Outcome, plots: list[str]) -> str:
 
     front = (f"{image(pareto.PLOT_FILE)}\n\nInteractive, each trial's configuration on "
              f"hover: the run's `{pareto.PLOT_HTML}`." if pareto.PLOT_FILE in plots else None)
+    pictures = [image(name) for name in plots if name in FIGURE_FILES]
     images = [image(name) for name in plots
-              if name not in (pareto.PLOT_FILE, forest_plot.PLOT_FILE)]
-    plots_md = (["", "## Optuna analysis", "", *images, "",
-                 f"Interactive: the run's `{HTML_FILE}`."] if images else [])
+              if name not in (pareto.PLOT_FILE, forest_plot.PLOT_FILE, *FIGURE_FILES)]
+    plots_md = (["", "## The search in pictures", "", *pictures] if pictures else [])
+    plots_md += (["", "## Optuna analysis", "", *images, "",
+                  f"Interactive: the run's `{HTML_FILE}`."] if images else [])
     return (report_markdown(outcome, front_image=front, forest_image=forest)
             + "\n".join(plots_md) + "\n")
 
@@ -234,10 +276,14 @@ def log_parent_results(drv: StepRunner, space: SearchSpace, outcome: Outcome,
             metrics["detectable_gain"] = plan.detectable  # with 80% power, at this floor
     parent.epoch(metrics, 0)
     parent.tags({"dejavu.verdict": outcome.verdict})
-    plots = forest + _log_front(drv, outcome) + log_optuna_plots(parent, space, outcome)
+    pictures = [name for name, figure in search_figures(drv.results, outcome, space,
+                                                         drv.started)
+                for name in _log_figure(drv, name, figure)]
+    plots = (forest + _log_front(drv, outcome) + pictures
+             + log_optuna_plots(parent, space, outcome))
     parent.note(_parent_note(drv, outcome, plots))
     mlflow_views.describe_experiment(drv.uri, drv.exp_id, (
-        f"[{drv.record.name}]({mlflow_views.run_url(drv.uri, drv.exp_id, drv.parent)}): "
+        f"[{drv.record.name}]({mlflow_views.run_link(drv.exp_id, drv.parent)}): "
         f"{outcome.verdict}"))
     parent.finish("completed")
 
@@ -262,10 +308,10 @@ def _log_figure(drv: StepRunner, name: str, figure: Any) -> list[str]:
     """A matplotlib figure as the parent run's PNG artifact ``name``; returns [name]."""
     import matplotlib.pyplot as plt
 
-    with tempfile.TemporaryDirectory() as tmp:
-        figure.savefig(Path(tmp) / name, dpi=100)
+    try:
+        drv.parent_run.plot(name, figure)
+    finally:
         plt.close(figure)
-        drv.parent_run.file(Path(tmp) / name)
     return [name]
 
 

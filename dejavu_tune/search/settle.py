@@ -18,6 +18,7 @@ from dejavu_tune.raytune import ray_adapter
 from dejavu_tune.raytune.trial_results import TrialResult
 from dejavu_tune.search.space import SearchSpace
 from dejavu_tune.search.trial_records import FAILURES, TrialRecord, from_result
+from dejavu_tune.tracking import mlflow_views
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.delivery import DeliveryQueue
 from dejavu_tune.tracking.run_log import RunLog
@@ -70,8 +71,9 @@ def set_status(ref: tracking.SearchRef, trial_id: str, status: str,
         _settle_run(ref.uri, run, status, reason, end_ms)
 
 
-def settle(drv: Search, wait_s: float) -> dict[str, str]:
-    """Every trial's run complete and ended; returns trial id → run id."""
+def settle(drv: Search, wait_s: float, stops: dict[str, str] | None = None) -> dict[str, str]:
+    """Every trial's run complete and ended, a trial ASHA stopped tagged with why
+    (``stops``: trial id → the decision's text); returns trial id → run id."""
     if not drv.outbox.drain(wait_s):
         print(f"warning: the tracking server took no status updates for {wait_s:.0f} s; "
               "settling the trials' runs now", file=sys.stderr)
@@ -84,7 +86,9 @@ def settle(drv: Search, wait_s: float) -> dict[str, str]:
         if run is not None:  # a trial that never reported has no run to settle
             _settle_run(drv.uri, run, record.status, record.reason,
                         ended_ms(record.last) if not record.errored else None,
-                        inert=record.inert)
+                        inert=record.inert, stop=(stops or {}).get(record.trial_id)
+                        if record.status == "stopped_early" else None,
+                        figure=bool(record.curve))
             settled.add(run.run_id)
     for run in runs.values():
         # Tune has ended every trial: a run still RUNNING lost its process before it
@@ -132,12 +136,18 @@ def _backfill(drv: Search, runs: dict[str, tracking.RunRow], step: str, result: 
 
 
 def _settle_run(uri: str, run: tracking.RunRow, status: str, reason: str | None,
-                end_ms: int | None, inert: bool | None = None) -> None:
+                end_ms: int | None, inert: bool | None = None,
+                stop: str | None = None, figure: bool = False) -> None:
     tags, log = run.tags, RunLog(uri, run.run_id)
+    wanted = {tracking.STOP_TAG: stop} if stop else {}
     if inert is not None and tags.get(tracking.KIND_TAG) == "trial":
-        value = str(inert).lower()
-        if tags.get(tracking.INERT_TAG) != value:
-            log.tags({tracking.INERT_TAG: value})
+        wanted[tracking.INERT_TAG] = str(inert).lower()
+    if tags.get(tracking.KIND_TAG) in ("trial", "baseline"):
+        wanted[mlflow_views.NOTE_TAG] = mlflow_views.trial_note(run.run_id, run.name, status,
+                                                                 stop, figure)
+    changed = {k: v for k, v in wanted.items() if tags.get(k) != v}
+    if changed:
+        log.tags(changed)
     if tags.get(tracking.STATUS_TAG) in FAILURES and status in FAILURES:
         return  # the trial's own, more precise status and reason stay
     log.finish(status, reason, end_ms, row=run)

@@ -15,6 +15,7 @@ from typing import Any
 from dejavu_tune.config import ConfigError, TrainConfig, check_int, fail, trial_config
 from dejavu_tune.errors import DejavuError
 from dejavu_tune.plugins import is_plugin
+from dejavu_tune.tracking.system_metrics import MODES as SYSTEM_METRICS_MODES
 from dejavu_tune.train.crm_store import PretrainSettings
 
 __all__ = ["budget_seconds", "SpaceError", "Resources", "Param", "SearchSettings", "SearchSpace", "TRAINING_METRICS",
@@ -190,7 +191,11 @@ class SearchSettings:
     # 'package.module:function' (TrainConfig) -> a trainer; null: dejavu_tune.train.trainer.Trainer.
     # dejavu_tune.train.landscape:trainer skips training (tests and benchmarks of the search)
     trainer: str | None = None
-
+    # MLflow's system metrics (CPU, memory, disk, network; GPU utilisation and memory
+    # with nvidia-ml-py) in every trial's run: on, off, or auto (on where psutil is
+    # installed; its cost: dejavu_tune.tracking.system_metrics.interval)
+    system_metrics: str = "auto"
+    system_metrics_interval: float = 10.0  # seconds between samples (MLflow's default)
 
     def __post_init__(self) -> None:
         """Every setting checked on its own, and the confirmation's against each other;
@@ -220,6 +225,14 @@ class SearchSettings:
                  "a model registry name of 1-256 characters without '/' or ':'")
         if self.trainer is not None and not is_plugin(self.trainer):
             fail("search.trainer", self.trainer, "'package.module:function' or null")
+        if self.system_metrics not in SYSTEM_METRICS_MODES:
+            fail("search.system_metrics", self.system_metrics,
+                 "one of " + ", ".join(SYSTEM_METRICS_MODES))
+        if (isinstance(self.system_metrics_interval, bool)
+                or not isinstance(self.system_metrics_interval, (int, float))
+                or not 0 < self.system_metrics_interval < math.inf):
+            fail("search.system_metrics_interval", self.system_metrics_interval,
+                 "a positive number of seconds")
         if not self.confirming:
             return
         if self.baseline_seeds < 2:
@@ -254,6 +267,8 @@ class SearchSpace:
     resources: Resources
     report: dict[str, Any] = field(default_factory=dict)
     crm_pretrain: PretrainSettings = field(default_factory=PretrainSettings)
+    # the shared params this space holds fixed at the baseline's values (``with_shared``)
+    fixed_shared: tuple[str, ...] = ()
 
     def base_config(self) -> TrainConfig:
         """The fixed keys as a validated configuration, built once per space (a
@@ -304,7 +319,8 @@ class SearchSpace:
         for key, value in values.items():
             fixed = set_dotted(fixed, key, value)
         return dataclasses.replace(self, fixed=fixed,
-                                   params=tuple(p for p in self.params if not p.shared))
+                                   params=tuple(p for p in self.params if not p.shared),
+                                   fixed_shared=tuple(p.name for p in self.params if p.shared))
 
     def shared_only(self) -> SearchSpace:
         """The baseline's tuning: only the shared params, DejaVu off."""

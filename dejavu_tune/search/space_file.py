@@ -105,6 +105,7 @@ def parse_space(raw: Any, path: str = "<space>",
                              preflight.metric_min_effects(base))
     resources = Resources.parse(path, raw["resources"])
     preflight.check_device(path, base, resources)
+    preflight.check_system_metrics(path, search, resources)
     if resources.ranks > 1 and search.trainer is not None:
         raise space_error(path, "search.trainer", f"{search.trainer!r} is not allowed with "
                           f"{resources.ranks} data-parallel workers per trial: a trainer of "
@@ -266,6 +267,8 @@ def _parse_settings(path: str, raw: dict[str, Any], directions: dict[str, str] |
             raise space_error(path, f"search.{key}", "is not a known key: expected one of "
                        + ", ".join(names))
     objectives = raw.get("objectives")
+    if isinstance(raw.get("system_metrics"), bool):  # YAML reads a bare on/off as true/false
+        raw = {**raw, "system_metrics": "on" if raw["system_metrics"] else "off"}
     try:
         settings = SearchSettings(**{k: v for k, v in raw.items() if k != "objectives"})
     except ConfigError as exc:

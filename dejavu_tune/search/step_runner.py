@@ -26,6 +26,7 @@ from dejavu_tune.search.trial_records import (
     from_result,
 )
 from dejavu_tune.tracking import runs as tracking
+from dejavu_tune.tracking import system_metrics
 from dejavu_tune.tracking.delivery import DeliveryQueue
 from dejavu_tune.tracking.run_log import RunLog
 from dejavu_tune.tracking.run_names import trial_name, tune_dirname
@@ -139,6 +140,10 @@ class StepRunner:
         cpu, gpu = space.resources.per_rank
         return TrialContext(fixed=space.fixed, ref=self.ref, cpus=cpu, crm_plan=self.plan,
                             phase=step, trainer=space.search.trainer,
+                            system_metrics_s=system_metrics.interval(
+                                space.search.system_metrics,
+                                space.search.system_metrics_interval),
+                            shared=space.fixed_shared,
                             ranks=space.resources.ranks, rank_gpu=gpu,
                             ranks_storage=str(self.root / step / "ranks"),
                             confirms=self.confirms.get(step, {}))

@@ -21,7 +21,8 @@ from typing import Any
 
 from dejavu_tune.outcome import direction, power, sequential
 from dejavu_tune.outcome.numbers import num
-from dejavu_tune.outcome.paired import noise_floor
+from dejavu_tune.outcome.paired import Paired, noise_floor
+from dejavu_tune.outcome.units import Unit, unit_of
 from dejavu_tune.search import pareto
 from dejavu_tune.search.confirm import Confirmation, Confirmed
 from dejavu_tune.search.trial_records import FAILURES, TrialRecord, short_params
@@ -56,6 +57,13 @@ class Outcome:
     # the winner's network as an MLflow model (publish.log_winner): where it is, or
     # {"error": why not}; None: nothing confirmed, nothing logged
     model: dict[str, Any] | None = None
+    # why ASHA stopped each trial it stopped (trial id -> its rung, metric, value, cut-off)
+    stops: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def unit(self) -> Unit:
+        """What the metric and its Δs are shown in (mIoU points for val_miou)."""
+        return unit_of(self.metric)
 
     @property
     def confirmed(self) -> list[Confirmed]:
@@ -157,17 +165,18 @@ class Outcome:
 def headline(o: Outcome) -> list[str]:
     """The lines that say what the search found."""
     m = f"held-out {o.metric}"  # the confirmation's verdict reads the held-out split
+    u = o.unit
     if o.winner is not None:
         return [f"winner: {_trial_label(o, o.winner.search_trial)} "
                 f"({short_params(o.winner.config)})",
-                f"  {m} {o.winner.paired.text()}"]
+                f"  {m} {_paired(o.winner.paired, u)}"]
     if o.confirmation is not None and o.confirmed:
         result = o.confirmation.result
         judged = [c for c in o.confirmed if c.paired.verdict not in (
             sequential.DROPPED, sequential.OUTRUN)] or o.confirmed
         best = max(judged, key=lambda c: direction.sign(o.mode) * (
             c.paired.mean if math.isfinite(c.paired.mean) else -math.inf))
-        delta = f"δ = {result.design.min_effect:g}"
+        delta = f"δ = {_amount(result.design.min_effect, u)}"
         if o.verdict == sequential.INCONCLUSIVE:
             need = sequential.seeds_to_decide(result.design, best.paired.std)
             why = (f"the seed budget (search.max_seeds = {result.design.max_seeds}) ran out "
@@ -180,7 +189,7 @@ def headline(o: Outcome) -> list[str]:
             why = f"any gain is smaller than {delta}, the smallest that matters"
         return [f"{o.verdict}: {why}; the best candidate, "
                 f"{_trial_label(o, best.search_trial)} ({short_params(best.config)}):",
-                f"  {m} {best.paired.text()}"]
+                f"  {m} {_paired(best.paired, u)}"]
     single = o.best_single()
     if single is None:
         return [f"{NOT_CONFIRMED}: no DejaVu trial ran the full budget"]
@@ -192,8 +201,17 @@ def headline(o: Outcome) -> list[str]:
            "and none other qualified")
     return [f"not confirmed: {why}; the best single-seed trial "
             f"{trial_name(single.trial_id, single.trial_dir)} has "
-            f"{o.metric}={num(single.final)} (search split), and one seed says nothing "
+            f"{o.metric} {_amount(single.final, u)} (search split), and one seed says nothing "
             "about noise"]
+
+
+def _amount(value: float, u: Unit) -> str:
+    """``0.50 mIoU points``: a value or a difference with its unit."""
+    return f"{u.value(value)}{' ' + u.name if u.name else ''}"
+
+
+def _paired(p: Paired, u: Unit) -> str:
+    return p.text(u.scale, u.digits, u.name)
 
 
 def _ranked(o: Outcome, top: int | None = None) -> list[str]:
@@ -206,9 +224,10 @@ def _ranked(o: Outcome, top: int | None = None) -> list[str]:
                                                             and not r.curve)]
     reference = o.gain_reference()
     curve = reference[1] if reference else ()
-    lines = ([f"Δ: each trial's {o.metric} minus {reference[0]}, at the same epoch.", ""]
-             if reference else [])
-    lines += [f"| rank | trial | status | epochs | {o.metric} | Δ vs baseline (same "
+    u = o.unit
+    lines = ([f"Δ: each trial's {o.metric} minus {reference[0]}, at the same epoch"
+              f"{'; values in ' + u.name if u.name else ''}.", ""] if reference else [])
+    lines += [f"| rank | trial | status | epochs | {o.metric}{u.suffix} | Δ vs baseline (same "
               "epoch) | CRM reliance | regeneration / task gradient | parameters |",
               "|---|---|---|---|---|---|---|---|---|"]
     rows = full + stopped + failed
@@ -219,9 +238,15 @@ def _ranked(o: Outcome, top: int | None = None) -> list[str]:
         reliance, ratio = r.last.get("crm_reliance"), r.last.get("regen_grad_ratio")
         status = r.status + (" (inert)" if r.inert else "")
         label = str(rank) if r.final is not None else "–"
-        lines.append(f"| {label} | {trial_name(r.trial_id, r.trial_dir) if r.trial_id else '?'} | {status} | {r.epochs} | {num(value)} | "
-                     f"{num(gain, sign=True)} | {num(reliance, 2)} | {num(ratio, 3)} | "
+        lines.append(f"| {label} | {trial_name(r.trial_id, r.trial_dir) if r.trial_id else '?'} | {status} | {r.epochs} | {u.value(value)} | "
+                     f"{u.delta(gain)} | {num(reliance, 2)} | {num(ratio, 3)} | "
                      f"{r.reason or short_params(r.config)} |")
+    shown = rows[:top]
+    why = [f"- {trial_name(r.trial_id, r.trial_dir)}: {o.stops[r.trial_id]}" for r in shown
+           if r.status == "stopped_early" and r.trial_id in o.stops]
+    if why:
+        lines += ["", "Why ASHA stopped them (its rule: at each rung, a trial below the "
+                  "quantile of the trials recorded there before it stops):", "", *why]
     if top is not None and len(rows) > top:
         rest = rows[top:]
         counts = Counter(r.status for r in rest)
@@ -247,17 +272,18 @@ def _confirmation(o: Outcome) -> list[str]:
              f"seeds: {looks}); {result.runs} runs ({result.candidate_runs} DejaVu, "
              f"{result.baseline_runs} more baseline). Intervals are repeated confidence "
              f"intervals, 95% {family}every look at once (docs/method.md); "
-             f"δ = {design.min_effect:g}.", "",
+             f"δ = {_amount(design.min_effect, o.unit)}.", "",
              f"| trial | configuration | {o.metric} where selected (search split, one seed) | "
              f"held-out {o.metric} per seed | held-out Δ mean ± std | sequential 95% CI | "
              "verdict |", "|---|---|---|---|---|---|---|"]
     for c in o.confirmed:
         p = c.paired
-        per_seed = ", ".join(f"{s}: {num(v)}" for s, v in sorted(c.values.items()))
+        per_seed = ", ".join(f"{s}: {o.unit.value(v)}" for s, v in sorted(c.values.items()))
         mark = " **winner**" if o.winner is not None and c.config == o.winner.config else ""
         lines.append(f"| {_trial_label(o, c.search_trial)} | {short_params(c.config)} | "
-                     f"{num(c.search_value)} | {per_seed} | "
-                     f"{p.cell()} | {p.interval_text()} | {p.verdict}{mark} |")
+                     f"{o.unit.value(c.search_value)} | {per_seed} | "
+                     f"{p.cell(o.unit.scale, o.unit.digits)} | "
+                     f"{p.interval_text(o.unit.scale, o.unit.digits)} | {p.verdict}{mark} |")
     return lines
 
 
@@ -304,22 +330,26 @@ def report_markdown(o: Outcome, top: int | None = None, front_image: str | None 
     if forest_image:
         lines += ["", forest_image]
     base = o.baselines()
+    u = o.unit
     lines += ["", "## How sure", ""]
+    if u.name:
+        lines.append(f"- Units: {o.metric} and its Δs in {u.name} ({o.metric} × {u.scale:g}; "
+                     "the logged values and `best_config.json` keep the metric's own scale).")
     if base:
         lines.append(f"- Noise floor: the baseline's {o.metric} after {o.epochs} epochs is "
-                     f"{num(o.baseline_mean)} ± {num(o.noise, missing='n/a')} (sample std over seeds "
+                     f"{u.value(o.baseline_mean)} ± {u.value(o.noise, missing='n/a')} (sample std over seeds "
                      f"{', '.join(str(r.seed) for r in base)}).")
     plan = o.power()
     if plan is not None:
-        lines.append(f"- Power: {plan.text('measured by this search')}.")
+        lines.append(f"- Power: {plan.text('measured by this search', u)}.")
     lines += _out_of_memory(o)
     spread = o.rung_spread()
     if spread is not None:
         epoch, low, high, sigma = spread
         ratio = (high - low) / sigma if sigma and math.isfinite(sigma) else math.nan
         lines.append(f"- At epoch {epoch}, where ASHA first decides, the search's trials span "
-                     f"{num(low)}–{num(high)} ({num(high - low)}); the baseline's seed-to-seed std "
-                     f"there is {num(sigma, missing='n/a')}" + (
+                     f"{u.value(low)}–{u.value(high)} ({u.value(high - low)}); the baseline's seed-to-seed std "
+                     f"there is {u.value(sigma, missing='n/a')}" + (
                          f": the configurations differ by {ratio:.1f}× the seed's spread."
                          if math.isfinite(ratio) else "."))
     if o.tuning:

@@ -32,6 +32,11 @@ class TrialContext:
     crm_plan: CRMPlan | None = None  # the stored CRM weights DejaVu trials start from
     trainer: str | None = None  # 'module:function' building the trainer; None: Trainer
     phase: str = "search"  # which step of the search the trial belongs to (a run tag)
+    # seconds between MLflow's system-metrics samples in the trial's run; None: none logged
+    system_metrics_s: float | None = None
+    # the shared settings fixed at the baseline's best (``SearchSpace.with_shared``):
+    # logged as params of every trial, so their columns show what each trial used
+    shared: tuple[str, ...] = ()
     # a data-parallel trial (search.space.Resources.ranks): its ranks, each holding
     # ``cpus`` and ``rank_gpu``, with Ray Train's own files under ``ranks_storage``
     ranks: int = 1

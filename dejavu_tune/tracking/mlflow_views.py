@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 from dejavu_tune.tracking import runs as tracking
 
 __all__ = ["NOTE_TAG", "VIEW_PREFIX", "LOCAL_UI", "share_runs_view", "runs_url", "run_url",
-           "ui_base", "ui_command", "set_run_note", "describe_experiment", "artifact_image"]
+           "run_link", "ui_base", "ui_command", "set_run_note", "trial_note", "describe_experiment", "artifact_image"]
 
 NOTE_TAG = "mlflow.note.content"
 VIEW_PREFIX = "mlflow.sharedViewState."
@@ -35,6 +35,8 @@ _NAME_COLUMN = "attributes.`Run Name`"
 # the table draws it at 1600 px (it draws only the columns in view)
 _DATASET_COLUMN = "attributes.`Dataset`"
 _LEADING_COLUMNS = ["0", _NAME_COLUMN, "runDateAndNestInfo", "duration"]  # checkbox first
+# a header's width at the table's 13 px font (measured on its screenshots), its sort icon
+_CHAR_PX, _HEADER_PAD, _MIN_WIDTH = 7.6, 34, 90
 
 
 def view_key(parent_run_id: str) -> str:
@@ -43,8 +45,9 @@ def view_key(parent_run_id: str) -> str:
 
 def share_runs_view(uri: str, experiment_id: str, parent_run_id: str, sort_metric: str,
                     ascending: bool, metrics: list[str], params: list[str],
-                    tags: list[str]) -> str:
-    """Store the runs-table view of this search's trials; returns its share key."""
+                    tags: list[str], pinned: list[str] | None = None) -> str:
+    """Store the runs-table view of this search's trials; returns its share key.
+    ``pinned``: run ids the table keeps on top, whatever the order."""
     key = view_key(parent_run_id)
     columns = ([f"metrics.`{m}`" for m in metrics] + [_DATASET_COLUMN]
                + [f"params.`{p}`" for p in params] + [f"tags.`{t}`" for t in tags])
@@ -57,10 +60,18 @@ def share_runs_view(uri: str, experiment_id: str, parent_run_id: str, sort_metri
         # column ids); names like "t07 crm_r K=2 · highpass b16 · γ1.68" fit whole, and
         # the metrics keep the order given, the ranking one first.
         "columnOrder": [*_LEADING_COLUMNS, *columns],
-        "columnWidths": {_NAME_COLUMN: 330},
+        "columnWidths": {_NAME_COLUMN: 330, **{c: _width(c) for c in columns}},
+        "runsPinned": list(pinned or []),
     }
     MlflowClient(uri).set_experiment_tag(experiment_id, VIEW_PREFIX + key, json.dumps(state))
     return key
+
+
+def _width(column: str) -> int:
+    """Wide enough for the column's header whole (``dejavu.redaction.kind`` and
+    ``dejavu.redaction.block`` both cut to "dejavu.redactio" at the default width)."""
+    header = column.split("`")[1] if "`" in column else column
+    return max(_MIN_WIDTH, int(_CHAR_PX * len(header)) + _HEADER_PAD)
 
 
 def ui_base(uri: str) -> str:
@@ -83,7 +94,14 @@ def runs_url(uri: str, experiment_id: str, key: str) -> str:
 
 
 def run_url(uri: str, experiment_id: str, run_id: str) -> str:
-    return f"{ui_base(uri)}/#/experiments/{experiment_id}/runs/{run_id}?{_WORKFLOW}"
+    return f"{ui_base(uri)}/{run_link(experiment_id, run_id)}"
+
+
+def run_link(experiment_id: str, run_id: str) -> str:
+    """A run's page as a link inside the UI's own pages (a description's Markdown): no
+    host or port, so it works wherever the UI is served, and on the model-training
+    pages rather than the GenAI ones."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}?{_WORKFLOW}"
 
 
 def artifact_image(run_id: str, path: str, title: str) -> str:
@@ -100,6 +118,24 @@ def set_run_note(uri: str, run_id: str, markdown: str) -> None:
         cut = markdown.rfind("\n", 0, _NOTE_LIMIT - len(tail))
         markdown = markdown[:cut] + tail
     tracking.set_tags(uri, run_id, {NOTE_TAG: markdown})
+
+
+def trial_note(run_id: str, name: str, status: str, stop: str | None,
+               figure: bool = True) -> str:
+    """A trial run's description: what it is, how it ended (why ASHA stopped it), where
+    its configuration is, and (``figure``: it finished an epoch) its newest regeneration
+    figure whole."""
+    lines = [f"**{name}**: {status.replace('_', ' ')}."]
+    if stop:
+        lines.append(f"Stopped by {stop}.")
+    lines += ["", "Its whole configuration: the `config.json` artifact; what it trained and "
+              "was scored on: *Datasets*."]
+    if figure:
+        lines += ["", "The regeneration figure of its last epoch (input, ground truth, "
+                  "prediction, redacted input, regenerated image, the CRM's change; every "
+                  "epoch's is under *Artifacts*, `images/`):", "",
+                  artifact_image(run_id, tracking.LATEST_FIGURE, "regeneration, last epoch")]
+    return "\n".join(lines) + "\n"
 
 
 def describe_experiment(uri: str, experiment_id: str, latest: str) -> None:

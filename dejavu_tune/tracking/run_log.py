@@ -31,8 +31,9 @@ class RunLog:
         """The epoch, unless the run has it (``tracking.runs.log_new_epoch``)."""
         return tracking.log_new_epoch(self.uri, self.run_id, metrics, step, timestamp_ms, key)
 
-    def series(self, key: str, values: dict[int, float]) -> None:
-        tracking.log_series(self.uri, self.run_id, key, values)
+    def series(self, key: str, values: dict[int, float],
+               more: dict[str, dict[int, float]] | None = None) -> None:
+        tracking.log_series(self.uri, self.run_id, key, values, more)
 
     def tags(self, tags: dict[str, Any]) -> None:
         tracking.set_tags(self.uri, self.run_id, tags)
@@ -46,6 +47,10 @@ class RunLog:
 
     def json(self, name: str, payload: Any) -> None:
         tracking.log_json(self.uri, self.run_id, name, payload)
+
+    def plot(self, name: str, figure: Any, dpi: int = 100) -> None:
+        """A matplotlib figure as the PNG artifact ``name``; the caller closes it."""
+        tracking.log_plot(self.uri, self.run_id, name, figure, dpi)
 
     def file(self, path: str | Path) -> None:
         tracking.log_artifact_file(self.uri, self.run_id, path)

@@ -27,7 +27,7 @@ from dejavu_tune.tracking.run_names import readable
 from dejavu_tune.train.memory import OUT_OF_MEMORY
 
 __all__ = ["describe_ranks", "STATUS_TAG", "REASON_TAG", "TRIAL_TAG", "KIND_TAG", "NODE_TAG", "GPU_TAG",
-           "RESUMED_TAG", "CHECKPOINT_SKIPPED_TAG", "PHASE_TAG", "CRM_TAG", "INERT_TAG",
+           "RESUMED_TAG", "CHECKPOINT_SKIPPED_TAG", "PHASE_TAG", "CRM_TAG", "INERT_TAG", "STOP_TAG", "LATEST_FIGURE",
            "FIGURE_KEY", "MLFLOW_STATUS", "PAGE_SIZE", "SearchRef", "bound_http_waits", "client",
            "quiet_store_setup",
            "default_tracking_uri", "artifact_root", "redact", "open_parent_run",
@@ -51,8 +51,11 @@ RESUMED_TAG = "dejavu.resumed_from_epoch"  # set when a restarted trial loaded a
 CHECKPOINT_SKIPPED_TAG = "dejavu.checkpoints_skipped"  # damaged ones it fell back from
 PHASE_TAG = "dejavu.phase"  # crm / tuning / search / confirm: the step of the search
 CRM_TAG = "dejavu.crm_init"  # stored:<key>, file:<path>, scratch or none (DejaVu off)
+# why ASHA stopped a trial: its rung, the metric it decided on, the value, the cut-off
+STOP_TAG = "dejavu.stopped_by"
 INERT_TAG = "dejavu.inert"  # true: the CRM ignored the prediction (dejavu_tune.train.diagnostics)
 FIGURE_KEY = "regeneration"  # the image key of every run's regeneration figure
+LATEST_FIGURE = "regeneration.png"  # the newest epoch's figure, whole, linked from the note
 # A trial ASHA stopped ends KILLED: MLflow's runs table then tells it from a completed
 # one at a glance (its reason stays in STATUS_TAG).
 MLFLOW_STATUS = {"completed": "FINISHED", "stopped_early": "KILLED", "failed": "FAILED",
@@ -279,12 +282,16 @@ def run_tags(uri: str, run_id: str) -> dict[str, str]:
     return get_run(uri, run_id).tags
 
 
-def log_series(uri: str, run_id: str, key: str, values: dict[int, float]) -> None:
-    """Log ``key`` at each step of ``values`` that the run does not have yet."""
+def log_series(uri: str, run_id: str, key: str, values: dict[int, float],
+               more: dict[str, dict[int, float]] | None = None) -> None:
+    """Log ``key`` at each step of ``values`` that the run does not have yet, and the
+    series in ``more`` at those steps too, in one request: they were logged with ``key``
+    or not at all, so one history read serves them all."""
     have = logged_steps(uri, run_id, key)
     now = int(time.time() * 1000)
-    batch = [Metric(key, float(v), now, step) for step, v in sorted(values.items())
-             if step not in have]
+    batch = [Metric(name, float(v), now, step)
+             for name, series in {key: values, **(more or {})}.items()
+             for step, v in sorted(series.items()) if step not in have]
     if batch:
         MlflowClient(uri).log_batch(run_id, metrics=batch)
 
@@ -346,12 +353,21 @@ def log_artifact_file(uri: str, run_id: str, path: str | Path) -> None:
     MlflowClient(uri).log_artifact(run_id, str(path))
 
 
+def log_plot(uri: str, run_id: str, name: str, figure: Any, dpi: int) -> None:
+    """A matplotlib figure as the PNG artifact ``name`` (MLflow's ``log_figure``)."""
+    MlflowClient(uri).log_figure(run_id, figure, name, save_kwargs={"dpi": dpi})
+
+
 def log_figure(uri: str, run_id: str, png: bytes, step: int) -> None:
     """A figure as an MLflow image (key ``FIGURE_KEY``) at ``step``: the run's image grid
     and Compare show it by epoch. MLflow names every image afresh, so a caller that may
     repeat a step asks ``figure_steps`` first."""
-    MlflowClient(uri).log_image(run_id, Image.open(io.BytesIO(png)), key=FIGURE_KEY,
-                                step=step, synchronous=True)
+    client, image = MlflowClient(uri), Image.open(io.BytesIO(png))
+    client.log_image(run_id, image, key=FIGURE_KEY, step=step, synchronous=True)
+    # the newest epoch's figure whole, under a name the run's note links to: MLflow's
+    # image card shows a 256-px thumbnail, and the epochs' files have generated names.
+    # Every writer logs epochs in order (the trial; a backfill, the newest one only).
+    client.log_image(run_id, image, artifact_file=LATEST_FIGURE)
 
 
 def figure_steps(uri: str, run_id: str) -> set[int]:

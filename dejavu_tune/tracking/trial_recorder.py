@@ -16,6 +16,7 @@ from typing import Any
 
 from dejavu_tune.tracking import runs as tracking
 from dejavu_tune.tracking.delivery import DeliveryQueue
+from dejavu_tune.tracking.system_metrics import STOP_WAIT_S, SystemMetrics
 
 __all__ = ["TrialRecorder", "DRAIN_S"]
 
@@ -32,7 +33,8 @@ def now_ms() -> int:
 
 class TrialRecorder:
     def __init__(self, ref: tracking.SearchRef, trial_id: str, name: str, kind: str,
-                 retry_for_s: float, backoff_s: tuple[float, float] = (1.0, 10.0)):
+                 retry_for_s: float, backoff_s: tuple[float, float] = (1.0, 10.0),
+                 system_metrics_s: float | None = None):
         # The queue's retries, not MLflow's growing backoff, decide how soon a call goes
         # through once the server is back (see dejavu_tune.tracking.delivery).
         tracking.bound_http_waits()
@@ -48,6 +50,11 @@ class TrialRecorder:
         self.queue = DeliveryQueue(retry_for_s=retry_for_s, first_backoff_s=backoff_s[0],
                                    max_backoff_s=backoff_s[1])
         self.queue.put(self._open, ref, trial_id, name, kind, now_ms())
+        # MLflow's system-metrics monitor, every ``system_metrics_s`` seconds (None: off),
+        # from when the run is open: a reopened run's system metrics continue its steps
+        self.system = None if system_metrics_s is None else SystemMetrics(system_metrics_s)
+        if self.system is not None:
+            self.queue.put(self._start_system_metrics)
 
     # -- what a trial says ------------------------------------------------------------
     def params(self, params: dict[str, Any]) -> None:
@@ -88,19 +95,28 @@ class TrialRecorder:
         self.queue.drain(DRAIN_S, unless_failing=True)
 
     def finished(self, status: str, reason: str | None = None) -> None:
+        if self.system is not None:  # its last points before the run's end
+            self.system.stop()
         self._put(tracking.set_trial_status, status, reason, now_ms())
 
     def close(self) -> None:
         """The queue's thread ends once what is queued is delivered, so a reused worker
         does not collect one idle thread per trial. On Tune's stop (SystemExit inside a
         report) nothing waits: Tune gives the thread 2 s, and the driver backfills."""
+        stopped_by_tune = isinstance(sys.exc_info()[1], SystemExit)
+        if self.system is not None:
+            self.system.stop(0.0 if stopped_by_tune else STOP_WAIT_S)
         self.queue.close()
-        if not isinstance(sys.exc_info()[1], SystemExit):
+        if not stopped_by_tune:
             self.queue.drain(DRAIN_S, unless_failing=True)
 
     # -- the run ----------------------------------------------------------------------
     def _open(self, ref: tracking.SearchRef, *args: Any) -> None:
         self.run_id, self.reopened = ref.open_trial(*args)
+
+    def _start_system_metrics(self) -> None:
+        if self.system is not None and self.run_id is not None:
+            self.system.start(self.uri, self.run_id, resumed=self.reopened)
 
     # Whether a run is reopened is known only once the queue has opened it, so these
     # decide at delivery.

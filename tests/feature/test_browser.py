@@ -24,7 +24,9 @@ ARGS = ["--num-samples", "3", "--set", "optim.epochs=3", "--set", "data.num_trai
         "--set", "search.baseline_trials=0", "--set", "search.baseline_seeds=2",
         "--set", "search.confirm_top=1", "--set", "search.max_seeds=2",
         "--set", "crm_pretrain.iterations=5",
-         "--set", "crm_pretrain.min_reliance=0"]
+         "--set", "crm_pretrain.min_reliance=0",
+        # the CPU's system metrics, sampled often enough for 3-epoch trials
+        "--set", "search.system_metrics=on", "--set", "search.system_metrics_interval=0.5"]
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -88,7 +90,15 @@ def test_the_printed_address_opens_the_search_in_mlflow(tmp_path):
             page.get_by_text(re.compile(r"t\d\d crm_[fr] [SK]=\d")).first.wait_for(timeout=60000)
             page.get_by_text("baseline seed 1").first.wait_for()
             assert page.get_by_text("You're viewing a shared view").count() == 1
-            assert page.locator("[col-id='metrics.`final_gain`']").count() >= 1
+            # gains in points, headers whole, why ASHA stopped a trial, the shared lr
+            for column in ("metrics.`final_gain_pts`", "metrics.`val_miou_pts`",
+                           "metrics.`task_loss`", "tags.`dejavu.stopped_by`",
+                           "params.`dejavu.redaction.kind`", "params.`optim.lr`"):
+                assert page.locator(f"[col-id='{column}']").count() >= 1, column
+            # the baseline the gains are measured against is pinned above the ranking
+            first = page.locator(".ag-pinned-left-cols-container [role='row'], "
+                                 ".ag-center-cols-container [role='row']").first
+            assert "baseline seed" in first.inner_text(), first.inner_text()
             # every trial says what it trained: its datasets in the Datasets column
             page.get_by_text("synthetic train").first.wait_for(timeout=30000)
             _close_assistant(page)
@@ -104,8 +114,27 @@ def test_the_printed_address_opens_the_search_in_mlflow(tmp_path):
             page.get_by_text("Search trials (3-epoch budget)").first.wait_for()
             _close_assistant(page)
             page.screenshot(path=str(shots / "mlflow_parent_run.png"))
-            # A child's figure, as the run's artifact browser shows it
+            # the search's figures load in its description (relative artifact links)
+            for name in ("learning_curves", "budget", "knob_effects", "crm_diagnostics"):
+                page.wait_for_function(
+                    f"() => [...document.images].some(i => i.alt === '{name}' "
+                    "&& i.naturalWidth > 1000)", timeout=60000)
+            page.get_by_alt_text("learning_curves").scroll_into_view_if_needed()
+            page.screenshot(path=str(shots / "mlflow_parent_figures.png"))
+            # A trial's page: how it ended and its last regeneration figure, whole
             figure = _first_figure(tmp_path / "runs")
+            page.goto(f"{base}/#/experiments/{figure[0]}/runs/{figure[1]}"
+                      "?workflowType=machine_learning")
+            page.wait_for_function(
+                "() => [...document.images].some(i => i.alt === 'regeneration, last epoch' "
+                "&& i.naturalWidth > 300)", timeout=60000)
+            _close_assistant(page)
+            page.screenshot(path=str(shots / "mlflow_trial.png"))
+            # its system metrics: the CPU's, on a machine without a GPU
+            page.get_by_text("System metrics", exact=True).first.click()
+            page.get_by_text(re.compile("cpu_utilization_percentage")).first.wait_for(
+                timeout=60000)
+            # A child's figure, as the run's artifact browser shows it
             page.goto(f"{base}/#/experiments/{figure[0]}/runs/{figure[1]}/artifactPath/"
                       f"{figure[2]}?workflowType=machine_learning")
             page.wait_for_function(

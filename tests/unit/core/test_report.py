@@ -1,3 +1,7 @@
+import csv
+import io
+
+import matplotlib.image
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -196,3 +200,77 @@ def test_cli_missing_store_is_not_created(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: no MLflow store at sqlite:///") and err.count("\n") == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_cli_output_suffix_picks_latex(store, tmp_path, capsys):
+    out = tmp_path / "b1.tex"
+    assert report.main(["--experiment", "abl", "--tracking-uri", store,
+                        "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed == out.read_text()
+    lines = printed.splitlines()
+    assert lines[:4] == ["% Table B.1: noise", r"\begin{tabular}{lcrrrr}", r"\toprule",
+                         r" &  & \multicolumn{2}{c}{input\_noise=0.0} & "
+                         r"\multicolumn{2}{c}{input\_noise=0.1} \\"]
+    assert (r"DejaVu   & 0.1        & 79.5 $\pm$ 0.7 & +3.5 $\pm$ 0.7 n.s.  & "
+            r"75.5 $\pm$ 0.7 & +5.5 $\pm$ 0.7 n.s. \\") in lines
+    assert lines[-1] == "% Excluded: 1 failed, 1 stopped early."
+
+
+def test_cli_csv_has_the_numbers_of_the_markdown(store, capsys):
+    assert report.main(["--experiment", "abl", "--tracking-uri", store, "--format", "csv"]) == 0
+    rows = {r["setting"]: r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    assert list(rows) == ["baseline", "DejaVu, cl_weight=0.0", "DejaVu, cl_weight=0.1"]
+    row = rows["DejaVu, cl_weight=0.1"]  # | 75.5 ± 0.7 | +5.5 ± 0.7 n.s. | at noise 0.1
+    assert float(row["input_noise=0.1 mean"]) == pytest.approx(75.5)
+    assert float(row["input_noise=0.1 std"]) == pytest.approx(0.5 ** 0.5)
+    assert float(row["input_noise=0.1 delta"]) == pytest.approx(5.5)
+    assert row["input_noise=0.1 n"] == row["input_noise=0.1 delta_n"] == "2"
+    assert row["dejavu.loss.cl_weight"] == "0.1" and row["baseline"] == "False"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--format", "latex", "--output", "{d}/t.csv"],
+     "error: --output {d}/t.csv is a csv file but --format is latex: expected a .tex file "
+     "(or a suffix of no format) with --format latex, or --format csv\n"),
+    (["--plot", "{d}/t.jpg"], "error: --plot {d}/t.jpg: expected a file ending in .png, "
+                              ".pdf, .svg\n"),
+    (["--format", "csv", "--objectives", "val_miou", "train_loss"],
+     "error: --objectives lays out a Markdown table: expected --format markdown with it, "
+     "not csv\n"),
+])
+def test_cli_contradictions_are_refused_before_reading_the_store(tmp_path, capsys, argv,
+                                                                 message):
+    # the store does not exist: an error about the flags came first
+    argv = [a.format(d=tmp_path) for a in argv]
+    assert report.main([*argv, "--storage-path", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err == message.format(d=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_plot_of_two_noise_levels_is_refused_with_why(store, tmp_path, capsys):
+    png = tmp_path / "b1.png"
+    assert report.main(["--experiment", "abl", "--tracking-uri", store, "--plot", str(png)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and not png.exists()
+    assert captured.err == ("error: --plot: the columns key data.input_noise has 2 distinct "
+                            "values (0.0, 0.1): a trend needs a numeric param with at least 3 "
+                            "distinct values\n")
+
+
+def test_cli_plots_table_b3s_stages(tmp_path, capsys):
+    uri = tracking.default_tracking_uri(tmp_path)
+    MlflowClient(uri).create_experiment("b3", artifact_location=(tmp_path / "art").as_uri())
+    exp_id, parent = tracking.open_parent_run(uri, "b3", "stages")
+    grid = {None: (0.750, 0.754), 1: (0.760, 0.770), 2: (0.770, 0.770), 3: (0.760, 0.766)}
+    cells = [(stages, seed, value) for stages, values in grid.items()
+             for seed, value in enumerate(values)]
+    for n, (stages, seed, value) in enumerate(cells):
+        params = {"dejavu.enabled": stages is not None, "seed": seed}
+        if stages is not None:
+            params["dejavu.crm.stages"] = stages
+        _trial(uri, exp_id, parent, n, params, (value,))
+    png = tmp_path / "plots" / "b3.png"
+    assert report.main(["--experiment", "b3", "--tracking-uri", uri, "--plot", str(png)]) == 0
+    assert "| DejaVu, stages=2 | 77.0 ± 0.0 | +1.8 ± 0.3 n.s. |" in capsys.readouterr().out
+    assert matplotlib.image.imread(png).shape == (450, 800, 4)

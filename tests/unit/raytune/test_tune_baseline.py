@@ -62,3 +62,40 @@ def test_fixed_configs_resume_where_they_were_from_their_saved_state(tmp_path):
     again = FixedConfigs([], metric="val_miou", mode="max")
     again.restore(str(tmp_path / "fixed.json"))
     assert again.suggest("t1") == {"seed": 4} and again.suggest("t2") == Searcher.FINISHED
+
+
+class _DejavuTrial:
+    """What a Tune scheduler reads of a trial."""
+
+    def __init__(self, trial_id):
+        self.trial_id, self.config = trial_id, {"dejavu.enabled": True}
+
+
+def test_asha_writes_why_it_stopped_a_trial_with_the_cut_off_it_compared(tmp_path):
+    from dejavu_tune.raytune.tune_baseline import BaselineExemptASHA, read_stops
+
+    stops = tmp_path / "asha_stops.jsonl"
+    asha = BaselineExemptASHA(stops_file=str(stops), time_attr="training_iteration", max_t=4,
+                              grace_period=1, reduction_factor=2, metric="task_loss",
+                              mode="min")
+    actions = {}
+    for tid, loss in [("a", 1.0), ("b", 2.0), ("c", 1.5), ("d", 0.5)]:
+        trial = _DejavuTrial(tid)
+        asha.on_trial_add(None, trial)
+        actions[tid] = asha.on_trial_result(None, trial, {"training_iteration": 1,
+                                                          "task_loss": loss})
+    # b is above a's 1.0 (the median of one) and stops; c equals the median of a and b
+    # (1.5), which ASHA lets go on (it stops only strictly worse); d is below 1.5
+    assert actions == {"a": "CONTINUE", "b": "STOP", "c": "CONTINUE", "d": "CONTINUE"}
+    decisions = read_stops(tmp_path)
+    assert list(decisions) == ["b"]
+    b = decisions["b"]
+    assert (b.rung, b.metric, b.value, b.cutoff, b.peers) == (1, "task_loss", 2.0, 1.0, 1)
+    assert b.text() == ("ASHA at epoch 1: task_loss 2, above the cut-off 1 (only the best "
+                        "1/2 of the 1 trials there before it went on)")
+    # the budget's end stops every trial: that is no ASHA decision
+    trial = _DejavuTrial("a")
+    assert asha.on_trial_result(None, trial, {"training_iteration": 4, "task_loss": 9.0}) == "STOP"
+    assert list(read_stops(tmp_path)) == ["b"]
+    stops.write_text(stops.read_text() + '{"trial_id": "cut sh')  # a killed driver's last line
+    assert list(read_stops(tmp_path)) == ["b"]

@@ -82,7 +82,7 @@ def test_an_inconclusive_verdict_says_how_many_seeds_a_decision_would_take():
     lines = headline(outcome)
     assert lines[0].startswith("inconclusive: the seed budget (search.max_seeds = 5) ran out")
     assert f"about {need} paired seeds would decide" in lines[0]
-    assert "held-out val_miou Δ +0.0060" in lines[1]
+    assert "held-out val_miou Δ +0.60 ± 2.07 mIoU points" in lines[1]
     # nothing is recommended; the best non-inert trial is named, unconfirmed
     payload = result_payload(outcome, lambda sampled: _Config(sampled))
     assert payload["recommended"] is False and payload["config"] is None
@@ -136,7 +136,7 @@ def test_search_gains_are_measured_against_a_baseline_that_carries_no_selection(
     text, curve = outcome.gain_reference()
     # the replicates' mean per epoch, not the tuning winner (0.9 at epoch 2, selected)
     assert curve == (0.55, 0.75) and "seeds 1, 2" in text
-    assert "| t01 | completed | 2 | 0.8000 | +0.0500 |" in report_markdown(outcome)
+    assert "| t01 | completed | 2 | 80.00 | +5.00 |" in report_markdown(outcome)
     # without tuning the search's own seed-0 baseline is paired by seed
     own = replicate(0, (0.4, 0.7))
     outcome = Outcome(metric="val_miou", mode="max", epochs=2, records=[*records, own],

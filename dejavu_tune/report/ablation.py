@@ -1,4 +1,4 @@
-"""``python -m dejavu_tune.report``: a search's trials as an ablation table in Markdown.
+"""``python -m dejavu_tune.report``: a search's trials as an ablation table.
 
 Reads one search back from MLflow (its parent run and the child run of every trial)
 and lays the finished trials out as the DejaVu supplement's Tables B.1/B.3/B.4 do:
@@ -6,6 +6,10 @@ the baseline first, one row per setting, each cell the mean ± sample standard
 deviation over seeds, optionally one column per value of a parameter (e.g. the input
 noise), and a "Δ vs baseline" column beside each. Defaults come from the ``report:``
 section of the search's ``space.yaml``; flags override them.
+
+``--format`` picks Markdown (the default), a LaTeX booktabs tabular or CSV (numbers
+unrounded, one line per row); ``--plot FILE.png`` draws a grid whose rows form a trend
+(the metric against a numeric param with at least three values).
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import statistics
 import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -22,22 +25,30 @@ from typing import Any
 
 import yaml
 
+import dejavu_tune.report.plot as report_plot
 from dejavu_tune import cli
 from dejavu_tune.config import ENABLED_KEY, MAE_EPOCHS_KEY
 from dejavu_tune.errors import DejavuError
-from dejavu_tune.outcome.numbers import num, spread
-from dejavu_tune.outcome.paired import Paired, compare
+from dejavu_tune.outcome.paired import compare
+from dejavu_tune.report.formats import (
+    FORMATS,
+    SUFFIXES,
+    Ablation,
+    Cell,
+    Row,
+    excluded_text,
+    markdown,
+)
 from dejavu_tune.search.front_table import front_table, parse_objectives
 from dejavu_tune.tracking import runs as tracking
 
-__all__ = ["ReportError", "Trial", "Trials", "collect", "ablation_table", "build_parser",
-           "main"]
+__all__ = ["ReportError", "Trial", "Trials", "collect", "ablation", "ablation_table",
+           "build_parser", "main"]
 
 SEED = "seed"  # the replicate key: averaged over, never a row or a column
 # Keys of the training method itself (Table B.2's rows), never of the setting a row's
 # baseline must share with it (the input noise of Table B.1, say).
 _METHOD_KEYS = ("dejavu.", "model.mae.")
-_DASH = "—"
 
 
 class ReportError(DejavuError, ValueError):
@@ -110,7 +121,7 @@ def collect(uri: str, experiment: str, search: str | None = None) -> Trials:
                             dict(run.params), dict(run.metrics)))
     if not trials:
         raise ReportError(f"search {parent.name!r} has no completed trials"
-                          + (f" ({_excluded_text(excluded)})" if excluded else ""))
+                          + (f" ({excluded_text(excluded)})" if excluded else ""))
     space = _space(uri, parent.run_id, parent.name)
     report = dict(space.get("report") or {})
     search_metric = (space.get("search") or {}).get("metric") or parent.params.get("metric")
@@ -135,10 +146,6 @@ def _space(uri: str, run_id: str, name: str) -> dict[str, Any]:
     return space
 
 
-def _excluded_text(excluded: dict[str, int]) -> str:
-    return ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in sorted(excluded.items()))
-
-
 def _order(value: str) -> tuple[int, float, str]:
     # Numbers sort by value (0.1 before 0.3 before 1), everything else alphabetically.
     try:
@@ -160,14 +167,11 @@ def _short_names(keys: set[str]) -> dict[str, str]:
     return short
 
 
-def _cell(key: str, value: str) -> str:
-    return f"{key}={value}".replace("|", "\\|")
-
-
-def ablation_table(rows: list[Trial], metric: str, columns: str | None = None,
-                   scale: float = 100, digits: int = 1, title: str | None = None,
-                   excluded: dict[str, int] | None = None) -> str:
-    """Markdown: one row per setting (all params but seed and ``columns``), mean ± std."""
+def ablation(rows: list[Trial], metric: str, columns: str | None = None,
+             scale: float = 100, digits: int = 1, title: str | None = None,
+             excluded: dict[str, int] | None = None) -> Ablation:
+    """The grid: one row per setting (all params but seed and ``columns``), the baseline
+    rows first, each cell the runs of one setting at one ``columns`` value."""
     if not rows:
         raise ReportError("no completed trials to tabulate")
     missing = [t.name for t in rows if metric not in t.metrics]
@@ -182,13 +186,13 @@ def ablation_table(rows: list[Trial], metric: str, columns: str | None = None,
                               "expected one of " + ", ".join(
                                   k for k in keys if all(k in t.params for t in rows)))
     excluded = getattr(rows, "excluded", {}) if excluded is None else excluded
-    # Cells: setting -> column value -> scaled values (one per seed), and by seed.
+    # Cells: setting -> column value -> values (one per run), and by seed.
     cells: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     by_seed: dict[tuple, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     baselines: set[tuple] = set()
     for t in rows:
         setting = tuple(sorted((k, v) for k, v in t.params.items() if k not in (SEED, columns)))
-        cells[setting][t.params.get(columns, "")].append(t.metrics[metric] * scale)
+        cells[setting][t.params.get(columns, "")].append(t.metrics[metric])
         if SEED in t.params:
             by_seed[setting][t.params.get(columns, "")][t.params[SEED]] = t.metrics[metric]
         if t.is_baseline:
@@ -198,7 +202,6 @@ def ablation_table(rows: list[Trial], metric: str, columns: str | None = None,
     common = {k: settings[0][k] for k in shown
               if all(k in s and s[k] == settings[0][k] for s in settings)}
     varying = sorted(shown - set(common))
-    short = _short_names(shown | ({columns} if columns else set()))
     # The baseline a row compares with shares its non-DejaVu setting (e.g. the noise level).
     context = sorted({k for b in baselines for k, _ in b if not k.startswith(_METHOD_KEYS)})
 
@@ -207,40 +210,32 @@ def ablation_table(rows: list[Trial], metric: str, columns: str | None = None,
                  if all(dict(b).get(k) == dict(setting).get(k) for k in context)]
         return found[0] if len(found) == 1 else None
 
+    def cell(setting: tuple, value: str) -> Cell:
+        runs = tuple(cells[setting].get(value, []))
+        ref = match(setting) if baselines and setting not in baselines else None
+        if ref is None:
+            return Cell(runs)
+        ref_runs = tuple(cells[ref].get(value, []))
+        paired = (compare(by_seed[setting][value], by_seed[ref][value], metric, "max")
+                  if runs and ref_runs else None)
+        return Cell(runs, ref_runs, paired)
+
     order = sorted(cells, key=lambda s: (s not in baselines, [
         (k in dict(s), _order(dict(s).get(k, ""))) for k in varying]))
-    values = sorted({v for c in cells.values() for v in c}, key=_order)
-    heads = [_cell(short[columns], v) for v in values] if columns else [metric]
-    header = ["setting"]
-    for head in heads:
-        header += [head] + (["Δ vs baseline"] if baselines else [])
-    table, counts = [header], set()
-    for setting in order:
-        params = dict(setting)
-        label = ["baseline" if setting in baselines else _method(params)]
-        label += [_cell(short[k], params[k]) for k in varying if k in params]
-        line = [", ".join(label)]
-        for value in values:
-            runs = cells[setting].get(value, [])
-            counts.add(len(runs))
-            mean = statistics.fmean(runs) if runs else math.nan
-            std = statistics.stdev(runs) if len(runs) > 1 else None
-            line.append(spread(mean, std, digits, sign=False) if runs else _DASH)
-            if not baselines:
-                continue
-            ref = match(setting)
-            ref_runs = cells[ref].get(value, []) if ref is not None else []
-            if setting in baselines or not runs or not ref_runs:
-                line.append(_DASH)
-                continue
-            pairs = compare(by_seed[setting][value], by_seed[ref][value], metric, "max")
-            if pairs.n >= 2:
-                line.append(_paired_cell(pairs, scale, digits))
-            else:
-                line.append(num(mean - statistics.fmean(ref_runs), digits, sign=True))
-        table.append(line)
-    return "\n".join(_render(table, title, common, short, metric, scale, counts, excluded,
-                             bool(baselines), any(SEED in t.params for t in rows)))
+    values = tuple(sorted({v for c in cells.values() for v in c}, key=_order))
+    table_rows = tuple(Row(dict(s), "baseline" if s in baselines else _method(dict(s)),
+                           s in baselines, tuple(cell(s, v) for v in values)) for s in order)
+    return Ablation(metric, table_rows, columns, values, tuple(varying), common,
+                    _short_names(shown | ({columns} if columns else set())), scale, digits,
+                    title, bool(baselines), any(SEED in t.params for t in rows),
+                    dict(excluded))
+
+
+def ablation_table(rows: list[Trial], metric: str, columns: str | None = None,
+                   scale: float = 100, digits: int = 1, title: str | None = None,
+                   excluded: dict[str, int] | None = None) -> str:
+    """Markdown: one row per setting (all params but seed and ``columns``), mean ± std."""
+    return markdown(ablation(rows, metric, columns, scale, digits, title, excluded))
 
 
 def _method(params: dict[str, str]) -> str:
@@ -251,44 +246,6 @@ def _method(params: dict[str, str]) -> str:
     if params.get(MAE_EPOCHS_KEY, "0") != "0":
         parts.append("MAE pre-training")
     return " + ".join(parts) or "DejaVu"
-
-
-def _paired_cell(pairs: Paired, scale: float, digits: int) -> str:
-    """``+2.0 ± 1.4 n.s.``: the per-seed differences' mean and std, and whether their 95%
-    t interval excludes 0 (the sign of a metric's better direction is the reader's)."""
-    low, high = pairs.ci
-    significant = low > 0 or high < 0
-    return f"{pairs.cell(scale, digits)} {'sig.' if significant else 'n.s.'}"
-
-
-def _render(table: list[list[str]], title: str | None, common: dict[str, str],
-            short: dict[str, str], metric: str, scale: float, counts: set[int],
-            excluded: dict[str, int], has_baseline: bool, seeded: bool) -> list[str]:
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    lines = [f"### {title}", ""] if title else []
-    if common:
-        lines += ["All rows: " + ", ".join(_cell(short[k], common[k]) for k in sorted(common)),
-                  ""]
-    rule = ["-" * widths[0]] + ["-" * (w - 1) + ":" for w in widths[1:]]
-    for row in [table[0], rule, *table[1:]]:
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=False)]
-        lines.append("| " + " | ".join(cells) + " |")
-    runs = sorted(c for c in counts if c)
-    n = f"{runs[0]}" if runs[0] == runs[-1] else f"{runs[0]}–{runs[-1]}"
-    unit = "seed" if seeded else "run"
-    lines += ["", f"{metric}{f' × {scale:g}' if scale != 1 else ''} at each run's last epoch: "
-              f"mean ± sample std (ddof=1) over {n} {unit}{'s' if runs[-1] > 1 else ''} per cell"
-              + (" (one value: no std)" if runs[0] == 1 else "") + "."]
-    if has_baseline:
-        lines.append("Δ vs baseline: paired by seed with the baseline in the same column and "
-                     "setting: mean ± sample std of the per-seed differences; sig. when their "
-                     "95% t interval excludes 0, else n.s. (not significant). Without shared "
-                     "seeds: the difference of the means.")
-    else:
-        lines.append("No baseline trials (dejavu.enabled=False): no Δ column.")
-    if excluded:
-        lines.append(f"Excluded: {_excluded_text(excluded)}.")
-    return lines
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -310,8 +267,47 @@ def build_parser() -> argparse.ArgumentParser:
                         "costs, e.g. val_miou step_time_ratio mem_ratio (METRIC:min or :max "
                         "for another direction; default: the search's search.objectives, if "
                         "it had several)")
-    p.add_argument("--output", help="also write the table to this Markdown file")
+    p.add_argument("--format", choices=list(FORMATS),
+                   help="markdown, latex (a booktabs tabular, notes as comments) or csv (one "
+                        "line per row: mean, std, n, delta and its CI as numbers); default: "
+                        "the format --output's suffix names (.md, .tex, .csv), else markdown")
+    p.add_argument("--output", help="also write the table, in --format, to this file")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="draw the metric against the grid's numeric param (the --columns "
+                        "key, else the row param with 3+ numeric values), ± std error bars; "
+                        ".png, .pdf or .svg")
     return p
+
+
+_PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def _format(given: str | None, output: str | None) -> str:
+    """--format, else the format --output's suffix names, else Markdown; a suffix that
+    names another format than --format's is refused rather than written mislabelled."""
+    suffix = Path(output).suffix.lower() if output else ""
+    named = next((f for f, suffixes in SUFFIXES.items() if suffix in suffixes), None)
+    if given is None:
+        return named or "markdown"
+    if named is not None and named != given:
+        raise ReportError(f"--output {output} is a {named} file but --format is {given}: "
+                          f"expected a {' or '.join(SUFFIXES[given])} file (or a suffix of no "
+                          f"format) with --format {given}, or --format {named}")
+    return given
+
+
+def _check_paths(args: argparse.Namespace, fmt: str) -> None:
+    """Every file the command will write can be, before a minute of reading MLflow."""
+    if args.objectives and fmt != "markdown":
+        raise ReportError(f"--objectives lays out a Markdown table: expected --format "
+                          f"markdown with it, not {fmt}")
+    if args.output:
+        cli.check_output_file(args.output, "--output")
+    if args.plot:
+        if Path(args.plot).suffix.lower() not in _PLOT_SUFFIXES:
+            raise ReportError(f"--plot {args.plot}: expected a file ending in "
+                              + ", ".join(_PLOT_SUFFIXES))
+        cli.check_output_file(args.plot, "--plot")
 
 
 def _settings(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -355,6 +351,7 @@ def _collect(uri: str, experiment: str, search: str | None) -> Trials:
 
 def _write(path: str, text: str) -> None:
     try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # as check_output_file allows
         Path(path).write_text(text)
     except OSError as exc:
         raise ReportError(f"cannot write --output {path}: {exc.strerror}: expected a file "
@@ -371,20 +368,31 @@ def _main(argv: list[str]) -> int:
     # MLflow draws a progress bar on stderr for every download, even of space.yaml.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     tracking.bound_http_waits(retries=1)  # a report has nothing to wait for
+    fmt = _format(args.format, args.output)
+    _check_paths(args, fmt)
     uri = args.tracking_uri or tracking.default_tracking_uri(args.storage_path)
     trials = _collect(uri, args.experiment, args.search)
-    text = ablation_table(trials, **_settings(trials.report, args)) + "\n"
+    grid = ablation(trials, **_settings(trials.report, args))
+    text = FORMATS[fmt](grid) + "\n"
     objectives = _objectives(trials, args.objectives)
-    if objectives:
+    if objectives and fmt != "markdown":
+        print(f"note: the search's Pareto front of {trials.objectives} is laid out in "
+              "Markdown only: --format markdown shows it", file=sys.stderr)
+    elif objectives:
         try:
             text += "\n" + front_table(trials, objectives)
+        except ValueError as exc:
+            raise ReportError(str(exc)) from None
+    drawn = None
+    if args.plot:
+        try:
+            drawn = report_plot.trend(grid)  # refused before a line is printed
         except ValueError as exc:
             raise ReportError(str(exc)) from None
     sys.stdout.write(text)
     if args.output:
         _write(args.output, text)
+    if drawn is not None:
+        report_plot.plot(grid, args.plot, drawn)
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
