@@ -49,9 +49,14 @@ class StopDecision:
 
     def text(self) -> str:
         side = "below" if self.mode == "max" else "above"
-        return (f"ASHA at epoch {self.rung}: {self.metric} {self.value:.4g}, {side} the "
-                f"cut-off {self.cutoff:.4g} (only the best 1/{self.reduction_factor:g} of "
-                f"the {self.peers} trials there before it went on)")
+        # as many digits as it takes to see the two differ (ASHA stops only the strictly
+        # worse: 1.505 "above" a cut-off of 1.505 reads as a contradiction)
+        digits = next((d for d in range(4, 13)
+                       if f"{self.value:.{d}g}" != f"{self.cutoff:.{d}g}"), 12)
+        return (f"ASHA at epoch {self.rung}: {self.metric} {self.value:.{digits}g}, {side} "
+                f"the cut-off {self.cutoff:.{digits}g} (only the best "
+                f"1/{self.reduction_factor:g} of the {self.peers} "
+                f"trial{'s' if self.peers != 1 else ''} there before it went on)")
 
 
 def read_stops(directory: str | Path) -> dict[str, StopDecision]:

@@ -168,7 +168,6 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
     outcome = dataclasses.replace(outcome, model=publish.log_winner(drv, dv_space, outcome,
                                                                      runs))
     publish.log_gains(drv, outcome, runs)
-    publish.share_view(uri, exp_id, parent, space, pinned=publish.reference_runs(outcome, runs))
     publish.log_parent_results(drv, dv_space, outcome, wall=time.time() - started)
     print("\n" + report_markdown(outcome, top=TERMINAL_ROWS))
     print("\n".join(headline(outcome)))

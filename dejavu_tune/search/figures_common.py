@@ -34,7 +34,7 @@ OUTCOME_COLOURS = {COMPLETED: "tab:blue", STOPPED: "tab:orange", FAILED: "tab:re
 OUTCOME_LABELS = {COMPLETED: "ran the full budget", STOPPED: "stopped early by ASHA",
                   FAILED: "failed", INERT: "inert (CRM ignored or no gradient)"}
 # MLflow shows a description's image at about 1000-1600 px; publish saves at dpi 100
-WIDTH_IN = 14.0
+WIDTH_IN = 14.0  # saved NOTE_IMAGE_PX wide: the layout is made at this size, then scaled
 
 
 @dataclass(frozen=True)

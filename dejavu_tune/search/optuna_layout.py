@@ -13,10 +13,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["WIDTH_IN", "DPI", "history", "importances", "parallel", "slices", "short_names"]
+__all__ = ["WIDTH_IN", "history", "importances", "parallel", "slices", "short_names"]
 
-WIDTH_IN = 12.8
-DPI = 125  # 1600 px: the widest the description shows them; 10 pt text stays legible at 1000
+WIDTH_IN = 12.8  # saved NOTE_IMAGE_PX wide: the layout is made at this size, then scaled
 _HEIGHT_IN = 5.6
 _PREFIX = "dejavu."  # the key of nearly every searched parameter starts so
 

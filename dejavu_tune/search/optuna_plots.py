@@ -204,7 +204,7 @@ def log_optuna_plots(parent: RunLog, space: Any, outcome: Any) -> list[str]:
                 optuna_layout.slices(axes, title)
             figure_png = first.figure
             try:
-                parent.plot(f"{name}.png", figure_png, optuna_layout.DPI)
+                parent.plot(f"{name}.png", figure_png)
             finally:
                 matplotlib.pyplot.close(figure_png)
             drawn.append(f"{name}.png")

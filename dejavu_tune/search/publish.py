@@ -34,9 +34,10 @@ from dejavu_tune.train.trainer import heldout_name
 
 __all__ = ["FINAL_GAIN", "end_without_verdict",
            "record_pretraining", "record_study", "log_gains", "log_winner", "log_parent_setup",
-           "share_view", "reference_runs", "log_parent_results"]
+           "share_view", "log_parent_results"]
 
 FINAL_GAIN = "final_gain"  # the runs table sorts by it: the outcome at equal budget
+BASELINE = "baseline"  # beside it: the value of what the gain is measured against
 
 
 def end_without_verdict(drv: StepRunner, verdict: str, text: str) -> int:
@@ -136,7 +137,8 @@ def log_gains(drv: StepRunner, outcome: Outcome, runs: dict[str, str]) -> None:
     stopped, baselines and confirmation replicates (one seed of a paired comparison) come
     after them. Beside them, what the runs table shows: display copies in the unit a
     person reads, rounded (``final_gain_pts``, ``gain_pts``, ``val_miou_pts`` for
-    segmentation: ``outcome.units``), at the run's last epoch. The baselines train beside
+    segmentation: ``outcome.units``), and ``baseline_pts``, the value the gain is measured
+    against, at the run's last epoch. The baselines train beside
     the trials, so gains are known only now; steps a run already has are skipped, so a
     resumed driver logs nothing twice."""
     by_seed = {r.seed: r.curve for r in outcome.records if r.is_baseline
@@ -157,6 +159,8 @@ def log_gains(drv: StepRunner, outcome: Outcome, runs: dict[str, str]) -> None:
                   if e <= len(base)} if base is not None else {})
         if last in gains:
             shown[unit.display("gain")] = {last: unit.rounded(gains[last])}
+            if not record.is_baseline:  # a baseline's would be its own value
+                shown[unit.display(BASELINE)] = {last: unit.rounded(base[last - 1])}
         if (record.final is not None and record.phase == "search" and not record.is_baseline
                 and drv.epochs in gains):
             shown[FINAL_GAIN] = {drv.epochs: gains[drv.epochs]}
@@ -193,34 +197,22 @@ def log_parent_setup(parent: RunLog, space: SearchSpace, root: Path,
     parent.file(root / "space.yaml")
 
 
-def share_view(uri: str, exp_id: str, parent: str, space: SearchSpace,
-               pinned: list[str] | None = None) -> str:
+def share_view(uri: str, exp_id: str, parent: str, space: SearchSpace) -> str:
     """The runs-table view this search prints: its trials ranked at equal budget (the
-    display copies in the unit a person reads), the metric ASHA decided on, the metrics
-    that say how each did, the parameters the space samples and why a trial stopped;
-    ``pinned``: the runs the gains are measured against, kept above the ranking."""
+    display copies in the unit a person reads, beside the baseline they are measured
+    against), how each ended and why ASHA stopped it, the metric ASHA decided on, the
+    diagnostics, the parameters the space samples."""
     s = space.search
     unit = unit_of(s.metric)
     decided = s.stop_metric if s.stop_metric and s.stop_metric != s.metric else None
-    metrics = [unit.display(FINAL_GAIN), unit.display(s.metric), unit.display("gain"),
-               *([decided] if decided else []), *(m for m, _ in s.costs), "crm_reliance",
-               "regen_grad_ratio"]
+    metrics = [unit.display(FINAL_GAIN), unit.display(s.metric), unit.display(BASELINE),
+               unit.display("gain"), *([decided] if decided else []),
+               *(m for m, _ in s.costs), "crm_reliance", "regen_grad_ratio"]
     return mlflow_views.share_runs_view(
         uri, exp_id, parent, unit.display(FINAL_GAIN), ascending=s.mode == "min",
         metrics=metrics, params=[p.name for p in space.params],
-        tags=[tracking.STATUS_TAG, tracking.INERT_TAG, tracking.STOP_TAG, tracking.PHASE_TAG,
-              tracking.CRM_TAG], pinned=pinned)
-
-
-def reference_runs(outcome: Outcome, runs: dict[str, str]) -> list[str]:
-    """The runs of what the search trials' gains are measured against
-    (``Outcome.gain_reference``): the baseline on their seed, or the replicates."""
-    ref = outcome.reference
-    if ref is not None and ref.phase == "search" and ref.curve:
-        chosen = [ref]
-    else:
-        chosen = [r for r in outcome.baselines() if r.phase == "search" and r.curve]
-    return [runs[r.trial_id] for r in chosen if r.trial_id in runs]
+        tags=[tracking.STATUS_TAG, tracking.INERT_TAG, tracking.STOP_TAG],
+        later_tags=[tracking.PHASE_TAG, tracking.CRM_TAG])
 
 
 def _parent_note(drv: StepRunner, outcome: Outcome, plots: list[str]) -> str:

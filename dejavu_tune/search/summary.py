@@ -245,8 +245,9 @@ def _ranked(o: Outcome, top: int | None = None) -> list[str]:
     why = [f"- {trial_name(r.trial_id, r.trial_dir)}: {o.stops[r.trial_id]}" for r in shown
            if r.status == "stopped_early" and r.trial_id in o.stops]
     if why:
-        lines += ["", "Why ASHA stopped them (its rule: at each rung, a trial below the "
-                  "quantile of the trials recorded there before it stops):", "", *why]
+        lines += ["", "Why ASHA stopped them (its rule: at each rung, a trial worse than the "
+                  "cut-off, the 1 − 1/reduction_factor quantile of the trials recorded there "
+                  "before it, stops):", "", *why]
     if top is not None and len(rows) > top:
         rest = rows[top:]
         counts = Counter(r.status for r in rest)

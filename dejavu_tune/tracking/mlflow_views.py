@@ -22,21 +22,25 @@ from mlflow.tracking import MlflowClient
 
 from dejavu_tune.tracking import runs as tracking
 
-__all__ = ["NOTE_TAG", "VIEW_PREFIX", "LOCAL_UI", "share_runs_view", "runs_url", "run_url",
+__all__ = ["NOTE_TAG", "NOTE_IMAGE_PX", "VIEW_PREFIX", "LOCAL_UI", "share_runs_view", "runs_url", "run_url",
            "run_link", "ui_base", "ui_command", "set_run_note", "trial_note", "describe_experiment", "artifact_image"]
 
 NOTE_TAG = "mlflow.note.content"
 VIEW_PREFIX = "mlflow.sharedViewState."
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 _NOTE_LIMIT = 8000  # MLflow's longest run tag value
+# An image in a run's description shows at its own width, and the UI's sanitiser drops
+# width attributes: one wider than the description's column at a 1600-px window (beside
+# the run's side panel) pushes that panel off-screen. Figures are saved this wide.
+NOTE_IMAGE_PX = 1000
 _WORKFLOW = "workflowType=machine_learning"
 _NAME_COLUMN = "attributes.`Run Name`"
-# what each trial trained and was scored on (its dataset inputs): after the metrics, where
-# the table draws it at 1600 px (it draws only the columns in view)
+# what each trial trained and was scored on (its dataset inputs): after how it did
 _DATASET_COLUMN = "attributes.`Dataset`"
 _LEADING_COLUMNS = ["0", _NAME_COLUMN, "runDateAndNestInfo", "duration"]  # checkbox first
 # a header's width at the table's 13 px font (measured on its screenshots), its sort icon
 _CHAR_PX, _HEADER_PAD, _MIN_WIDTH = 7.6, 34, 90
+_MAX_WIDTH = 220  # a why-stopped tag's text is cut there; the run's page has it whole
 
 
 def view_key(parent_run_id: str) -> str:
@@ -45,12 +49,14 @@ def view_key(parent_run_id: str) -> str:
 
 def share_runs_view(uri: str, experiment_id: str, parent_run_id: str, sort_metric: str,
                     ascending: bool, metrics: list[str], params: list[str],
-                    tags: list[str], pinned: list[str] | None = None) -> str:
-    """Store the runs-table view of this search's trials; returns its share key.
-    ``pinned``: run ids the table keeps on top, whatever the order."""
+                    tags: list[str], later_tags: list[str] = ()) -> str:
+    """Store the runs-table view of this search's trials; returns its share key. The
+    table groups consecutive columns of a kind: ``tags`` come right after the metrics (in
+    view at 1600 px), ``later_tags`` after the parameters."""
     key = view_key(parent_run_id)
-    columns = ([f"metrics.`{m}`" for m in metrics] + [_DATASET_COLUMN]
-               + [f"params.`{p}`" for p in params] + [f"tags.`{t}`" for t in tags])
+    columns = ([f"metrics.`{m}`" for m in metrics] + [f"tags.`{t}`" for t in tags]
+               + [_DATASET_COLUMN] + [f"params.`{p}`" for p in params]
+               + [f"tags.`{t}`" for t in later_tags])
     state = {
         "searchFilter": f"tags.`{tracking.PARENT_TAG}` = '{parent_run_id}'",
         "orderByKey": f"metrics.`{sort_metric}`", "orderByAsc": ascending,
@@ -60,8 +66,7 @@ def share_runs_view(uri: str, experiment_id: str, parent_run_id: str, sort_metri
         # column ids); names like "t07 crm_r K=2 · highpass b16 · γ1.68" fit whole, and
         # the metrics keep the order given, the ranking one first.
         "columnOrder": [*_LEADING_COLUMNS, *columns],
-        "columnWidths": {_NAME_COLUMN: 330, **{c: _width(c) for c in columns}},
-        "runsPinned": list(pinned or []),
+        "columnWidths": {_NAME_COLUMN: 300, **{c: _width(c) for c in columns}},
     }
     MlflowClient(uri).set_experiment_tag(experiment_id, VIEW_PREFIX + key, json.dumps(state))
     return key
@@ -70,8 +75,10 @@ def share_runs_view(uri: str, experiment_id: str, parent_run_id: str, sort_metri
 def _width(column: str) -> int:
     """Wide enough for the column's header whole (``dejavu.redaction.kind`` and
     ``dejavu.redaction.block`` both cut to "dejavu.redactio" at the default width)."""
+    if column == _DATASET_COLUMN:  # "synthetic train (0486c63b…) Training +1"
+        return 160
     header = column.split("`")[1] if "`" in column else column
-    return max(_MIN_WIDTH, int(_CHAR_PX * len(header)) + _HEADER_PAD)
+    return min(_MAX_WIDTH, max(_MIN_WIDTH, int(_CHAR_PX * len(header)) + _HEADER_PAD))
 
 
 def ui_base(uri: str) -> str:
@@ -128,13 +135,13 @@ def trial_note(run_id: str, name: str, status: str, stop: str | None,
     lines = [f"**{name}**: {status.replace('_', ' ')}."]
     if stop:
         lines.append(f"Stopped by {stop}.")
+    if figure:
+        lines += ["", "Its last epoch's regeneration figure (input, ground truth, prediction, "
+                  "redacted input, regenerated image, the CRM's change; every epoch's is under "
+                  "*Artifacts*, `images/`):", "",
+                  artifact_image(run_id, tracking.LATEST_FIGURE, "regeneration, last epoch")]
     lines += ["", "Its whole configuration: the `config.json` artifact; what it trained and "
               "was scored on: *Datasets*."]
-    if figure:
-        lines += ["", "The regeneration figure of its last epoch (input, ground truth, "
-                  "prediction, redacted input, regenerated image, the CRM's change; every "
-                  "epoch's is under *Artifacts*, `images/`):", "",
-                  artifact_image(run_id, tracking.LATEST_FIGURE, "regeneration, last epoch")]
     return "\n".join(lines) + "\n"
 
 

@@ -48,9 +48,11 @@ class RunLog:
     def json(self, name: str, payload: Any) -> None:
         tracking.log_json(self.uri, self.run_id, name, payload)
 
-    def plot(self, name: str, figure: Any, dpi: int = 100) -> None:
-        """A matplotlib figure as the PNG artifact ``name``; the caller closes it."""
-        tracking.log_plot(self.uri, self.run_id, name, figure, dpi)
+    def plot(self, name: str, figure: Any, width_px: int = mlflow_views.NOTE_IMAGE_PX) -> None:
+        """A matplotlib figure as the PNG artifact ``name``, ``width_px`` wide (what a run's
+        description shows whole); the caller closes it."""
+        tracking.log_plot(self.uri, self.run_id, name, figure,
+                          dpi=width_px / figure.get_figwidth())
 
     def file(self, path: str | Path) -> None:
         tracking.log_artifact_file(self.uri, self.run_id, path)

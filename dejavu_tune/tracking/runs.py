@@ -353,7 +353,7 @@ def log_artifact_file(uri: str, run_id: str, path: str | Path) -> None:
     MlflowClient(uri).log_artifact(run_id, str(path))
 
 
-def log_plot(uri: str, run_id: str, name: str, figure: Any, dpi: int) -> None:
+def log_plot(uri: str, run_id: str, name: str, figure: Any, dpi: float) -> None:
     """A matplotlib figure as the PNG artifact ``name`` (MLflow's ``log_figure``)."""
     MlflowClient(uri).log_figure(run_id, figure, name, save_kwargs={"dpi": dpi})
 

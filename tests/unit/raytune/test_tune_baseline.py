@@ -72,7 +72,7 @@ class _DejavuTrial:
 
 
 def test_asha_writes_why_it_stopped_a_trial_with_the_cut_off_it_compared(tmp_path):
-    from dejavu_tune.raytune.tune_baseline import BaselineExemptASHA, read_stops
+    from dejavu_tune.raytune.tune_baseline import BaselineExemptASHA, StopDecision, read_stops
 
     stops = tmp_path / "asha_stops.jsonl"
     asha = BaselineExemptASHA(stops_file=str(stops), time_attr="training_iteration", max_t=4,
@@ -92,7 +92,9 @@ def test_asha_writes_why_it_stopped_a_trial_with_the_cut_off_it_compared(tmp_pat
     b = decisions["b"]
     assert (b.rung, b.metric, b.value, b.cutoff, b.peers) == (1, "task_loss", 2.0, 1.0, 1)
     assert b.text() == ("ASHA at epoch 1: task_loss 2, above the cut-off 1 (only the best "
-                        "1/2 of the 1 trials there before it went on)")
+                        "1/2 of the 1 trial there before it went on)")
+    close = StopDecision("x", 2, "task_loss", "min", 1.50512, 1.50498, 3, 2)
+    assert close.text().startswith("ASHA at epoch 2: task_loss 1.5051, above the cut-off 1.505 ")
     # the budget's end stops every trial: that is no ASHA decision
     trial = _DejavuTrial("a")
     assert asha.on_trial_result(None, trial, {"training_iteration": 4, "task_loss": 9.0}) == "STOP"

@@ -4,6 +4,7 @@ import optuna
 import pytest
 
 from dejavu_tune.search import optuna_layout, optuna_plots
+from dejavu_tune.tracking.mlflow_views import NOTE_IMAGE_PX
 
 
 def _study():
@@ -139,8 +140,8 @@ def drawn(tmp_path_factory):
     figures = {}
 
     class Parent:  # what RunLog does with the plots, into a folder
-        def plot(self, name, figure, dpi):
-            figure.savefig(out / name, dpi=dpi)
+        def plot(self, name, figure):
+            figure.savefig(out / name, dpi=NOTE_IMAGE_PX / figure.get_figwidth())
 
         def text(self, name, text):
             assert name == optuna_plots.HTML_FILE, f"{name}: {text}"
@@ -170,7 +171,7 @@ def test_the_pngs_are_as_wide_as_mlflow_shows_them(drawn):
 
     _, out = drawn
     for name in ("optimization_history", "param_importances", "parallel_coordinate", "slice"):
-        assert matplotlib.image.imread(out / f"{name}.png").shape[1] == 1600
+        assert matplotlib.image.imread(out / f"{name}.png").shape[1] == NOTE_IMAGE_PX == 1000
 
 
 def test_the_history_names_the_target_in_mIoU_points(drawn):

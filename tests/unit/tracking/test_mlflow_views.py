@@ -11,30 +11,30 @@ def test_the_shared_view_selects_sorts_and_shows_this_searchs_trials(tmp_path):
     exp_id, parent = tracking.open_parent_run(uri, "exp", "s1")
     key = mlflow_views.share_runs_view(uri, exp_id, parent, "final_gain", False,
                                        ["final_gain", "val_miou"], ["optim.lr"],
-                                       ["dejavu.status"], pinned=["run-of-the-baseline"])
+                                       ["dejavu.status"], ["dejavu.phase"])
     assert key == f"dejavu-{parent}"
     state = json.loads(MlflowClient(uri).get_experiment(exp_id).tags[
         f"mlflow.sharedViewState.{key}"])
     assert state["searchFilter"] == f"tags.`mlflow.parentRunId` = '{parent}'"
     assert (state["orderByKey"], state["orderByAsc"]) == ("metrics.`final_gain`", False)
+    # the table groups consecutive columns of a kind: the status right after the metrics
     assert state["selectedColumns"] == ["metrics.`final_gain`", "metrics.`val_miou`",
-                                        "attributes.`Dataset`", "params.`optim.lr`",
-                                        "tags.`dejavu.status`"]
+                                        "tags.`dejavu.status`", "attributes.`Dataset`",
+                                        "params.`optim.lr`", "tags.`dejavu.phase`"]
     assert state["columnOrder"][:2] == ["0", "attributes.`Run Name`"]
     # each header whole: 7.6 px a character and 34 for the sort icon, at least 90
-    assert state["columnWidths"] == {"attributes.`Run Name`": 330,
+    assert state["columnWidths"] == {"attributes.`Run Name`": 300,
                                      "metrics.`final_gain`": 110, "metrics.`val_miou`": 94,
-                                     "attributes.`Dataset`": 90, "params.`optim.lr`": 94,
-                                     "tags.`dejavu.status`": 132}
-    assert state["runsPinned"] == ["run-of-the-baseline"]
+                                     "attributes.`Dataset`": 160, "params.`optim.lr`": 94,
+                                     "tags.`dejavu.status`": 132, "tags.`dejavu.phase`": 125}
 
 
 def test_a_trial_note_says_how_it_ended_and_links_its_last_figure_relatively():
     note = mlflow_views.trial_note("r1", "t04 crm_f S=3", "stopped_early",
                                    "ASHA at epoch 2: task_loss 0.81, above the cut-off 0.79")
     assert note.startswith("**t04 crm_f S=3**: stopped early.\nStopped by ASHA at epoch 2: ")
-    assert note.rstrip().endswith(
-        "![regeneration, last epoch](get-artifact?path=regeneration.png&run_uuid=r1)")
+    assert ("\n![regeneration, last epoch](get-artifact?path=regeneration.png&run_uuid=r1)\n"
+            in note)
     assert "get-artifact" not in mlflow_views.trial_note("r1", "t05", "failed", None,
                                                          figure=False)
     assert mlflow_views.run_link("3", "r1") == (
