@@ -166,7 +166,9 @@ def log_optuna_plots(parent: RunLog, space: Any, outcome: Any) -> list[str]:
         # One panel per parameter does not fit on a page: the slices and the parallel
         # coordinates show the most important ones (all of them when importances fail).
         once = _importances_once()
-        top = _most_important(study, once)
+        with warnings.catch_warnings():  # PED-ANOVA's "regimes with < 2 trials": the
+            warnings.simplefilter("ignore")  # plot's caveat says how few trials there are
+            top = _most_important(study, once)
         named = {"target_name": target}
         plots.update(param_importances=(
                          partial(ovm.plot_param_importances, evaluator=once, **named),

@@ -171,7 +171,7 @@ def log_gains(drv: StepRunner, outcome: Outcome, runs: dict[str, str]) -> None:
         # tuning run) on its own display copy's
         if gains:
             drv.run_log(run_id).series("gain", gains, shown)
-        else:
+        elif shown.get(unit.display(metric)):  # not when its last value was NaN
             key = unit.display(metric)
             drv.run_log(run_id).series(key, shown.pop(key), shown)
 

@@ -59,11 +59,27 @@ def test_search_end_to_end_logs_every_trial_to_mlflow(tmp_path):
         # MLflow's system metrics, logged from the trial's Ray worker into the search's store
         assert {"system/cpu_utilization_percentage",
                 "system/system_memory_usage_megabytes"} <= set(run.data.metrics)
+        # the shared learning rate, fixed at the baseline's value, shown on every run
+        assert float(params["optim.lr"]) > 0
+        # its description: how it ended, its last figure whole (the artifact it links)
+        assert tags["mlflow.note.content"].startswith(f"**{run.info.run_name}**: ")
+        assert "regeneration.png" in {a.path for a in client.list_artifacts(run.info.run_id)}
         if tags["dejavu.kind"] == "baseline":
-            assert params == {"dejavu.enabled": "False"}
+            assert params == {"dejavu.enabled": "False", "optim.lr": params["optim.lr"]}
             continue
         assert {"dejavu_loss", "mse", "lpips", "gain", "crm_reliance",
-                "regen_grad_ratio"} <= set(run.data.metrics)
+                "regen_grad_ratio", "gain_pts", "val_miou_pts", "baseline_pts"
+                } <= set(run.data.metrics)
+        # the display copies: the exact values in mIoU points, to a hundredth
+        m = run.data.metrics
+        assert m["val_miou_pts"] == round(100 * history[-1].value, 2)
+        assert m["gain_pts"] == round(100 * m["gain"], 2) or abs(
+            m["gain_pts"] - 100 * m["gain"]) <= 0.005 + 1e-9
+        if tags["dejavu.status"] == "stopped_early":  # why, in its tag and description
+            assert tags["dejavu.stopped_by"].startswith("ASHA at epoch "), tags
+            assert f"Stopped by {tags['dejavu.stopped_by']}." in tags["mlflow.note.content"]
+        else:
+            assert "dejavu.stopped_by" not in tags and "final_gain_pts" in m
         assert run.data.tags["dejavu.inert"] in ("true", "false")
         kind = params["dejavu.redaction.kind"]
         # Only the parameters that apply to this trial are logged.
@@ -84,9 +100,11 @@ def test_search_end_to_end_logs_every_trial_to_mlflow(tmp_path):
     stored = {r.data.tags["dejavu.crm_stored"].rsplit("/", 1)[-1] for r in everything
               if r.data.tags["dejavu.kind"] == "crm_pretrain"}
     for run in children:
+        # "stored crm_f S=2 · 5 redaction kinds (1a2b3c4d)": the CRM by name, its store key
         origin = run.data.tags["dejavu.crm_init"]
+        named = re.fullmatch(r"stored (crm_[fr] [SK]=\d+ · .+) \(([0-9a-f]{8})\)", origin)
         assert origin == "none" if run.data.tags["dejavu.kind"] == "baseline" else (
-            origin.startswith("stored:") and origin.removeprefix("stored:") in stored), origin
+            named is not None and any(key.startswith(named[2]) for key in stored)), origin
 
 
 @pytest.mark.integration

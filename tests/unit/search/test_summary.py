@@ -159,3 +159,21 @@ def test_with_every_trial_inert_the_best_is_named_unconfirmed_and_marked_inert()
     assert payload["trial_name"] == "t02"
     assert payload["unconfirmed"] == {"trial": "id2", "trial_name": "t02", "val_miou": 0.8, "inert": True,
                                       "config": {"dejavu.loss.gamma": 0.2}}
+
+
+def test_the_ranked_trials_say_why_asha_stopped_each_stopped_one_in_points():
+    from dejavu_tune.search.summary import Outcome, report_markdown
+    from dejavu_tune.search.trial_records import TrialRecord
+
+    def record(trial_id, curve, status, baseline=False):
+        config = {"dejavu.enabled": False} if baseline else {"dejavu.loss.gamma": 0.1}
+        return TrialRecord(trial_id, "search", config, 0, status, None, curve, {})
+
+    base = record("b", (0.40, 0.50), "completed", baseline=True)
+    outcome = Outcome("val_miou", "max", 2, [base, record("s", (0.385,), "stopped_early")],
+                      replicate_seeds=[], reference=base,
+                      stops={"s": "ASHA at epoch 1: task_loss 1.7, above the cut-off 1.6"})
+    text = report_markdown(outcome)
+    assert "| – | s | stopped_early | 1 | 38.50 | -1.50 |" in text
+    assert "- s: ASHA at epoch 1: task_loss 1.7, above the cut-off 1.6" in text
+    assert "- Units: val_miou and its Δs in mIoU points (val_miou × 100;" in text
