@@ -131,7 +131,8 @@ class BaselineExemptASHA(ASHAScheduler):
         if is_baseline(trial.config):
             return TrialScheduler.CONTINUE
         action = super().on_trial_result(tune_controller, trial, result)
-        if (action == TrialScheduler.STOP and self.stops_file
+        # getattr: a scheduler restored from a search recorded before it wrote stops
+        if (action == TrialScheduler.STOP and getattr(self, "stops_file", None)
                 and result.get(self._time_attr, 0) < self._max_t):  # not the budget's end
             self._record_stop(trial, result)
         return action

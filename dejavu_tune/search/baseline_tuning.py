@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dejavu_tune.outcome import direction
-from dejavu_tune.outcome.numbers import num
+from dejavu_tune.outcome.units import unit_of
 from dejavu_tune.search.trial_records import TrialRecord
 
 __all__ = ["sobol_points", "best", "describe"]
@@ -55,12 +55,13 @@ def best(records: Sequence[TrialRecord], mode: str) -> TrialRecord | None:
 
 def describe(records: Sequence[TrialRecord], chosen: TrialRecord, metric: str,
              share: float) -> str:
-    tried = ", ".join(f"{_short(r.config)} → {num(r.final)}" if r.final is not None else
-                      f"{_short(r.config)} → {r.status}" for r in records)
+    unit = unit_of(metric)  # the summary's unit: mIoU points for val_miou
+    tried = ", ".join(f"{_short(r.config)} → {unit.value(r.final)}" if r.final is not None
+                      else f"{_short(r.config)} → {r.status}" for r in records)
     return (f"{', '.join(chosen.config)} tuned on {len(records)} baseline trials (DejaVu off, "
             f"seed {chosen.seed}, full budget; {share:.0%} of the search's trial-epochs): "
             f"{tried}; DejaVu searched and compared at {_short(chosen.config)} "
-            f"({metric} {num(chosen.final)}).")
+            f"({metric} {unit.value(chosen.final)}{' ' + unit.name if unit.name else ''}).")
 
 
 def _short(config: dict[str, Any]) -> str:

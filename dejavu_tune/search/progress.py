@@ -20,6 +20,7 @@ from typing import Any
 
 from dejavu_tune.config import is_baseline
 from dejavu_tune.outcome import direction
+from dejavu_tune.outcome.units import unit_of
 from dejavu_tune.tracking.run_names import trial_name
 
 __all__ = ["Progress", "duration", "PROGRESS_TAG"]
@@ -83,7 +84,9 @@ class Progress:
         sign = direction.sign(self.mode)
         value, state = max(scored, key=lambda p: sign * p[0])
         name = trial_name(state.trial_id, state.path)
-        return f"best {self.metric} {value:.4f} ({name}, single seed, epoch {state.epochs})"
+        unit = unit_of(self.metric)  # the summary's unit: mIoU points for val_miou
+        return (f"best {self.metric} {unit.value(value)}{' ' + unit.name if unit.name else ''}"
+                f" ({name}, single seed, epoch {state.epochs})")
 
     def _left(self, states: Sequence[Any], epochs_left: int) -> str:
         spent = sum(float(s.last.get("time_total_s", 0.0) or 0.0) for s in states)

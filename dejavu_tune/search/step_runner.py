@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dejavu_tune.config import is_baseline
+from dejavu_tune.outcome.units import unit_of
 from dejavu_tune.raytune import ray_adapter, trial_results
 from dejavu_tune.raytune.trial_results import TrialResult
 from dejavu_tune.raytune.tune_settings import Run, Trials
@@ -161,6 +162,7 @@ class StepRunner:
         # to take their reports).
         ref, outbox = self.ref, self.outbox
         epochs, metric = self.epochs, self.metric
+        unit = unit_of(metric)  # the summary's unit: mIoU points for val_miou
 
         def on_complete(trial_id: str, last: dict[str, Any], path: str | None,
                         config: dict[str, Any]) -> None:
@@ -168,8 +170,8 @@ class StepRunner:
             outbox.put(settle.set_status, ref, trial_id, status, reason, settle.ended_ms(last))
             value = last.get(metric, float("nan"))
             print(f"  {_label(step, trial_id, path, config)}: {status} after "
-                  f"{last.get('training_iteration', 0)} epoch(s), {metric}={value:.4f}",
-                  flush=True)
+                  f"{last.get('training_iteration', 0)} epoch(s), {metric} "
+                  f"{unit.value(value, missing=str(value))}", flush=True)
 
         def on_error(trial_id: str, reason: str, path: str | None,
                      config: dict[str, Any]) -> None:

@@ -28,7 +28,7 @@ def test_the_line_counts_trials_epochs_savings_and_time_left():
     # 12 epochs ran in 24 s (2 s each); 24 planned - 12 run - 3 saved - 3 failed = 6 left,
     # 6 x 2 s over 2 slots = 6 s
     assert line == ("search: 4/6 trials done, 1 running (1 failed) · 12/24 trial-epochs "
-                    "(3 saved by ASHA) · best val_miou 0.7000 (t03, single seed, epoch 2) · "
+                    "(3 saved by ASHA) · best val_miou 70.00 mIoU points (t03, single seed, epoch 2) · "
                     "4m12s elapsed, about 6s left")
 
 
@@ -38,7 +38,7 @@ def test_before_any_epoch_time_left_is_unknown_and_min_metrics_pick_the_lowest()
                                            "0/6 trial-epochs · 30s elapsed, time left unknown "
                                            "until an epoch ends")
     states = [_state("a1", "RUNNING", 1, 0.5, 3.0), _state("b2", "RUNNING", 1, 0.2, 3.0, n=2)]
-    assert "best val_miou 0.2000 (t02" in progress.line(states, now=30.0)
+    assert "best val_miou 20.00 mIoU points (t02" in progress.line(states, now=30.0)
 
 
 def test_times_and_step_names_read_at_a_glance():
