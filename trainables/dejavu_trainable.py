@@ -181,11 +181,11 @@ def _crm_origin(cfg: TrainConfig, stored: str | None = None) -> str:
 
 def _values(cfg: TrainConfig, keys: tuple[str, ...], skip: dict[str, Any]) -> dict[str, Any]:
     """The dotted ``keys``' values in ``cfg``, but those in ``skip`` (logged already)."""
-    out = {}
+    out, whole = {}, cfg.to_dict()
     for key in keys:
         if key in skip:
             continue
-        value: Any = cfg.to_dict()
+        value: Any = whole
         for part in key.split("."):
             value = value.get(part) if isinstance(value, dict) else None
         if value is not None:
