@@ -116,7 +116,7 @@ def _train(cfg: TrainConfig | ConfigError, config: dict[str, Any], context: Tria
         record.datasets([d.to_dict() for d in lineage.describe(
             cfg.data, trainer.train_set, trainer.val_set)])
     probe = trainer.first_batch(cfg.optim.batch_size) if trainer.crm is not None else None
-    cost = _cost(trainer, cfg, probe)
+    cost = _cost(trainer, cfg, probe, context.measure_cost)
     state, skipped = ray_adapter.restore_state()
     if state is not None:
         trainer.load_state_dict(state)
@@ -124,9 +124,11 @@ def _train(cfg: TrainConfig | ConfigError, config: dict[str, Any], context: Tria
     del state
     start = time.perf_counter()
     for metrics in trainer.epochs():
-        if probe is not None:
-            metrics.update(crm_usage(trainer, probe))
+        # the compute is the epoch's training and evaluation; the diagnostics below are
+        # the service's own cost
         metrics.update(cost, compute_s=time.perf_counter() - start)
+        if probe is not None and context.diagnoses(trainer.epoch):
+            metrics.update(crm_usage(trainer, probe))
         figure = (_png(regeneration_figure(trainer.sample(context.figure_images),
                                            legend=trainer.legend()))
                   if context.figure_images > 0 and ray_adapter.rank() == 0 else None)
@@ -150,14 +152,16 @@ def _failure(exc: Exception) -> tuple[str, str]:
     return "failed", reason
 
 
-def _cost(trainer: Any, cfg: TrainConfig, batch: dict[str, Any] | None) -> dict[str, float]:
+def _cost(trainer: Any, cfg: TrainConfig, batch: dict[str, Any] | None,
+          probe: bool) -> dict[str, float]:
     """The step's cost next to the baseline's (``cost_probe.COST_METRICS``), once per
-    trial process. A trainer of one's own (``search.trainer``) may state its own with a
-    ``cost_ratios()`` method; without one its cost is not measured ({})."""
+    trial process, where the search reads it (``probe``: its extra steps are not free). A
+    trainer of one's own (``search.trainer``) may state its own with a ``cost_ratios()``
+    method, always reported; without one its cost is not measured ({})."""
     stated = getattr(trainer, "cost_ratios", None)
     if stated is not None:
         return stated()
-    if not isinstance(trainer, Trainer):
+    if not probe or not isinstance(trainer, Trainer):
         return {}
     if batch is None:  # the CRM diagnostics' batch serves both when there is one
         batch = trainer.first_batch(cfg.optim.batch_size)

@@ -1,6 +1,7 @@
 """Benchmarks that print numbers: ``python -m dejavu_tune.bench overhead`` (and ``search``,
 ``efficiency``, ``crm-usage``, ``scale``, ``warm-start``, ``bounds``, ``verdicts``,
-``verdict-check``, ``noise-floor``, ``scaling``, ``time-estimate``, ``system-metrics``).
+``verdict-check``, ``noise-floor``, ``scaling``, ``time-estimate``, ``system-metrics``,
+``peer``, ``replay``, ``replay-table``).
 
 ``overhead`` measures, side by side in one run, seconds per training iteration
 and peak memory of the baseline step and of DejaVu steps (CRM-F 2 stages,
@@ -256,7 +257,10 @@ def _main(argv: list[str]) -> int:
     from dejavu_tune.bench import crm_usage as bench_crm
     from dejavu_tune.bench import efficiency as bench_efficiency
     from dejavu_tune.bench import noise_floor as bench_noise
+    from dejavu_tune.bench import peer as bench_peer
     from dejavu_tune.bench import rank_scaling as bench_ranks
+    from dejavu_tune.bench import replay as bench_replay
+    from dejavu_tune.bench import replay_table as bench_replay_table
     from dejavu_tune.bench import scale as bench_scale
     from dejavu_tune.bench import system_metrics as bench_system
     from dejavu_tune.bench import time_estimate as bench_time
@@ -266,6 +270,9 @@ def _main(argv: list[str]) -> int:
 
     bench_efficiency.add_parser(sub)
     bench_scale.add_parser(sub)
+    bench_peer.add_parser(sub)
+    bench_replay.add_parser(sub)
+    bench_replay_table.add_parser(sub)
     bench_crm.add_parser(sub)
     bench_warm.add_parser(sub)
     bench_bounds.add_parser(sub)
@@ -288,6 +295,12 @@ def _main(argv: list[str]) -> int:
         return bench_crm.run(args)
     if args.command == "scale":
         return bench_scale.run(args)
+    if args.command == "peer":
+        return bench_peer.run(args)
+    if args.command == "replay":
+        return bench_replay.run(args)
+    if args.command == "replay-table":
+        return bench_replay_table.run(args)
     if args.command == "warm-start":
         return bench_warm.run(args)
     if args.command == "bounds":

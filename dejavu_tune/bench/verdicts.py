@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from dejavu_tune.outcome import sequential as seq
+from dejavu_tune.outcome.numbers import wilson
 from dejavu_tune.outcome.paired import GAIN, compare
 from dejavu_tune.search.confirm import ROUND_SEEDS
 from dejavu_tune.search.space import SearchSettings
@@ -84,10 +85,8 @@ class Rates:
 
     def rate(self, count: int) -> str:
         """A share with its 95% Wilson interval: a simulated rate is itself a sample."""
-        p, n, z = count / self.reps, self.reps, 1.96
-        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-        return f"{100 * p:.1f}% [{100 * max(0, centre - half):.1f}, {100 * (centre + half):.1f}]"
+        p, low, high = wilson(count, self.reps)
+        return f"{100 * p:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
 
 
 def _scenario(name: str, trials: int, delta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

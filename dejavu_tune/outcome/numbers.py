@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["interval", "num", "spread"]
+__all__ = ["interval", "num", "spread", "wilson"]
 
 
 def num(value: float | None, digits: int = 4, sign: bool = False, scale: float = 1.0,
@@ -35,3 +35,15 @@ def interval(low: float, high: float, digits: int = 4, scale: float = 1.0) -> st
     if not (math.isfinite(low) and math.isfinite(high)):
         return None
     return f"[{num(low, digits, True, scale)}, {num(high, digits, True, scale)}]"
+
+
+def wilson(count: int, n: int, z: float = 1.96) -> tuple[float, float, float]:
+    """(share, low, high): ``count`` of ``n`` with its Wilson score interval (Wilson
+    1927; 95 % at the default ``z``), which stays inside [0, 1] at shares near 0 or 1
+    where the normal approximation does not. A simulated rate is itself a sample."""
+    if n <= 0:
+        return math.nan, math.nan, math.nan
+    p = count / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return p, max(0.0, centre - half), min(1.0, centre + half)

@@ -22,9 +22,7 @@ from dejavu_tune.raytune import ray_train
 from dejavu_tune.raytune.trial_results import RECORDED_MS_KEY, state_of
 from dejavu_tune.raytune.tune_settings import Run, Trials
 
-STUDY_NAME = "search"  # the Optuna study of a search's DejaVu trials, in its study storage
-
-__all__ = ["STUDY_NAME", "GPU_IDS_KEY", "RECORDED_MS_KEY", "trial_id", "trial_dir", "rank", "rank_device", "fit_ranks", "enter_rank", "placement", "report", "restore_state",
+__all__ = ["GPU_IDS_KEY", "RECORDED_MS_KEY", "trial_id", "trial_dir", "rank", "rank_device", "fit_ranks", "enter_rank", "placement", "report", "restore_state",
            "use_cluster_auth", "start_ray", "make_tuner", "run_parallel", "restore_tuner",
            "can_restore", "make_status_callback", "make_progress_callback", "trial_error",
            "optuna_trials", "wait_for_nodes", "wait_for_resources",
@@ -276,45 +274,12 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
                trials: Trials, run: Run) -> Any:
     """A Tuner of ``trials`` (``tune_settings.Trials``), each holding ``resources``
     (``cpu`` and ``gpu``: a ``search.space.Resources``), kept and retried as ``run`` says."""
-    import optuna
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
 
     from dejavu_tune.raytune import snapshots
-    from dejavu_tune.raytune.time_budget import Deadline
-    from dejavu_tune.raytune.tune_baseline import (
-        STOPS_FILE,
-        BaselineExemptASHA,
-        BaselineFirst,
-        FixedConfigs,
-        ParetoASHA,
-    )
-    from dejavu_tune.raytune.tune_outcomes import TruthfulOutcomes, optuna_internals
+    from dejavu_tune.raytune.search_algorithms import make_scheduler, make_searcher
 
-    metric, mode, objectives = trials.metric, trials.mode, trials.objectives
-    if trials.sampler == "fixed":
-        searcher: Any = FixedConfigs(trials.points or [], metric=metric, mode=mode)
-    else:
-        seed = trials.seed
-        optuna_sampler = (optuna.samplers.RandomSampler(seed=seed) if trials.sampler == "random"
-                          else optuna.samplers.TPESampler(seed=seed))
-        storage = (optuna.storages.RDBStorage(trials.study_storage) if trials.study_storage
-                   else None)
-        several = len(objectives) > 1
-        optuna_search = OptunaSearch(
-            space=trials.define_by_run, sampler=optuna_sampler,
-            points_to_evaluate=trials.points,
-            metric=[m for m, _ in objectives] if several else metric,
-            mode=[d for _, d in objectives] if several else mode,
-            study_name=STUDY_NAME, storage=storage)
-        if trials.priors:  # OptunaSearch creates its study at once for a define-by-run space
-            optuna_internals(optuna_search)[0].add_trials(trials.priors)
-        searcher = TruthfulOutcomes(optuna_search, trials.max_epochs)
-    if trials.deadline is not None:  # inside BaselineFirst: the baselines always run
-        searcher = Deadline(searcher, trials.deadline)
-    if trials.baselines:
-        searcher = BaselineFirst(searcher, trials.baselines)
     callbacks = list(run.callbacks)
     keep = snapshots.apply(trials.total)
     if keep is None:
@@ -322,17 +287,8 @@ def make_tuner(fn: Callable[..., None], constants: dict[str, Any], resources: An
     max_concurrent = trials.max_concurrent
     if resources.ranks > 1:
         max_concurrent = min(max_concurrent, _ranks_capacity(resources))
-    search_alg = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
-    scheduler = None
-    if trials.early_stopping:
-        max_t = trials.max_epochs
-        asha = dict(time_attr="training_iteration", max_t=max_t,
-                    grace_period=min(trials.grace_period, max_t),
-                    reduction_factor=trials.reduction_factor,
-                    metric=trials.stop_metric or metric, mode=trials.stop_mode or mode)
-        costs = tuple(o for o in objectives[1:] if o[0] != asha["metric"])
-        asha["stops_file"] = str(Path(run.storage_path) / run.name / STOPS_FILE)
-        scheduler = ParetoASHA(costs, **asha) if costs else BaselineExemptASHA(**asha)
+    search_alg = ConcurrencyLimiter(make_searcher(trials), max_concurrent=max_concurrent)
+    scheduler = make_scheduler(trials, Path(run.storage_path) / run.name)
     # metric and mode live on the searcher and the scheduler, which may differ: Tune
     # refuses them in TuneConfig then.
     tune_config = tune.TuneConfig(

@@ -30,9 +30,10 @@ __all__ = ["TruthfulOutcomes"]
 
 
 class TruthfulOutcomes(Searcher):
-    def __init__(self, searcher: Searcher, max_epochs: int):
+    def __init__(self, searcher: Searcher, max_epochs: int, limited: tuple[str, ...] = ()):
         self.searcher = searcher  # the attribute name Tune's SearchGenerator walks to save state
         self.max_epochs = max_epochs
+        self.limited = limited  # the metrics of search.constraints: the sampler reads them
         super().__init__(metric=searcher.metric, mode=searcher.mode)
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
@@ -59,6 +60,8 @@ class TruthfulOutcomes(Searcher):
         values = [(result or {}).get(m) for m in
                   (metrics if isinstance(metrics, list) else [metrics])]
         finite = all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+        if self.limited and result:
+            self._attach(trial_id, result)
         if error or (result and not finite):
             self.searcher.on_trial_complete(trial_id, result=None, error=True)
         elif not result or int(result.get("training_iteration", 0)) < self.max_epochs:
@@ -68,11 +71,23 @@ class TruthfulOutcomes(Searcher):
         else:
             self.searcher.on_trial_complete(trial_id, result=result)
 
+    def _attach(self, trial_id: str, result: dict) -> None:
+        """The limits' metrics as the Optuna trial's user attributes, before it is told:
+        the sampler's ``constraints_func`` reads them then (``outcome.limits``)."""
+        trial = optuna_internals(self.searcher)[1].get(trial_id)
+        if trial is None:
+            return
+        for metric in self.limited:
+            value = result.get(metric)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                trial.set_user_attr(metric, float(value))
+
     def get_state(self) -> dict[str, Any]:
-        return {"max_epochs": self.max_epochs}
+        return {"max_epochs": self.max_epochs, "limited": list(self.limited)}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.max_epochs = state["max_epochs"]
+        self.limited = tuple(state.get("limited", ()))
 
     def save(self, checkpoint_path: str) -> None:
         self.searcher.save(checkpoint_path)

@@ -51,6 +51,9 @@ class Trials:
     reduction_factor: int = 2
     stop_metric: str | None = None
     stop_mode: str | None = None
+    brackets: int = 1
+    startup_trials: int | None = None
+    constraints: tuple[Any, ...] = ()
     # past it (time.time()) no new trial starts; the running ones finish
     deadline: float | None = None
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from dejavu_tune.config import ENABLED_KEY
 from dejavu_tune.outcome import direction, sequential
+from dejavu_tune.outcome.limits import Limit, broken
 from dejavu_tune.outcome.paired import Paired, compare
 from dejavu_tune.search import pareto
 from dejavu_tune.search.trial_context import HELDOUT_KEY, config_key
@@ -65,13 +66,15 @@ class Confirmation:
 
 
 def candidates(records: Sequence[TrialRecord], mode: str, top: int,
-               objectives: Sequence[tuple[str, str]] = ()) -> list[TrialRecord]:
+               objectives: Sequence[tuple[str, str]] = (),
+               limits: Sequence[Limit] = ()) -> list[TrialRecord]:
     """The ``top`` DejaVu trials of the search by their full-budget metric; trials stopped
-    early (no value at the full budget) and inert ones are not candidates. With several
+    early (no value at the full budget), inert ones and those that break one of the
+    search's ``limits`` (``search.constraints``) are not candidates. With several
     ``objectives`` only the Pareto front's members are, best metric first."""
     sign = direction.sign(mode)
     full = [r for r in records if r.phase == "search" and not r.is_baseline
-            and r.final is not None and not r.inert]
+            and r.final is not None and not r.inert and not broken(limits, r.last)]
     if len(objectives) > 1:
         full = [p.record for p in pareto.front(pareto.points(full, objectives),
                                                [m for _, m in objectives])]

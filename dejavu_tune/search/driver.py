@@ -32,7 +32,7 @@ from dejavu_tune.config import ENABLED_KEY
 from dejavu_tune.outcome import direction, sequential
 from dejavu_tune.raytune import ray_adapter
 from dejavu_tune.raytune.tune_baseline import read_stops
-from dejavu_tune.search import baseline_tuning, confirm, crm_stage, publish, settle
+from dejavu_tune.search import baseline_tuning, confirm, crm_stage, publish, seed_prior, settle
 from dejavu_tune.search.record import SearchRecord
 from dejavu_tune.search.run_plan import RunPlan, plan
 from dejavu_tune.search.space import SearchSpace
@@ -137,10 +137,11 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
           f"{s.algorithm} trials, {s.max_concurrent} at once", flush=True)
     drv.tune("search", dv_space, drv.trials(
         dv_space, num_samples=s.num_samples, define_by_run=dv_space.define_by_run,
-        seed=s.seed, sampler="random" if s.algorithm == "random" else "tpe",
+        seed=s.seed, sampler="tpe" if grid else s.algorithm,
         grace_period=s.grace_period, reduction_factor=s.reduction_factor,
+        brackets=s.brackets, startup_trials=s.startup_trials, constraints=s.limits,
         stop_metric=s.stop_metric, stop_mode=s.stop_mode,
-        points=dv_space.grid_points() if grid else (warm.points if warm else None),
+        points=dv_space.grid_points() if grid else _first_points(dv_space, warm),
         priors=warm.optuna_trials(dv_space.params) if warm else None,
         early_stopping=not grid, baselines=baselines, deadline=drv.deadline,
         study_storage=f"sqlite:///{(root / STUDY_DB).resolve()}", objectives=s.objectives))
@@ -164,7 +165,8 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
                       tuning=tuning, crm=crm_lines, reference=reference,
                       rung=0 if grid else min(s.grace_period, drv.epochs),
                       objectives=s.objectives, warm=warm.describe() if warm else None,
-                      cuts=cuts, stops=stops)
+                      cuts=cuts, stops=stops, stop_metric=s.stop_metric,
+                      stop_mode=s.stop_mode, min_effect=s.min_effect, limits=s.limits)
     outcome = dataclasses.replace(outcome, model=publish.log_winner(drv, dv_space, outcome,
                                                                      runs))
     publish.log_gains(drv, outcome, runs)
@@ -180,6 +182,14 @@ def _run(space: SearchSpace, root: Path, record: SearchRecord, trainable: Callab
     record.finished = True
     record.save(root)
     return 0
+
+
+def _first_points(space: SearchSpace, warm: Any) -> list[dict[str, Any]] | None:
+    """What the sampler runs before it samples: the seed's settings (``search.prior:
+    seed``), then a warm start's points."""
+    first = seed_prior.points(space) if space.search.prior == "seed" else []
+    first += warm.points if warm else []
+    return first or None
 
 
 def _nothing_trained(drv: StepRunner) -> int:
@@ -263,7 +273,7 @@ def _confirm(drv: StepRunner, space: SearchSpace,
     s = space.search
     records = drv.records("search")
     baseline = confirm.baseline_finals(records, seeds)
-    chosen = confirm.candidates(records, s.mode, s.confirm_top, s.objectives)
+    chosen = confirm.candidates(records, s.mode, s.confirm_top, s.objectives, s.limits)
     design = confirm.design_for(s, len(chosen))
     if design is None or not seeds:
         return None

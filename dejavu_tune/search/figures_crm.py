@@ -47,9 +47,14 @@ def _panel(ax: Any, inputs: FigureInputs, trials: list[FigureTrial], key: str,
            threshold: float, meaning: str) -> None:
     log = key == GRAD_RATIO
     for t in sorted(trials, key=lambda t: outcome_of(t.record) == COMPLETED):
-        ys = [v if math.isfinite(v) and (v > 0 or not log) else math.nan
-              for v in t.series(key)]
-        ax.plot(range(1, len(ys) + 1), ys, color=OUTCOME_COLOURS[outcome_of(t.record)],
+        # measured at the rungs and the last epoch only (search.diagnose_epochs): one
+        # line through the epochs that have a value
+        kept = [(e, v) for e, v in enumerate(t.series(key), 1)
+                if math.isfinite(v) and (v > 0 or not log)]
+        if not kept:
+            continue
+        xs, ys = zip(*kept, strict=True)
+        ax.plot(xs, ys, color=OUTCOME_COLOURS[outcome_of(t.record)],
                 marker="o", markersize=3, linewidth=1.2, alpha=0.8, gid=t.name)
     if log:
         ax.set_yscale("log")

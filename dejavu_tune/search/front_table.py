@@ -65,7 +65,9 @@ def front_table(trials: Sequence[Any], objectives: Sequence[tuple[str, str]],
                       and not t.is_baseline})
     if missing:
         raise ValueError(f"the trials lack {', '.join(missing)}: expected metrics the search "
-                         "logged (cost ratios are logged by every trial since they exist)")
+                         "logged (the cost ratios step_time_ratio and mem_ratio are measured "
+                         "only in searches that name them in search.objectives or "
+                         "search.constraints)")
     quality, mode = objectives[0]
     baseline = {_seed(t.params): t.metrics[quality] for t in trials if t.is_baseline
                 and quality in t.metrics}

@@ -182,6 +182,7 @@ def log_parent_setup(parent: RunLog, space: SearchSpace, root: Path,
     without anyone listing it), the resources per trial and the budget."""
     settings = {f.name: getattr(space.search, f.name) for f in dataclasses.fields(space.search)}
     settings["objectives"] = ", ".join(f"{m} ({d})" for m, d in space.search.objectives)
+    settings["constraints"] = ", ".join(limit.text() for limit in space.search.limits)
     # what ASHA decides on, resolved: null reads "the search metric" only in the space file
     settings["stop_metric"] = space.search.stop_metric or space.search.metric
     settings["stop_mode"] = space.search.stop_mode or space.search.mode

@@ -14,6 +14,8 @@ from typing import Any
 
 from dejavu_tune.config import ConfigError, TrainConfig, check_int, fail, trial_config
 from dejavu_tune.errors import DejavuError
+from dejavu_tune.outcome.limits import Limit
+from dejavu_tune.outcome.limits import parse as parse_limits
 from dejavu_tune.plugins import is_plugin
 from dejavu_tune.tracking.system_metrics import MODES as SYSTEM_METRICS_MODES
 from dejavu_tune.train.crm_store import PretrainSettings
@@ -28,7 +30,8 @@ TRAINING_METRICS = {"loss": "min", "task_loss": "min", "step_time_ratio": "min",
                     "mem_ratio": "min", "sec_per_iter": "min"}
 # Of those, what a step costs: an objective to trade quality for, never the quality itself.
 COST_METRICS = ("step_time_ratio", "mem_ratio", "sec_per_iter")
-ALGORITHMS = ("tpe", "random", "grid")
+ALGORITHMS = ("tpe", "random", "gp", "grid")
+PRIORS = ("none", "seed")  # search.prior: dejavu_tune.search.seed_prior
 # the most paired seeds a confirmation may ask for (search.max_seeds)
 MAX_SEEDS = 100
 # Trials drawn from a space for the checks that need samples (``SearchSpace.samples``)
@@ -146,7 +149,8 @@ class Param:
 @dataclass(frozen=True)
 class SearchSettings:
     # tpe: Optuna TPE + ASHA; random: Optuna's random sampler + ASHA (a reference for
-    # TPE); grid: every combination, full budget
+    # TPE); gp: Optuna's Gaussian-process sampler + ASHA; grid: every combination, full
+    # budget. Which is best, measured: docs/search_spaces.md, "Which strategy"
     algorithm: str = "tpe"
     metric: str | None = None  # null: the task's main metric (val_miou for segmentation)
     mode: str | None = None  # null: the metric's own direction
@@ -196,6 +200,18 @@ class SearchSettings:
     # installed; its cost: dejavu_tune.tracking.system_metrics.interval)
     system_metrics: str = "auto"
     system_metrics_interval: float = 10.0  # seconds between samples (MLflow's default)
+    # ASHA's brackets: 1 is plain ASHA; more is asynchronous Hyperband (with tpe: BOHB's
+    # recipe), each bracket starting at a later first rung (docs/search_spaces.md)
+    brackets: int = 1
+    # the random trials TPE (and gp) draw before their model acts; null: Optuna's 10
+    startup_trials: int | None = None
+    # seed: the supplement's settings (C.1-C.5), projected into the space, are the first
+    # trials the sampler runs and learns from (dejavu_tune.search.seed_prior)
+    prior: str = "none"
+    # hard limits on a trial, e.g. ["step_time_ratio <= 1.10", "mem_ratio <= 1.05"]: the
+    # sampler proposes violators less (Optuna's constraints_func) and a configuration
+    # that breaks one is never the winner (dejavu_tune.outcome.limits)
+    constraints: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Every setting checked on its own, and the confirmation's against each other;
@@ -225,6 +241,15 @@ class SearchSettings:
                  "a model registry name of 1-256 characters without '/' or ':'")
         if self.trainer is not None and not is_plugin(self.trainer):
             fail("search.trainer", self.trainer, "'package.module:function' or null")
+        check_int("search.brackets", self.brackets, 1)
+        if self.startup_trials is not None:
+            check_int("search.startup_trials", self.startup_trials, 1)
+        if self.prior not in PRIORS:
+            fail("search.prior", self.prior, "one of " + ", ".join(PRIORS))
+        try:
+            parse_limits(self.constraints)
+        except ValueError as exc:
+            raise ConfigError(f"search.constraints: {exc}") from None
         if self.system_metrics not in SYSTEM_METRICS_MODES:
             fail("search.system_metrics", self.system_metrics,
                  "one of " + ", ".join(SYSTEM_METRICS_MODES))
@@ -251,6 +276,30 @@ class SearchSettings:
     def confirming(self) -> bool:
         """Whether the best configurations are confirmed on the baseline's seeds."""
         return self.confirm_top > 0 and self.baseline_seeds > 0 and self.baseline
+
+    @property
+    def limits(self) -> tuple[Limit, ...]:
+        """``constraints`` parsed (checked in ``__post_init__``)."""
+        return parse_limits(self.constraints)
+
+    @property
+    def measures_cost(self) -> bool:
+        """Whether trials run the step-cost probe (``train.cost_probe``): only where a cost
+        it measures is the metric, an objective, a limit or what ASHA compares."""
+        from dejavu_tune.train.cost_probe import COST_METRICS as PROBED
+
+        named = {self.metric, self.stop_metric, *(m for m, _ in self.objectives),
+                 *(limit.metric for limit in self.limits)}
+        return bool(named & set(PROBED))
+
+    def rungs(self, epochs: int) -> tuple[int, ...]:
+        """The epochs where ASHA may decide (every bracket's rungs), with the first and
+        the last: where a trial's diagnostics are measured."""
+        out, rung = {1, epochs}, self.grace_period
+        while rung < epochs:
+            out.add(rung)
+            rung *= self.reduction_factor
+        return tuple(sorted(out))
 
     @property
     def costs(self) -> tuple[tuple[str, str], ...]:

@@ -5,9 +5,10 @@ A space file has these sections (documented in ``docs/search_spaces.md``)::
 
     fixed:      TrainConfig keys every trial shares (nested, as in dejavu_tune/config.py)
     params:     dotted TrainConfig keys -> {type, low, high, log, step, choices, when, shared}
-    search:     algorithm (tpe, random or grid), metric, mode, num_samples, max_concurrent, seed,
-                grace_period, reduction_factor, baseline, baseline_trials, baseline_seeds,
-                confirm_top, objectives (several: a Pareto front of quality and cost)
+    search:     algorithm (tpe, random, gp or grid), metric, mode, num_samples, max_concurrent,
+                seed, grace_period, reduction_factor, brackets, startup_trials, prior,
+                constraints, baseline, baseline_trials, baseline_seeds, confirm_top,
+                objectives (several: a Pareto front of quality and cost), ...
     crm_pretrain: iterations, lr, batch_size, redactions, seed (the CRM stage's stored weights)
     resources:  cpu, gpu per trial (gpu may be fractional)
     report:     title, columns, metric, scale, digits (read by python -m dejavu_tune.report)
@@ -282,6 +283,7 @@ def _parse_settings(path: str, raw: dict[str, Any], directions: dict[str, str] |
                                    stop_mode=stop_mode)
     if objectives is not None:
         settings = _objectives(path, objectives, settings, directions, raw)
+    settings = _sampling_settings(path, settings, directions)
     settings = _confirmation_settings(path, settings, min_effects or {})
     if settings.trainer is not None:
         try:
@@ -289,6 +291,27 @@ def _parse_settings(path: str, raw: dict[str, Any], directions: dict[str, str] |
         except PluginError as exc:
             raise space_error(path, "search.trainer", str(exc)) from None
     return settings
+
+
+def _sampling_settings(path: str, s: SearchSettings,
+                       directions: dict[str, str] | None) -> SearchSettings:
+    """``search.constraints``: each limit on a metric every trial reports (a cost, a
+    loss, or one of the task's metrics; any name with a plug-in task), kept as a tuple;
+    neither limits nor a prior with a grid."""
+    known = None if directions is None else sorted(k for k in directions if k != "__primary__")
+    for i, limit in enumerate(s.limits):
+        if known is not None and limit.metric not in known:
+            raise space_error(path, f"search.constraints[{i}]", f"{limit.metric!r} is not a "
+                              "metric the trials report: expected one of " + ", ".join(known))
+    if s.constraints and s.algorithm == "grid":
+        raise space_error(path, "search.constraints", "is not allowed with algorithm: grid "
+                          "(a grid samples every combination; the limits would only filter "
+                          "the winner): expected tpe, random or gp")
+    if s.prior != "none" and s.algorithm == "grid":
+        raise space_error(path, "search.prior", f"{s.prior!r} is not allowed with algorithm: "
+                          "grid (a grid runs every combination in order): expected none, or "
+                          "algorithm tpe, random or gp")
+    return dataclasses.replace(s, constraints=tuple(s.constraints))
 
 
 def _confirmation_settings(path: str, s: SearchSettings,

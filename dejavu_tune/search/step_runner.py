@@ -134,7 +134,8 @@ class StepRunner:
         return RunLog(self.uri, run_id)
 
     def records(self, step: str | None = None) -> list[TrialRecord]:
-        return [from_result(r, s, self.metric, self.epochs, self.seed)
+        return [from_result(r, s, self.metric, self.epochs, self.seed,
+                            stop_metric=self.space.search.stop_metric)
                 for s, r in self.results if step is None or s == step]
 
     def context(self, space: SearchSpace, step: str) -> TrialContext:
@@ -147,7 +148,9 @@ class StepRunner:
                             shared=space.fixed_shared,
                             ranks=space.resources.ranks, rank_gpu=gpu,
                             ranks_storage=str(self.root / step / "ranks"),
-                            confirms=self.confirms.get(step, {}))
+                            confirms=self.confirms.get(step, {}),
+                            measure_cost=space.search.measures_cost,
+                            diagnose_epochs=space.search.rungs(self.epochs))
 
     def confirmed_trial(self, step: str, config: dict[str, Any]) -> str | None:
         """The search trial a run of ``step`` re-trains (a confirmation's), else None."""

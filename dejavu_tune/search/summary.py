@@ -8,7 +8,9 @@ confirmed"; then its forest plot. Then the noise floor (the baseline's
 seed-to-seed spread), how the baseline was tuned, the confirmation table, and the
 search's trials ranked at equal budget: full-budget trials by their final metric
 first, then trials ASHA stopped (by their value where they stopped, which is not
-comparable with the full budget), then failed ones.
+comparable with the full budget), then failed ones. Before them, whether ASHA's early
+decisions held (``outcome.early_stopping``): how well its first rung ranked the
+full-budget trials, and whether it stopped one within δ of the winner.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dejavu_tune.outcome import direction, power, sequential
+from dejavu_tune.outcome import early_stopping as early
+from dejavu_tune.outcome.limits import Limit, broken
 from dejavu_tune.outcome.numbers import num
 from dejavu_tune.outcome.paired import Paired, noise_floor
 from dejavu_tune.outcome.units import Unit, unit_of
@@ -59,6 +63,14 @@ class Outcome:
     model: dict[str, Any] | None = None
     # why ASHA stopped each trial it stopped (trial id -> its rung, metric, value, cut-off)
     stops: dict[str, str] = field(default_factory=dict)
+    # what ASHA decided on at its rungs (search.stop_metric / stop_mode); None: the
+    # search metric and its mode
+    stop_metric: str | None = None
+    stop_mode: str | None = None
+    # δ (search.min_effect), for a search without a confirmation (one has it in its design)
+    min_effect: float | None = None
+    # search.constraints (``outcome.limits.Limit``): a trial that breaks one is no candidate
+    limits: tuple[Limit, ...] = ()
 
     @property
     def unit(self) -> Unit:
@@ -124,6 +136,50 @@ class Outcome:
                     "same seed and images, so these gains lean low)", ref.curve)
         return None
 
+    # -- ASHA's early decisions ------------------------------------------------
+    def stop_decided_on(self) -> tuple[str, str] | None:
+        """(metric, mode) ASHA compared at its rungs; None when it was another metric
+        than the search's that this outcome was not told (its records carry its curve)."""
+        if self.stop_metric is None or self.stop_metric == self.metric:
+            if any(r.stop_curve for r in self.records if r.phase == "search"):
+                return None
+            return self.metric, self.mode
+        return (self.stop_metric, self.stop_mode) if self.stop_mode else None
+
+    @property
+    def delta(self) -> float | None:
+        """δ: the confirmation's smallest effect that matters, else ``min_effect``."""
+        if self.confirmation is not None:
+            return self.confirmation.result.design.min_effect
+        return self.min_effect
+
+    def early_stopping(self) -> early.Check | None:
+        """Whether ASHA's first rung (``rung``) ranked the search's full-budget DejaVu
+        trials as their final metric did, and which trials it stopped within δ of the
+        winner (the confirmed one, else the best full-budget trial); None without early
+        stopping, or when the metric it decided on is unknown."""
+        stop = self.stop_decided_on()
+        if not self.rung or stop is None:
+            return None
+        same = stop[0] == self.metric
+
+        def at_rung(r: TrialRecord) -> float | None:
+            if same:
+                return r.at(self.rung)
+            return r.stop_curve[self.rung - 1] if len(r.stop_curve) >= self.rung else None
+
+        trials = [early.Trial(r.trial_id, r.curve, at_rung(r), r.final is not None,
+                              r.status == "stopped_early")
+                  for r in self.records if r.phase == "search" and not r.is_baseline]
+        # the confirmed winner, else the confirmation's best candidate, else the best
+        # non-inert full-budget trial: the configuration the search would name
+        best = self.best_single(inert=False) or self.best_single()
+        winner = (self.winner.search_trial if self.winner is not None else
+                  self.confirmed[0].search_trial if self.confirmed else
+                  best.trial_id if best is not None else None)
+        return early.check(trials, self.rung, stop[0], stop[1], self.metric, self.mode,
+                           self.delta, winner)
+
     # -- quality against cost ---------------------------------------------------
     def front(self) -> list[pareto.Point]:
         """The Pareto front of the search's DejaVu trials; [] with one objective."""
@@ -158,8 +214,19 @@ class Outcome:
         """The best full-budget DejaVu trial of the search (``inert``: inert ones too)."""
         sign = direction.sign(self.mode)
         full = [r for r in self.records if r.phase == "search" and not r.is_baseline
-                and r.final is not None and (inert or not r.inert)]
+                and r.final is not None and (inert or not r.inert)
+                and not broken(self.limits, r.last)]
         return max(full, key=lambda r: sign * r.final) if full else None
+
+    def over_limits(self) -> list[tuple[TrialRecord, list[str]]]:
+        """The search's DejaVu trials that broke a hard limit, each with what it broke."""
+        out = []
+        for r in self.records:
+            if r.phase == "search" and not r.is_baseline and r.last:
+                why = broken(self.limits, r.last)
+                if why:
+                    out.append((r, why))
+        return out
 
 
 def headline(o: Outcome) -> list[str]:
@@ -288,6 +355,70 @@ def _confirmation(o: Outcome) -> list[str]:
     return lines
 
 
+def _early_stopping(o: Outcome) -> list[str]:
+    """Did ASHA's early decisions hold? Nothing without early stopping."""
+    if not o.rung:
+        return []
+    lines = ["", "## Did ASHA's early decisions hold?", ""]
+    c = o.early_stopping()
+    if c is None:
+        return lines + [f"- Not checked: ASHA decided on another metric than {o.metric}, and "
+                        "this summary was not told which (or which way it is better)."]
+    at = f"{c.stop_metric} at epoch {c.rung} (ASHA's first rung) with the final {c.metric}"
+    if not c.enough:
+        lines.append(f"- Rank correlation of {at}: too few full-budget trials ({c.n}) to "
+                     f"check (an interval needs {early.MIN_TRIALS}).")
+    else:
+        head = f"- Rank correlation of {at} over {c.n} full-budget trials: "
+        if not math.isfinite(c.rho):
+            text = "none, their values tie: the rung could not rank them"
+        elif c.ci is not None:
+            text = (f"{c.rho:+.2f} (95% CI {c.ci[0]:+.2f} to {c.ci[1]:+.2f}, Fisher's z, "
+                    "Fieller et al. 1957; +1: the rung ranked them as the end did)")
+        else:
+            text = (f"{c.rho:+.2f} (Fisher's z gives no interval at ±1; a ranking this "
+                    f"perfect with no relation at all: 2/{c.n}! = {c.exact_p:.2g})")
+        verdict = (" — no better than chance at this many trials: its stops may have cut "
+                   "configurations that would have ended well" if c.chance else "")
+        lines.append(head + text + verdict + ".")
+    u = o.unit
+    delta = (f"δ = {_amount(c.min_effect, u)}" if c.min_effect else
+             "δ (unknown here: counted as 0)")
+    # what the search would name: the confirmed winner, else its best candidate
+    who = "the winner" if o.winner is not None else "the best candidate"
+    winner = _trial_label(o, c.winner)
+    if c.winner is None:
+        lines.append("- No full-budget trial to measure the stopped ones against.")
+    elif not c.stopped:
+        lines.append("- ASHA stopped no trial early.")
+    elif not c.near:
+        lines.append(f"- No trial within {delta} of {who}, {winner}, was stopped early "
+                     f"(each of the {c.stopped} stopped trials against {winner}'s {o.metric} "
+                     "at the epoch it was stopped).")
+    else:
+        listed = ", ".join(f"{_trial_label(o, n.trial_id)} (epoch {n.epoch}: "
+                           f"{u.value(n.value)} vs {u.value(n.winner_value)})" for n in c.near)
+        lines.append(f"- Stopped early within {delta} of {who}, {winner} ({o.metric} "
+                     f"where ASHA stopped them vs {winner}'s at the same epoch"
+                     f"{', in ' + u.name if u.name else ''}): {listed}. ASHA may have cut a "
+                     f"configuration as good as {who}.")
+    return lines
+
+
+def _limits(o: Outcome) -> list[str]:
+    """The hard limits (search.constraints) and the trials that broke them."""
+    if not o.limits:
+        return []
+    over = o.over_limits()
+    trials = [r for r in o.records if r.phase == "search" and not r.is_baseline and r.last]
+    lines = ["", "## Hard limits", "",
+             f"- {', '.join(limit.text() for limit in o.limits)}: {len(over)} of "
+             f"{len(trials)} trials broke them; none of those can be the winner (the sampler "
+             "learned to propose fewer of them, Optuna's constraints_func)."]
+    lines += [f"- {_trial_label(o, r.trial_id)}: {'; '.join(why)}" for r, why in over]
+    return lines
+
+
 def _out_of_memory(o: Outcome) -> list[str]:
     """Runs too large for where they ran, counted apart from the runs that failed."""
     short = [r for r in o.records if r.status == OUT_OF_MEMORY]
@@ -376,6 +507,8 @@ def report_markdown(o: Outcome, top: int | None = None, front_image: str | None 
             lambda row: _trial_label(o, row["trial_id"]))
         if front_image:
             lines += [front_image, ""]
+    lines += _limits(o)
+    lines += _early_stopping(o)
     lines += ["", f"## Search trials ({o.epochs}-epoch budget)", "",
               "Ranked at equal budget: full-budget trials by their final value; trials ASHA "
               "stopped by their value where they stopped (not comparable with the full "
@@ -422,10 +555,24 @@ def result_payload(o: Outcome, full_config: Any) -> dict[str, Any]:
         "time_budget_cuts": list(o.cuts),
         "model": o.model,  # the winner's network in MLflow: its run and checkpoint
         "confirmation": [c.to_dict() for c in o.confirmed],
+        "early_stopping": _early_dict(o),
         **({"design": _design_dict(o.confirmation)} if o.confirmation else {}),
         **({"objectives": [{"metric": m, "mode": d} for m, d in o.objectives],
             "pareto_front": o.front_rows()} if len(o.objectives) > 1 else {}),
     }
+
+
+def _early_dict(o: Outcome) -> dict[str, Any] | None:
+    """The early-stopping check (``outcome.early_stopping``) with the trials' names;
+    None without early stopping or when ASHA's metric is unknown."""
+    c = o.early_stopping()
+    if c is None:
+        return None
+    d = c.to_dict()
+    d["winner_name"] = _trial_label(o, c.winner) if c.winner is not None else None
+    for row in d["stopped_within_min_effect"]:
+        row["trial_name"] = _trial_label(o, row["trial"])
+    return d
 
 
 def _design_dict(c: Confirmation) -> dict[str, Any]:

@@ -45,6 +45,15 @@ class TrialContext:
     # a confirmation look's configurations (``config_key``) -> the search trial each
     # re-trains (its tNN), which its runs are named after
     confirms: dict[tuple, str] = field(default_factory=dict)
+    # the step-cost probe (extra steps outside the trial's compute) runs only where a
+    # cost is an objective, a limit or what ASHA compares (SearchSettings.measures_cost)
+    measure_cost: bool = True
+    # the epochs whose CRM diagnostics are measured (ASHA's rungs, the first and the last
+    # epoch: every value the summary, the inert check and the figures read); (): every one
+    diagnose_epochs: tuple[int, ...] = ()
+
+    def diagnoses(self, epoch: int) -> bool:
+        return not self.diagnose_epochs or epoch in self.diagnose_epochs
 
     def confirmed_trial(self, config: dict[str, Any]) -> str | None:
         """The search trial a confirmation run re-trains; None for any other run."""

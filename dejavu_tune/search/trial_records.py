@@ -57,6 +57,9 @@ class TrialRecord:
     # the metric on the held-out split after the full budget (runs the confirmation
     # pairs score it, ``data.heldout``); None for every other run
     heldout: float | None = None
+    # ASHA's stop metric per epoch (``search.stop_metric``) when it is another metric than
+    # the search's; () when it is the search metric (``curve``) or was not read
+    stop_curve: tuple[float, ...] = ()
 
     @property
     def is_baseline(self) -> bool:
@@ -92,7 +95,9 @@ def short_params(config: dict[str, Any]) -> str:
 
 
 def from_result(result: TrialResult, phase: str, metric: str, epochs: int,
-                base_seed: int) -> TrialRecord:
+                base_seed: int, stop_metric: str | None = None) -> TrialRecord:
+    """``stop_metric``: what ASHA decided on, kept per epoch (``stop_curve``) when it is
+    another metric than ``metric``."""
     last = dict(result.last)
     if result.error is not None:
         reason: str | None = result.error
@@ -106,4 +111,6 @@ def from_result(result: TrialResult, phase: str, metric: str, epochs: int,
                        curve=result.curve(metric), last=last,
                        errored=result.error is not None, trial_dir=result.path,
                        heldout=float(heldout) if status == "completed"
-                       and isinstance(heldout, (int, float)) else None)
+                       and isinstance(heldout, (int, float)) else None,
+                       stop_curve=result.curve(stop_metric) if stop_metric
+                       and stop_metric != metric else ())

@@ -85,9 +85,11 @@ def test_the_library_never_imports_the_trainables_it_runs():
 
 
 def test_only_raytune_imports_ray_and_only_tracking_imports_mlflow():
+    # bench.peer is the stack a user wires by hand from Ray and MLflow directly: the
+    # reference the service's own cost is measured against
     for library, owner in (("ray", "dejavu_tune.raytune"), ("mlflow", "dejavu_tune.tracking")):
         users = sorted(name for name, path in _sources().items()
-                       if not _under(name, (owner,))
+                       if not _under(name, (owner, "dejavu_tune.bench.peer"))
                        and any(_under(i, (library,)) for i in _imports(path)))
         assert not users, (library, users)
 

@@ -51,9 +51,11 @@ def _saved_state(search_dir: Path, number: int) -> tuple[str, int] | None:
     return None
 
 
-def _trial_pids() -> list[int]:
-    """Processes running a function trainable (Ray titles them ray::ImplicitFunc)."""
-    out = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True, text=True)
+def _trial_pids(driver: subprocess.Popen) -> list[int]:
+    """Processes running a function trainable (Ray titles them ray::ImplicitFunc) of this
+    test's driver: its own session only, never another search's on the same machine."""
+    out = subprocess.run(["pgrep", "-s", str(os.getsid(driver.pid)), "-f", "ray::ImplicitFunc"],
+                         capture_output=True, text=True)
     return [int(pid) for pid in out.stdout.split()]
 
 
@@ -81,7 +83,7 @@ def test_killed_trial_worker_resumes_from_its_last_intact_checkpoint(tmp_path):
         newest = wait_until(two_checkpoints, 300, "two checkpoints", poll=0.1)[-1]
         # The newest checkpoint is damaged on disk, then the trial's worker dies mid-epoch.
         newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
-        pids = _trial_pids()
+        pids = _trial_pids(driver)
         assert pids, subprocess.run(["ps", "aux"], capture_output=True, text=True).stdout
         killed_at = time.monotonic()
         for pid in pids:

@@ -91,3 +91,46 @@ def test_a_two_objective_search_reports_its_front_and_a_warm_start_reuses_it(tmp
     warm_parent = client.get_run(warm_meta["parent_run_id"])
     assert warm_parent.data.params["warm_start"] == warm_meta["warm_start"]
     assert "dejavu.warm_start" in warm_parent.data.tags
+
+
+def _landscape_cost(config: dict) -> float:
+    """The landscape trainer's stated step_time_ratio (train.landscape.cost_ratios)."""
+    crm = (0.05 * config["dejavu.crm.steps"] if config["dejavu.crm.kind"] == "crm_r"
+           else 0.15 * config["dejavu.crm.stages"])
+    return round(1.0 + crm + 0.2, 4)  # gamma1 > 0 everywhere in the default space
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_hard_cost_limit_keeps_every_violator_from_the_confirmation_and_the_winner(tmp_path):
+    # crm_f with 1 stage (1.35) and crm_r with 2 or 4 steps (1.30, 1.40) are within it;
+    # crm_f with 2-3 stages and crm_r with 8 steps are not
+    out = _search(tmp_path, "limited", "--num-samples", "10",
+                  "--set", "search.constraints=[step_time_ratio <= 1.4]")
+    assert "## Hard limits" in out and "step_time_ratio <= 1.4:" in out
+    result = json.loads((tmp_path / "limited" / "best_config.json").read_text())
+    chosen = [c["config"] for c in result["confirmation"]]
+    if result["unconfirmed"]:
+        chosen.append({k: v for k, v in _flat(result["unconfirmed"]["config"]).items()
+                       if k.startswith("dejavu.crm.")})
+    assert all(_landscape_cost(c) <= 1.4 for c in chosen)
+    meta = search_meta(tmp_path, "limited")
+    client, runs = trial_runs(meta)
+    assert client.get_run(meta["parent_run_id"]).data.params["constraints"] == (
+        "step_time_ratio <= 1.4")
+    # measured because a limit names it; the winner's, if any, is within it
+    search = [r for r in runs if r.data.tags.get("dejavu.phase") == "search"
+              and r.data.params.get("dejavu.enabled") != "False"]
+    assert all("step_time_ratio" in r.data.metrics for r in search)
+    if result["winner"]:
+        assert _landscape_cost(result["winner"]["config"]) <= 1.4
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

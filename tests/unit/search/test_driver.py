@@ -24,7 +24,8 @@ def test_the_parent_run_logs_every_search_setting_without_a_list(tmp_path):
              if getattr(space.search, f.name) in (None, ())}
     assert {f.name for f in dataclasses.fields(space.search)} - unset <= set(params)
     # the loader resolved the rest
-    assert unset == {"noise_floor", "objectives", "register_model", "time_budget", "trainer"}
+    assert unset == {"noise_floor", "objectives", "register_model", "time_budget", "trainer",
+                     "constraints", "startup_trials"}
     assert (params["num_samples"], params["stop_metric"], params["baseline"],
             params["metric"], params["min_effect"]) == ("5", "task_loss", "True", "val_miou",
                                                          "0.005")

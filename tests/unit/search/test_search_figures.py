@@ -228,10 +228,21 @@ def test_crm_diagnostics_draw_the_inert_thresholds_and_a_log_ratio():
     assert _by_gid(reliance, "threshold").get_ydata()[0] == INERT_RELIANCE
     assert _by_gid(ratio, "threshold").get_ydata()[0] == INERT_GRAD_RATIO
     assert ratio.get_yscale() == "log" and reliance.get_yscale() == "linear"
-    assert all(math.isnan(v) for v in _by_gid(ratio, "t01").get_ydata())  # 0: no log place
+    assert not any(line.get_gid() == "t01" for line in ratio.lines)  # 0: no log place
     assert list(_by_gid(reliance, "t02").get_ydata()) == [0.5] * 3
     assert not any(line.get_gid() == "t03" for line in reliance.lines)  # baseline: no CRM
     assert any("inert below 0.05" in t.get_text() for t in reliance.texts)
+
+
+def test_crm_diagnostics_measured_at_some_epochs_draw_one_line_through_them():
+    # diagnostics at epochs 1 and 3 only (search.diagnose_epochs): one line, no gap
+    sparse = _trial(1, [0.5] * 3, **LIVE)
+    rows = tuple(r if r["training_iteration"] != 2 else
+                 {k: v for k, v in r.items() if k not in LIVE} for r in sparse.rows)
+    fig = figures_crm.plot(_inputs([FigureTrial("search", sparse.record, rows)]))
+    line = _by_gid(fig.axes[0], "t01")
+    assert list(line.get_xdata()) == [1, 3]
+    assert list(line.get_ydata()) == [LIVE["crm_reliance"]] * 2
 
 
 # -- the entry point ---------------------------------------------------------------------

@@ -168,7 +168,7 @@ def test_metric_and_mode_follow_the_task():
      "params.optim.lr.type: 'float' is not allowed with search.algorithm: "
      "grid: expected categorical"),
     (lambda r: r["search"].update(algorithm="bayes"),
-     "search.algorithm='bayes' is not allowed: expected one of tpe, random, grid"),
+     "search.algorithm='bayes' is not allowed: expected one of tpe, random, gp, grid"),
     (lambda r: r.update(report={"columns": "data.noise"}),
      "report.columns: 'data.noise' is not allowed: expected one of the params"),
     (lambda r: r.update(report={"colour": 1}), "report.colour: is not a known key"),
