@@ -80,6 +80,7 @@ STRATEGIES: dict[str, Strategy] = {
     "tpe+misleading": Strategy("tpe", early_stopping=False, prior="misleading"),
 }
 REFERENCE = "random"
+WAVES = 3  # the budget is at least this many full trials per worker
 
 
 @dataclass
@@ -94,6 +95,9 @@ class Search:
     trials: int = 0
     epochs: int = 0
     near_best_stopped: bool = False  # ASHA stopped a configuration within δ of the best
+    # when a configuration within δ of the best first ran the full budget, whatever its
+    # single-seed value: what a multi-seed confirmation of the top trials could then catch
+    found_epochs: float = math.inf
     stopped: int = 0
 
 
@@ -185,6 +189,8 @@ def replay(table: Table, space: Any, strategy: Strategy, workers: int, budget_ep
         value = run.metric[-1]
         if broken(limits, run.costs):
             continue
+        if math.isinf(out.found_epochs) and table.within(trial.row, delta):
+            out.found_epochs = spent
         if incumbent is None or sign * value > sign * incumbent[0]:
             incumbent = (value, trial.row)
             if math.isinf(out.reached_epochs) and table.within(trial.row, delta):
@@ -249,6 +255,8 @@ def summarise(name: str, runs: list[Search], reference: list[Search] | None,
         "epochs_median": _median(epochs), "epochs_ci": _bootstrap(epochs, None),
         "wall_median_s": _median(wall),
         "reached": wilson(sum(math.isfinite(e) for e in epochs), len(runs)),
+        "found_median": _median([r.found_epochs for r in runs]),
+        "found": wilson(sum(math.isfinite(r.found_epochs) for r in runs), len(runs)),
         "ended_within": wilson(sum(r.ended_within for r in runs), len(runs)),
         # a search whose budget ran out before any trial finished has no best: left out
         "regret_mean": statistics.fmean(regrets) * scale if regrets else math.nan,
@@ -302,24 +310,28 @@ def run(args: argparse.Namespace) -> int:
 
     _check(args)
     table = load(args.table)
-    space = load_space(args.space or Path(DEFAULT_SPACE).with_name(table.space))
+    # the shared params (the learning rate) were fixed when the table was recorded, as a
+    # search fixes them at the baseline's best before it samples DejaVu's
+    space = load_space(args.space or Path(DEFAULT_SPACE).with_name(table.space)).with_shared({})
     delta = args.delta if args.delta is not None else (space.search.min_effect or 0.0)
     unit = unit_of(table.metric)
-    budget = max(1, round(args.budget * table.epochs))
     _quiet()
     within = sum(table.within(r, delta) for r in table.rows)
     print(f"replay: {len(table.rows)} configurations x {len(table.rows[0].runs)} seeds of "
           f"{table.space}, {table.epochs} epochs; true best {table.metric} "
           f"{table.best * unit.scale:.2f} {unit.name}; {within} configuration(s) within δ = "
-          f"{delta * unit.scale:g} {unit.name} of it; budget {budget} trial-epochs "
-          f"({args.budget:g} full trials); {args.repetitions} repetitions per strategy",
-          flush=True)
+          f"{delta * unit.scale:g} {unit.name} of it; budget per search: {args.budget:g} full "
+          f"trials' epochs, at least {WAVES} per worker; {args.repetitions} repetitions per "
+          "strategy", flush=True)
     rows = []
     names = [REFERENCE] + [s for s in args.strategies if s != REFERENCE]
     context = multiprocessing.get_context("fork")  # the table and space, not re-read
     _SHARED.update(table=table, space=space)
     with context.Pool(args.processes) as pool:
         for workers in args.workers:
+            # with many workers a search needs a few waves of trials to finish any
+            budget = round(max(args.budget, WAVES * workers) * table.epochs)
+            print(f"{workers} workers: {budget} trial-epochs per search", flush=True)
             by_name: dict[str, list[Search]] = {}
             for name in names:
                 started = time.perf_counter()
@@ -376,6 +388,7 @@ def _line(row: dict[str, Any], unit: str) -> str:
     return (f"{row['workers']:>3} workers  {row['strategy']:<20} epochs to δ: {reached}"
             f"  reached {_share(row['reached'])}  ended within δ {_share(row['ended_within'])}"
             f"  regret {row['regret_mean']:.2f} ± {row['regret_sd']:.2f} {unit}"
+            f"  tried within δ {_share(row['found'])} (median {row['found_median']:g} epochs)"
             f"  near-best stopped {_share(row['near_best_stopped'])}"
             f"  trials {row['trials_mean']:.0f}{ratio}"
             + (f"  ({row['no_best']} ended before any trial finished)" if row["no_best"] else "")

@@ -22,7 +22,7 @@ del B["dejavu.crm.stages"]
 @pytest.fixture(scope="module")
 def space():
     # ASHA's first rung at epoch 1 of the tables' 2
-    return load_space(SPACE, {"search.grace_period": 1})
+    return load_space(SPACE, {"search.grace_period": 1}).with_shared({})
 
 
 def _table(space, a_curve, b_curve, b_costs=None):

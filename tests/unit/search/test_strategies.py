@@ -42,8 +42,9 @@ def test_brackets_make_asynchronous_hyperband_with_later_first_rungs():
 
 def test_the_rungs_and_whether_the_cost_probe_runs():
     s = load_space(SPACE).search
-    assert s.rungs(12) == (1, 4, 8, 12) and not s.measures_cost
+    assert s.rungs(12) == (1, 8, 12) and not s.measures_cost  # the default rung: 8
     assert load_space(SPACE, {"search.grace_period": 1}).search.rungs(5) == (1, 2, 4, 5)
+    assert load_space(SPACE, {"search.grace_period": 4}).search.rungs(12) == (1, 4, 8, 12)
     assert load_space(SPACE, {"search.constraints": ["step_time_ratio <= 1.1"]}
                       ).search.measures_cost
     assert load_space(SPACE, {"search.objectives": ["val_miou", "mem_ratio"]}
