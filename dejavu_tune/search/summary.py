@@ -136,6 +136,16 @@ class Outcome:
                     "same seed and images, so these gains lean low)", ref.curve)
         return None
 
+    def best_candidate(self) -> Confirmed | None:
+        """The confirmation's best candidate by its paired mean, among those it judged
+        (not dropped after the first look or outrun), None without candidates."""
+        if not self.confirmed:
+            return None
+        judged = [c for c in self.confirmed if c.paired.verdict not in (
+            sequential.DROPPED, sequential.OUTRUN)] or self.confirmed
+        return max(judged, key=lambda c: direction.sign(self.mode) * (
+            c.paired.mean if math.isfinite(c.paired.mean) else -math.inf))
+
     # -- ASHA's early decisions ------------------------------------------------
     def stop_decided_on(self) -> tuple[str, str] | None:
         """(metric, mode) ASHA compared at its rungs; None when it was another metric
@@ -174,8 +184,8 @@ class Outcome:
         # the confirmed winner, else the confirmation's best candidate, else the best
         # non-inert full-budget trial: the configuration the search would name
         best = self.best_single(inert=False) or self.best_single()
-        winner = (self.winner.search_trial if self.winner is not None else
-                  self.confirmed[0].search_trial if self.confirmed else
+        lead = self.winner or self.best_candidate()
+        winner = (lead.search_trial if lead is not None else
                   best.trial_id if best is not None else None)
         return early.check(trials, self.rung, stop[0], stop[1], self.metric, self.mode,
                            self.delta, winner)
@@ -239,10 +249,7 @@ def headline(o: Outcome) -> list[str]:
                 f"  {m} {_paired(o.winner.paired, u)}"]
     if o.confirmation is not None and o.confirmed:
         result = o.confirmation.result
-        judged = [c for c in o.confirmed if c.paired.verdict not in (
-            sequential.DROPPED, sequential.OUTRUN)] or o.confirmed
-        best = max(judged, key=lambda c: direction.sign(o.mode) * (
-            c.paired.mean if math.isfinite(c.paired.mean) else -math.inf))
+        best = o.best_candidate()
         delta = f"δ = {_amount(result.design.min_effect, u)}"
         if o.verdict == sequential.INCONCLUSIVE:
             need = sequential.seeds_to_decide(result.design, best.paired.std)
