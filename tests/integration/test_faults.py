@@ -215,6 +215,7 @@ def test_killed_driver_resumes_to_the_same_best_configuration_as_an_undisturbed_
     # resume from a checkpoint: the killed-worker test above).
     args = ["--num-samples", "4", "--max-concurrent", "1", "--seed", "3",
             "--storage-path", str(tmp_path), *SMALL, "--set", "optim.epochs=8",
+            "--grace-period", "4",  # ASHA's rungs at 4 and 8: its state resumes too
             "--set", "dejavu.crm.init=scratch"]  # the landscape trains no CRM
     start = time.monotonic()
     calm = _search(*args, "--set", "search.trainer=dejavu_tune.train.landscape:trainer",
