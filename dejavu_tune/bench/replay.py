@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from dejavu_tune.bench.inputs import at_least, positive
+from dejavu_tune.bench.inputs import BenchError, at_least, positive
 from dejavu_tune.bench.replay_table import DEFAULT_TABLE, Row, Table, load
 from dejavu_tune.cli import check_output_file
 from dejavu_tune.outcome import direction
@@ -297,10 +297,15 @@ def _check(args: argparse.Namespace) -> None:
     if args.delta is not None:
         at_least(0, delta=args.delta)
     if not Path(args.table).is_file():
-        raise SystemExit(f"--table {args.table}: no such file: expected a table that "
+        raise BenchError(f"--table {args.table}: no such file: expected a table that "
                          "`python -m dejavu_tune.bench replay-table` wrote")
     if args.json:
         check_output_file(args.json, "--json")
+        try:  # its directories made now, before minutes of replay
+            Path(args.json).absolute().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BenchError(f"--json {args.json}: its directory cannot be made: "
+                             f"{exc.strerror}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -199,6 +199,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dejavu_tune.bench.inputs import BenchError
     from dejavu_tune.cli import check_output_file
     from dejavu_tune.config import parse_override
     from dejavu_tune.search.cli import DEFAULT_SPACE
@@ -208,14 +209,14 @@ def run(args: argparse.Namespace) -> int:
     for item in args.searches:
         seed, _, directory = item.partition("=")
         if not seed.isdigit() or not (Path(directory) / "search").is_dir():
-            raise SystemExit(f"{item!r} is not allowed: expected SEED=DIR, a training seed "
+            raise BenchError(f"{item!r} is not allowed: expected SEED=DIR, a training seed "
                              "and the directory of a finished search")
         searches.setdefault(int(seed), []).append(Path(directory))
     check_output_file(args.output, "--output")
     space = load_space(args.space or DEFAULT_SPACE, dict(parse_override(t) for t in args.set))
     table = build(searches, space, args.made_by)
     if not table.rows:
-        raise SystemExit("no configuration was trained to the full budget by every search: "
+        raise BenchError("no configuration was trained to the full budget by every search: "
                          "expected searches of the same configurations (the same sampler "
                          "seed and space), each on its own training seed")
     save(table, args.output)

@@ -130,3 +130,21 @@ def test_the_recorded_default_table_has_100_configurations_on_3_seeds():
     assert len(table.rows) >= 100 and all(len(r.runs) >= 3 for r in table.rows)
     assert all(len(run.metric) == table.epochs == 12 for r in table.rows for run in r.runs)
     assert table.made_by  # the commands that recorded it
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["replay", "--workers", "0"], "--workers=0 is not allowed: expected 1 or more"),
+    (["replay", "--budget", "-1"], "--budget=-1.0 is not allowed: expected a positive number"),
+    (["replay", "--table", "{d}/none.json.gz"], "no such file: expected a table"),
+    (["replay", "--json", "{d}/file.txt/out.json"], "is not a writable directory"),
+    (["replay-table", "1={d}"], "is not allowed: expected SEED=DIR"),
+])
+def test_bad_flags_are_refused_in_one_line_before_any_replay(tmp_path, capsys, argv, message):
+    from dejavu_tune.bench import cli as bench
+
+    (tmp_path / "file.txt").write_text("x")
+    argv = [a.replace("{d}", str(tmp_path)) for a in argv]
+    assert bench.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
