@@ -243,6 +243,7 @@ def _peer(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     from dejavu_tune.tracking import runs as tracking
 
     root.mkdir(parents=True)
+    root = root.resolve()  # the peer runs from inside it: a relative path would not resolve
     uri = tracking.default_tracking_uri(root)
     spec = {"space": str(Path(args.space).resolve()) if args.space else None,
             "overrides": overrides(args), "storage_path": str(root.resolve()),

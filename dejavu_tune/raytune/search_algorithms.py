@@ -21,9 +21,22 @@ from typing import Any
 
 from dejavu_tune.raytune.tune_settings import Trials
 
-__all__ = ["make_sampler", "make_searcher", "make_scheduler", "decisions", "STUDY_NAME"]
+__all__ = ["make_sampler", "make_searcher", "make_scheduler", "decisions", "study_storage",
+           "STUDY_NAME"]
 
 STUDY_NAME = "search"  # the Optuna study of a search's DejaVu trials, in its study storage
+
+
+def study_storage(where: str) -> Any:
+    """Optuna's storage for ``where``: an RDB URL (``scheme://...``), else a journal file's
+    path (what ``optuna-dashboard <path>`` reads)."""
+    import optuna
+
+    if "://" in where:
+        return optuna.storages.RDBStorage(where)
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(where))
 
 
 def make_sampler(trials: Trials) -> Any:
@@ -60,10 +73,8 @@ def make_searcher(trials: Trials) -> Any:
     if trials.sampler == "fixed":
         searcher: Any = FixedConfigs(trials.points or [], metric=metric, mode=mode)
     else:
-        import optuna
 
-        storage = (optuna.storages.RDBStorage(trials.study_storage) if trials.study_storage
-                   else None)
+        storage = study_storage(trials.study_storage) if trials.study_storage else None
         several = len(objectives) > 1
         optuna_search = OptunaSearch(
             space=trials.define_by_run, sampler=make_sampler(trials),

@@ -26,8 +26,9 @@ class Trials:
     which Optuna optimises); without it every trial runs the full budget (FIFO), which
     ablation tables and confirmation runs need. ``baselines`` (fixed configurations) are
     the first trials of the same run, on top of ``num_samples``: no slot waits for them,
-    and ASHA and Optuna never see them. ``study_storage``: an Optuna RDB URL that keeps
-    the study where ``optuna-dashboard`` can read it while the search runs.
+    and ASHA and Optuna never see them. ``study_storage``: where the study is kept so that
+    ``optuna-dashboard`` can read it while the search runs: an Optuna journal file's
+    path, or an RDB URL (``scheme://...``).
     ``objectives`` ((metric, mode), ...; the first is ``metric``): Optuna samples for all
     of them, and ASHA compares each trial only with trials that cost no more on the
     others. ``priors``: Optuna trials finished elsewhere (a warm start), added to the

@@ -42,7 +42,7 @@ def importances(ax: Any, suptitle: str, caveat: str, objective: str) -> None:
         ax.get_legend().remove()
     ax.set_xlabel(f"importance for {objective} (shares summing to 1)")
     note = fig.text(0.01, 0.01, caveat, ha="left", va="bottom", fontsize=10, wrap=True)
-    fig.canvas.draw()
+    fig.draw_without_rendering()  # lays out the text, as a draw would, without pixels
     height = note.get_window_extent().height / fig.bbox.height
     _tighten(fig, suptitle, bottom=height + 0.02)
 
@@ -145,7 +145,7 @@ def _plain_log(axis: Any) -> None:
 
 def _unquote(ax: Any) -> None:
     """Categories as Optuna's slice plot writes them, ``'crm_f'``, without the quotes."""
-    ax.figure.canvas.draw()
+    ax.figure.draw_without_rendering()
     labels = [t.get_text() for t in ax.get_xticklabels()]
     if labels and all(len(s) > 1 and s[0] == s[-1] == "'" for s in labels):
         ax.set_xticks(ax.get_xticks(), [s[1:-1] for s in labels])
@@ -153,7 +153,7 @@ def _unquote(ax: Any) -> None:
 
 def _thin(axis: Any) -> None:
     """Keep, bottom to top, each tick whose label clears the last one kept."""
-    axis.figure.canvas.draw()
+    axis.figure.draw_without_rendering()
     low, high = sorted(axis.get_view_interval())
     ticks = sorted((t.get_loc(), t.label1.get_text(), t.label1.get_window_extent())
                    for t in axis.get_major_ticks()
@@ -170,6 +170,6 @@ def _thin(axis: Any) -> None:
 def _overlaps(labels: list[Any]) -> bool:
     if not labels:
         return False
-    labels[0].figure.canvas.draw()
+    labels[0].figure.draw_without_rendering()
     boxes = [t.get_window_extent() for t in labels if t.get_visible() and t.get_text()]
     return any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])

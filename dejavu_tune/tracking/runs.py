@@ -367,7 +367,11 @@ def log_figure(uri: str, run_id: str, png: bytes, step: int) -> None:
     # the newest epoch's figure whole, under a name the run's note links to: MLflow's
     # image card shows a 256-px thumbnail, and the epochs' files have generated names.
     # Every writer logs epochs in order (the trial; a backfill, the newest one only).
-    client.log_image(run_id, image, artifact_file=LATEST_FIGURE)
+    # The bytes as they came: no second encoding of the same pixels.
+    with tempfile.TemporaryDirectory() as tmp:
+        latest = Path(tmp) / LATEST_FIGURE
+        latest.write_bytes(png)
+        client.log_artifact(run_id, str(latest))
 
 
 def figure_steps(uri: str, run_id: str) -> set[int]:

@@ -23,6 +23,8 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from dejavu_tune.raytune.search_algorithms import study_storage
+from dejavu_tune.search.driver import STUDY_JOURNAL
 from dejavu_tune.tracking.runs import MLFLOW_STATUS, figure_steps
 
 BIN = Path(sys.executable).parent
@@ -218,7 +220,7 @@ def assert_accounted_once(storage: Path, name: str, trials: int) -> list:
     assert len(told) == len(study) - len(orphans), study
     # optuna-dashboard's view, the live study in the search's directory, agrees
     live = optuna.load_study(study_name="search",
-                             storage=f"sqlite:///{storage / name / 'optuna.db'}")
+                             storage=study_storage(str(storage / name / STUDY_JOURNAL)))
     assert {t.number: t.state.name for t in live.trials} == {
         t["number"]: t["state"] for t in study}
     sampled = {r.data.tags["dejavu.trial_id"]: r for r in runs

@@ -12,6 +12,8 @@ import optuna
 import pytest
 from helpers.cluster import QUICK, search_meta, trial_runs
 
+from dejavu_tune.raytune.search_algorithms import study_storage
+from dejavu_tune.search.driver import STUDY_JOURNAL
 from dejavu_tune.tracking.runs import MLFLOW_STATUS, figure_steps
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,7 +210,7 @@ def test_a_trial_out_of_memory_has_its_own_status_numbers_and_count(tmp_path):
             assert run.data.metrics["compute_s"] >= 0  # its first epoch is kept
     assert "3 ran out of memory (status out_of_memory)" in proc.stderr
     study = optuna.load_study(study_name="search",
-                              storage=f"sqlite:///{tmp_path / 'oom' / 'optuna.db'}")
+                              storage=study_storage(str(tmp_path / "oom" / STUDY_JOURNAL)))
     assert [t.state.name for t in study.trials] == ["FAIL"] * 3
 
 

@@ -83,3 +83,64 @@ def test_storage_that_refuses_the_pruning_costs_disk_never_the_search(tmp_path, 
         snapshots.prune(trial)
     snapshots.NewestCheckpointOnly().on_trial_complete(0, [], trial)  # no exception
     assert "trial t1: its older checkpoints were not deleted" in caplog.text
+
+
+def _slow_epochs(config):
+    """Three epochs of 1 s with a checkpoint each: Tune's loop steps ten times an epoch."""
+    import tempfile
+    import time
+
+    from ray import tune
+
+    for epoch in range(1, 4):
+        time.sleep(1.0)
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "state").write_text(str(epoch))
+            tune.report({"epoch": epoch}, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+@pytest.mark.integration
+def test_every_event_snapshots_skip_the_steps_where_nothing_changed(tmp_path, monkeypatch):
+    import json
+
+    import ray
+    from ray import tune
+    from ray.tune.execution.tune_controller import TuneController
+
+    monkeypatch.setattr(snapshots, "_USER_PERIOD", None)
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "")
+    saved: list[list] = []  # each save: (trial status, epochs reported) per trial
+    original = TuneController.save_to_dir
+
+    def counted(self):
+        saved.append([(t.status, t.last_result.get("training_iteration")) for t in self._trials])
+        original(self)
+
+    monkeypatch.setattr(TuneController, "save_to_dir", counted)
+    steps: list[int] = []
+
+    class Steps(tune.Callback):
+        def on_step_end(self, iteration, trials, **info):
+            steps.append(iteration)
+
+    keep = snapshots.apply(1)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}})
+    try:
+        results = tune.Tuner(
+            _slow_epochs, tune_config=tune.TuneConfig(metric="epoch", mode="max"),
+            run_config=tune.RunConfig(name="exp", storage_path=str(tmp_path), verbose=0,
+                                      callbacks=[Steps()],
+                                      checkpoint_config=tune.CheckpointConfig(
+                                          num_to_keep=keep))).fit()
+    finally:
+        ray.shutdown()
+    assert not results.errors
+    # a save after each change (added, running, each epoch, ended), none in between:
+    # Tune's loop stepped ~30 times over the 3 s of epochs
+    assert len(steps) >= 25, len(steps)
+    assert 5 <= len(saved) <= 10, saved
+    assert ("RUNNING", 1) in {tuple(s[0]) for s in saved}  # every epoch was saved as it came
+    assert ("RUNNING", 2) in {tuple(s[0]) for s in saved}
+    state = json.loads(max((tmp_path / "exp").glob("experiment_state-*.json")).read_text())
+    assert len(state["trial_data"]) == 1 and '"TERMINATED"' in state["trial_data"][0][0]

@@ -7,6 +7,7 @@ import pytest
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from dejavu_tune.raytune.search_algorithms import study_storage
 from dejavu_tune.raytune.tune_outcomes import _fail_orphans, optuna_internals
 
 
@@ -14,8 +15,11 @@ def _space(trial):
     trial.suggest_float("x", 0.0, 1.0)
 
 
-def test_trials_asked_after_the_last_snapshot_are_failed_the_others_kept(tmp_path):
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
+# the search's journal file, and an RDB (a study a user points at a database)
+@pytest.mark.parametrize("where", ["optuna.log", "sqlite:///{}/optuna.db"])
+def test_trials_asked_after_the_last_snapshot_are_failed_the_others_kept(tmp_path, where):
+    storage = study_storage(where.format(tmp_path) if "://" in where
+                            else str(tmp_path / where))
     searcher = OptunaSearch(space=_space, metric="m", mode="max", study_name="search",
                             storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
     searcher.suggest("t1")
