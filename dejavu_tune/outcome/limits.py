@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dejavu_tune.outcome.numbers import parse_finite
+
 __all__ = ["Limit", "parse", "broken", "OptunaConstraints", "FORM"]
 
 FORM = "'METRIC <= NUMBER' or 'METRIC >= NUMBER', e.g. 'step_time_ratio <= 1.10'"
@@ -52,19 +54,11 @@ def parse(raw: Any) -> tuple[Limit, ...]:
     limits = []
     for i, entry in enumerate(raw):
         found = _PATTERN.fullmatch(entry) if isinstance(entry, str) else None
-        bound = _number(found.group(3)) if found else None
+        bound = parse_finite(found.group(3)) if found else None
         if bound is None:
             raise ValueError(f"[{i}] {entry!r} is not allowed: expected {FORM}")
         limits.append(Limit(found.group(1), found.group(2), bound))
     return tuple(limits)
-
-
-def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
 
 
 def broken(limits: Iterable[Limit], metrics: Mapping[str, Any]) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["interval", "num", "spread", "wilson"]
+__all__ = ["interval", "num", "parse_finite", "spread", "wilson"]
 
 
 def num(value: float | None, digits: int = 4, sign: bool = False, scale: float = 1.0,
@@ -19,6 +19,15 @@ def num(value: float | None, digits: int = 4, sign: bool = False, scale: float =
         return missing
     rounded = round(value * scale, digits) + 0.0  # + 0.0: -0.0 becomes 0.0
     return f"{rounded:+.{digits}f}" if sign else f"{rounded:.{digits}f}"
+
+
+def parse_finite(text: str) -> float | None:
+    """``text`` as a finite float; None when it is not a number, or is NaN or infinite."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def spread(mean: float, std: float | None, digits: int = 4, scale: float = 1.0,

@@ -9,13 +9,13 @@ A grid that has none is refused, before anything is drawn, with the params it ha
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dejavu_tune.outcome.numbers import parse_finite
 from dejavu_tune.outcome.units import unit_of
 from dejavu_tune.report.formats import Ablation, Cell, Row
 
@@ -31,21 +31,13 @@ class Trend:
     levels: list[tuple[str, Cell]]  # rows without the key (B.3's baseline): a level each
 
 
-def _number(value: str) -> float | None:
-    try:
-        x = float(value)
-    except ValueError:
-        return None
-    return x if math.isfinite(x) else None
-
-
 def _why_not(key: str, values: list[str]) -> str | None:
     """Why ``values`` of ``key`` cannot be an x axis; None when they can."""
-    distinct = sorted(set(values), key=lambda v: (_number(v) is None, _number(v) or 0.0, v))
+    distinct = sorted(set(values), key=lambda v: (parse_finite(v) is None, parse_finite(v) or 0.0, v))
     shown = ", ".join(distinct)
-    if any(_number(v) is None for v in distinct):
+    if any(parse_finite(v) is None for v in distinct):
         return f"{key} has non-numeric values ({shown})"
-    if len({_number(v) for v in distinct}) < _MIN_POINTS:
+    if len({parse_finite(v) for v in distinct}) < _MIN_POINTS:
         plural = "s" if len(distinct) != 1 else ""
         return f"{key} has {len(distinct)} distinct value{plural} ({shown})"
     return None
