@@ -153,15 +153,15 @@ def _failure(exc: Exception) -> tuple[str, str]:
 
 
 def _cost(trainer: Any, cfg: TrainConfig, batch: dict[str, Any] | None,
-          probe: bool) -> dict[str, float]:
+          measure: bool) -> dict[str, float]:
     """The step's cost next to the baseline's (``cost_probe.COST_METRICS``), once per
-    trial process, where the search reads it (``probe``: its extra steps are not free). A
+    trial process, where the search reads it (``measure``: its extra steps are not free). A
     trainer of one's own (``search.trainer``) may state its own with a ``cost_ratios()``
     method, always reported; without one its cost is not measured ({})."""
     stated = getattr(trainer, "cost_ratios", None)
     if stated is not None:
         return stated()
-    if not probe or not isinstance(trainer, Trainer):
+    if not measure or not isinstance(trainer, Trainer):
         return {}
     if batch is None:  # the CRM diagnostics' batch serves both when there is one
         batch = trainer.first_batch(cfg.optim.batch_size)
